@@ -1,0 +1,17 @@
+//! What every zstream filter repeats, kept in one small place so that each tool behaves the same at its edges:
+//! exit codes (`exit`), the main wrapper that prints one-line errors (`cli`), pipe set-up and full-buffer reads
+//! (`pipe`), progress on stderr (`progress`), byte sizes on the command line (`size`) and sidecar files written
+//! atomically (`atomic`).
+
+pub mod atomic;
+pub mod cli;
+pub mod exit;
+pub mod pipe;
+pub mod progress;
+pub mod size;
+
+pub use exit::{integrity, usage, Code, Coded};
+
+/// The buffer size every stage reads and writes with. 1 MiB matches the grown pipe size, so one read drains a full
+/// pipe and one write fills an empty one; smaller buffers cost measurably more syscalls (see docs/BENCHMARKS.md).
+pub const BUF_SIZE: usize = 1 << 20;

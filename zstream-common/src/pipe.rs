@@ -1,0 +1,95 @@
+//! Standard input and output as raw byte streams: large pipes, full-buffer reads, unbuffered writes, and the
+//! refusal to print binary data on a terminal.
+
+use anyhow::Context;
+use std::fs::File;
+use std::io::{self, IsTerminal, Read, Write};
+use std::mem::ManuallyDrop;
+use std::os::fd::{AsFd, FromRawFd};
+
+/// The pipe size we ask the kernel for: 1 MiB, the default `/proc/sys/fs/pipe-max-size`. With 64 KiB pipes every
+/// stage blocks sixteen times as often; measured ~20% slower for a read+write stage (shared/facts/perf-baselines.md).
+pub const PIPE_SIZE: usize = 1 << 20;
+
+/// Stdin as a `File` (unbuffered, no locking). Not closed on drop: fd 0 belongs to the process.
+pub fn stdin() -> ManuallyDrop<File> {
+    // SAFETY: fd 0 is open for the life of the process and ManuallyDrop keeps us from closing it.
+    ManuallyDrop::new(unsafe { File::from_raw_fd(0) })
+}
+
+/// Stdout as a `File`: `std::io::stdout()` is line-buffered, which scans every binary buffer for newlines.
+pub fn stdout() -> ManuallyDrop<File> {
+    // SAFETY: as for stdin.
+    ManuallyDrop::new(unsafe { File::from_raw_fd(1) })
+}
+
+/// Grows `fd` to `PIPE_SIZE` if it is a pipe. Anything else, or a kernel that says no, is left as it is: the size
+/// only changes speed, never correctness.
+pub fn grow(fd: impl AsFd) {
+    if is_pipe(&fd) {
+        let _ = rustix::pipe::fcntl_setpipe_size(&fd, PIPE_SIZE);
+    }
+}
+
+pub fn is_pipe(fd: &impl AsFd) -> bool {
+    rustix::fs::fstat(fd).map(|st| rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Fifo).unwrap_or(false)
+}
+
+/// The size of `fd` when it is a regular file (so progress can show an ETA), else None.
+pub fn known_size(fd: &impl AsFd) -> Option<u64> {
+    let st = rustix::fs::fstat(fd).ok()?;
+    (rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile).then_some(st.st_size as u64)
+}
+
+/// Prepares stdin and stdout of a filter that writes binary data: refuses a terminal on stdout (exit 2) and grows
+/// both pipes.
+pub fn setup_filter() -> anyhow::Result<()> {
+    if io::stdout().is_terminal() {
+        return Err(crate::usage(
+            "refusing to write binary data to a terminal; redirect stdout to a file or pipe it into the next stage",
+        ));
+    }
+    grow(io::stdin());
+    grow(io::stdout());
+    Ok(())
+}
+
+/// Reads until `buf` is full or the input ends; returns how many bytes it holds. Full buffers keep the number of
+/// syscalls down and give the next stage large writes.
+pub fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Writes all of `buf` to the stream's output, with an error that explains a closed pipe.
+pub fn write_out(w: &mut impl Write, buf: &[u8]) -> anyhow::Result<()> {
+    w.write_all(buf).map_err(out_error)
+}
+
+/// The error for a failed write to stdout. A closed pipe is a failure for a filter (the stream did not get
+/// through), so it is said plainly rather than hidden.
+pub fn out_error(e: io::Error) -> anyhow::Error {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        anyhow::Error::new(e).context("stdout was closed before the stream ended (did the next command in the pipe fail?)")
+    } else {
+        anyhow::Error::new(e).context("writing stdout")
+    }
+}
+
+/// The error for a failed read from stdin.
+pub fn in_error(e: io::Error) -> anyhow::Error {
+    anyhow::Error::new(e).context("reading stdin")
+}
+
+/// Opens a file for reading with its name in the error.
+pub fn open(path: &std::path::Path) -> anyhow::Result<File> {
+    File::open(path).with_context(|| format!("opening {}", path.display()))
+}

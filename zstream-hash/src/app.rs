@@ -1,0 +1,116 @@
+//! The command line of zstream-hash and what it does with it.
+
+use crate::{passthrough, sidecar, zfs};
+use anyhow::Context;
+use clap::Parser;
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+use zstream_common::progress::{Progress, ProgressArg};
+use zstream_common::{atomic, integrity, pipe, usage};
+
+const NAME: &str = "zstream-hash";
+
+const EXAMPLES: &str = "\
+Examples:
+  zfs send -i @mon pool/fs@tue | zstream-hash -o tue.sha256 --zfs | zstream-seal ... | zstream-ship put ...
+  zstream-ship get ... | zstream-seal -d ... | zstream-hash --check tue.sha256 | zfs receive pool2/fs
+  sha256sum -c tue.sha256 < saved-copy.zfs
+
+Exit codes: 0 ok, 1 I/O error, 2 usage error, 3 digest mismatch or damaged ZFS stream.";
+
+/// SHA-256 pass-through: copies stdin to stdout unchanged and reports the digest when the input ends.
+#[derive(Parser, Debug)]
+#[command(name = NAME, version, about, after_help = EXAMPLES)]
+pub struct Args {
+    /// After a clean end of input, write the digest in sha256sum format to FILE (default: to stderr).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// The file name written after the digest in the sha256sum line.
+    #[arg(long, default_value = "-")]
+    pub name: String,
+
+    /// Also write a JSON record (algorithm, sha256, bytes and, with --zfs, what the stream is) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// Compare with the expected digest at the end: a sha256sum-format file or 64 hex digits. Exit 3 on mismatch.
+    #[arg(long, value_name = "FILE_OR_HEX")]
+    pub check: Option<String>,
+
+    /// The input is a raw `zfs send` stream: report what it is, check its checksums and that it is complete.
+    #[arg(long)]
+    pub zfs: bool,
+
+    /// Do not print the digest line on stderr when there is no -o.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    #[command(flatten)]
+    pub progress: ProgressArg,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    // Everything that can be wrong with the arguments fails before a byte is read.
+    let expected = args.check.as_deref().map(expected_digest).transpose()?;
+    pipe::setup_filter()?;
+    let mut input = pipe::stdin();
+    let mut output = pipe::stdout();
+    let mut progress = Progress::new(NAME, args.progress.progress, pipe::known_size(&*input));
+
+    let mut hasher = Sha256::new();
+    let mut walker = args.zfs.then(zfs::Walker::new);
+    let mut noted = false;
+    let mut buf = vec![0u8; zstream_common::BUF_SIZE];
+    passthrough::run(&mut input, &mut output, &mut buf, |data| {
+        hasher.update(data);
+        if let Some(w) = walker.as_mut() {
+            w.feed(data).map_err(integrity)?;
+            if !noted {
+                if let Some(info) = w.info() {
+                    progress.note(info.summary());
+                    noted = true;
+                }
+            }
+        }
+        progress.add(data.len() as u64);
+        Ok(())
+    })?;
+    let bytes = progress.bytes();
+    let info = walker.map(|w| w.finish().map_err(integrity)).transpose()?;
+    progress.finish();
+    let digest: [u8; 32] = hasher.finalize().into();
+
+    if let Some(want) = expected {
+        if want != digest {
+            return Err(integrity(format!(
+                "digest mismatch: expected {}, got {} ({bytes} bytes)",
+                hex::encode(want),
+                hex::encode(digest)
+            )));
+        }
+    }
+    let line = sidecar::sha256sum_line(&digest, &args.name);
+    match &args.output {
+        Some(path) => atomic::write(path, line.as_bytes())?,
+        None if !args.quiet => eprint!("{line}"),
+        None => {}
+    }
+    if let Some(path) = &args.json {
+        atomic::write(path, sidecar::json(&digest, bytes, info.as_ref()).as_bytes())?;
+    }
+    Ok(())
+}
+
+/// `--check` takes a file (sha256sum format) or the digest itself. A file wins when both readings are possible.
+fn expected_digest(arg: &str) -> anyhow::Result<[u8; 32]> {
+    let path = std::path::Path::new(arg);
+    let text = if path.exists() {
+        std::fs::read_to_string(path).with_context(|| format!("reading --check file {arg}")).map_err(usage)?
+    } else if arg.len() == 64 && arg.bytes().all(|b| b.is_ascii_hexdigit()) {
+        arg.to_string()
+    } else {
+        return Err(usage(format!("--check {arg}: no such file, and not 64 hex digits")));
+    };
+    sidecar::parse_expected(&text).map_err(|e| usage(format!("--check {arg}: {e}")))
+}
