@@ -1,0 +1,160 @@
+//! Real ZFS for tests: kernel ZFS when the machine has it, else a zfs-fuse daemon started here (and stopped here:
+//! a daemon that was already running is used and left alone). Pools are file-backed, uniquely named, and destroyed
+//! by their guard even when the test fails.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// Runs a ZFS command and returns its stdout; panics with the command and its stderr on failure.
+#[track_caller]
+pub fn cmd(prog: &str, args: &[&str]) -> String {
+    let out = Command::new(prog).args(args).output().unwrap_or_else(|e| panic!("running {prog}: {e}"));
+    assert!(
+        out.status.success(),
+        "{prog} {} failed ({}): {}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn answers() -> bool {
+    Command::new("zpool").arg("list").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+/// ZFS for the life of this value.
+pub struct Zfs {
+    /// The zfs-fuse daemon we started; None when ZFS was already there.
+    daemon: Option<Child>,
+}
+
+impl Zfs {
+    /// ZFS, or a panic that says what is missing.
+    pub fn start() -> Zfs {
+        if answers() {
+            return Zfs { daemon: None };
+        }
+        let have_fuse = Command::new("sh").args(["-c", "command -v zfs-fuse"]).output().is_ok_and(|o| o.status.success());
+        assert!(
+            have_fuse,
+            "no ZFS here: neither kernel ZFS nor zfs-fuse answers. Install zfs-fuse (apt-get install zfs-fuse; \
+             scripts/test does it) and run as root with /dev/fuse"
+        );
+        assert!(Path::new("/dev/fuse").exists(), "zfs-fuse needs /dev/fuse, which this machine lacks");
+        let log = std::env::temp_dir().join(format!("zstream-zfs-fuse-{}.log", std::process::id()));
+        let logf = std::fs::File::create(&log).expect("creating the zfs-fuse log");
+        let child = Command::new("zfs-fuse")
+            .args(["--no-daemon", "--no-kstat-mount"])
+            .stdin(Stdio::null())
+            .stdout(logf.try_clone().expect("dup log"))
+            .stderr(logf)
+            .spawn()
+            .expect("starting zfs-fuse");
+        let z = Zfs { daemon: Some(child) };
+        let t = Instant::now();
+        while !answers() {
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "zfs-fuse did not answer within 20 s; its log {}:\n{}",
+                log.display(),
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        z
+    }
+
+    /// A new file-backed pool of `size_mib`, destroyed when dropped.
+    pub fn pool(&self, size_mib: u64) -> Pool {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!("zst{}x{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+        let dir = std::env::temp_dir().join(format!("zstream-pool-{name}"));
+        std::fs::create_dir_all(&dir).expect("pool dir");
+        let file = dir.join("vdev0");
+        std::fs::File::create(&file).and_then(|f| f.set_len(size_mib << 20)).expect("pool file");
+        let mnt = dir.join("mnt");
+        cmd("zpool", &["create", "-m", mnt.to_str().unwrap(), &name, file.to_str().unwrap()]);
+        Pool { name, dir, mnt }
+    }
+}
+
+impl Drop for Zfs {
+    fn drop(&mut self) {
+        let Some(mut child) = self.daemon.take() else { return };
+        // SIGTERM unmounts and exits in a few seconds; SIGKILL would leave stale FUSE mounts behind.
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(15) {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+pub struct Pool {
+    pub name: String,
+    pub dir: PathBuf,
+    pub mnt: PathBuf,
+}
+
+impl Pool {
+    /// `pool/rel`
+    pub fn ds(&self, rel: &str) -> String {
+        format!("{}/{rel}", self.name)
+    }
+
+    /// Where a dataset of this pool is mounted (the default mountpoint below the pool's).
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.mnt.join(rel)
+    }
+
+    pub fn guid(&self, snap: &str) -> u64 {
+        cmd("zfs", &["get", "-H", "-p", "-o", "value", "guid", snap]).trim().parse().expect("a numeric guid")
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // Right after a receive zfs-fuse may still call the pool busy for a moment.
+        for _ in 0..20 {
+            let ok = Command::new("zpool").args(["destroy", "-f", &self.name]).stderr(Stdio::null()).status();
+            if ok.is_ok_and(|s| s.success()) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Writes a tree of files with generated contents below `root`: a few sizes, a subdirectory, an empty file.
+pub fn fill_tree(root: &Path, seed: u64) {
+    use crate::data::Gen;
+    std::fs::create_dir_all(root.join("sub/deeper")).expect("mkdir");
+    let sizes = [0usize, 1, 4095, 4096, 131073, 1 << 20, 3 << 20];
+    for (i, size) in sizes.iter().enumerate() {
+        std::fs::write(root.join(format!("f{i}")), Gen::bytes(seed + i as u64, *size)).expect("write");
+    }
+    std::fs::write(root.join("sub/deeper/note.txt"), format!("seed {seed}\n")).expect("write");
+}
+
+/// Asserts that two trees hold the same files with the same contents.
+#[track_caller]
+pub fn assert_same_tree(a: &Path, b: &Path) {
+    let r = Command::new("diff").args(["-r", "--no-dereference"]).arg(a).arg(b).output().expect("running diff");
+    assert!(
+        r.status.success(),
+        "{} and {} differ:\n{}{}",
+        a.display(),
+        b.display(),
+        String::from_utf8_lossy(&r.stdout),
+        String::from_utf8_lossy(&r.stderr)
+    );
+}

@@ -1,0 +1,225 @@
+//! The built zstream-hash binary: pass-through identity, digests equal to sha256sum's, --check, ZFS validation,
+//! and the failure modes every filter shares (closed stdout, full disk, bad arguments).
+
+use sha2::{Digest, Sha256};
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use zstream_tests::data::Gen;
+use zstream_tests::proc::{run, Run};
+
+const BIN: &str = env!("CARGO_BIN_EXE_zstream-hash");
+const BUF: usize = 1 << 20;
+
+fn hash(args: &[&str], input: &[u8]) -> Run {
+    run(Path::new(BIN), args, input)
+}
+
+fn sha256sum_of(data: &[u8]) -> String {
+    // The real sha256sum, not our own hasher, is the reference.
+    let mut child = Command::new("sha256sum").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("sha256sum");
+    let mut stdin = child.stdin.take().unwrap();
+    let out = std::thread::scope(|s| {
+        s.spawn(move || stdin.write_all(data).unwrap());
+        child.wait_with_output().unwrap()
+    });
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("zstream-hash-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d.join(name)
+}
+
+#[test]
+fn passes_through_and_digests_like_sha256sum_at_boundaries() {
+    let sizes = [0, 1, 311, 312, 313, 65535, 65536, 65537, BUF - 1, BUF, BUF + 1, 2 * BUF + 1];
+    for size in sizes {
+        let data = Gen::bytes(size as u64, size);
+        let r = hash(&[], &data);
+        r.expect_code(0);
+        assert!(r.stdout() == data.as_slice(), "output differs from input at size {size}");
+        // Without -o the bare sha256sum line (and nothing else) goes to stderr, so `2>file` is a checkable file.
+        assert_eq!(r.stderr(), sha256sum_of(&data), "size {size}");
+    }
+}
+
+#[test]
+fn file_to_file_takes_the_plain_path() {
+    // stdin and stdout as regular files: no tee(2), the read+write path.
+    let data = Gen::bytes(7, 3 * BUF + 5);
+    let (inp, outp, dig) = (tmp("in.bin"), tmp("out.bin"), tmp("in.sha256"));
+    std::fs::write(&inp, &data).unwrap();
+    let st = Command::new(BIN)
+        .args(["-o", dig.to_str().unwrap(), "--name", "in.bin"])
+        .stdin(std::fs::File::open(&inp).unwrap())
+        .stdout(std::fs::File::create(&outp).unwrap())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(std::fs::read(&outp).unwrap() == data);
+    // The sidecar verifies the saved copy with the real sha256sum.
+    let check = Command::new("sha256sum").arg("-c").arg(&dig).current_dir(inp.parent().unwrap()).output().unwrap();
+    assert!(check.status.success(), "sha256sum -c: {}", String::from_utf8_lossy(&check.stdout));
+}
+
+#[test]
+fn three_gib_streamed_never_held() {
+    // Generated on the fly in 1 MiB pieces, compared on the fly: the test holds a few MiB whatever the size.
+    const TOTAL: u64 = 3 << 30;
+    let dig = tmp("big.sha256");
+    let mut child = Command::new(BIN)
+        .args(["-o", dig.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let mut g = Gen::new(3);
+        let mut buf = vec![0u8; BUF];
+        let mut h = Sha256::new();
+        for _ in 0..TOTAL / BUF as u64 {
+            g.fill(&mut buf);
+            h.update(&buf);
+            stdin.write_all(&buf).unwrap();
+        }
+        hex::encode(h.finalize())
+    });
+    let mut g = Gen::new(3);
+    let (mut want, mut got) = (vec![0u8; BUF], vec![0u8; BUF]);
+    for i in 0..TOTAL / BUF as u64 {
+        g.fill(&mut want);
+        stdout.read_exact(&mut got).unwrap();
+        assert!(want == got, "output differs in MiB {i}");
+    }
+    assert_eq!(stdout.read(&mut got).unwrap(), 0, "more output than input");
+    let sent = writer.join().unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(std::fs::read_to_string(&dig).unwrap(), format!("{sent}  -\n"));
+}
+
+#[test]
+fn check_matches_and_mismatches() {
+    let data = Gen::bytes(11, 100_000);
+    let good = hex::encode(Sha256::digest(&data));
+    hash(&["--check", &good, "-q"], &data).expect_code(0);
+    let file = tmp("good.sha256");
+    std::fs::write(&file, format!("{good}  backup.zfs\n")).unwrap();
+    hash(&["--check", file.to_str().unwrap(), "-q"], &data).expect_code(0);
+
+    let mut bad = data.clone();
+    bad[50_000] ^= 1;
+    let r = hash(&["--check", &good, "-q"], &bad);
+    r.expect_code(3).expect_clean_stderr("zstream-hash");
+    let actual = hex::encode(Sha256::digest(&bad));
+    assert!(r.stderr().contains(&good) && r.stderr().contains(&actual), "both digests named: {}", r.describe());
+    assert_eq!(r.stderr().lines().count(), 1);
+}
+
+#[test]
+fn bad_arguments_exit_2() {
+    for args in [&["--bogus"][..], &["--check", "not-a-digest"], &["--progress=sometimes"], &["extra-arg"]] {
+        hash(args, b"").expect_code(2).expect_clean_stderr("zstream-hash");
+    }
+}
+
+#[test]
+fn closed_stdout_exits_1_without_panic() {
+    // The reader of our stdout goes away at once; we keep writing into a broken pipe.
+    for tee_path in [true, false] {
+        let mut child = Command::new(BIN)
+            .arg("-q")
+            .stdin(if tee_path { Stdio::piped() } else { Stdio::from(std::fs::File::open("/dev/zero").unwrap()) })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let stdin = child.stdin.take();
+        let feeder = std::thread::spawn(move || {
+            if let Some(mut s) = stdin {
+                let buf = vec![0u8; BUF];
+                while s.write_all(&buf).is_ok() {}
+            }
+        });
+        let out = child.wait_with_output().unwrap();
+        feeder.join().unwrap();
+        let r = Run { cmd: format!("zstream-hash (tee path: {tee_path}) | closed"), out };
+        r.expect_code(1).expect_clean_stderr("zstream-hash");
+        assert!(r.stderr().contains("stdout was closed"), "{}", r.describe());
+    }
+}
+
+#[test]
+fn full_disk_exits_1_and_writes_no_sidecar() {
+    let dig = tmp("full-disk.sha256");
+    let _ = std::fs::remove_file(&dig);
+    let out = Command::new(BIN)
+        .args(["-o", dig.to_str().unwrap()])
+        .stdin(Stdio::from(std::fs::File::open("/dev/zero").unwrap()))
+        .stdout(Stdio::from(std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap()))
+        .output()
+        .unwrap();
+    let r = Run { cmd: "zstream-hash < /dev/zero > /dev/full".into(), out };
+    r.expect_code(1).expect_clean_stderr("zstream-hash");
+    assert!(!dig.exists(), "a digest was written for a failed run");
+}
+
+#[test]
+fn zfs_streams_are_reported_and_damage_exits_3() {
+    let full = include_bytes!("data/full.zfs");
+    let json = tmp("full.json");
+    let dig = tmp("full-zfs.sha256");
+    let r = hash(&["--zfs", "--json", json.to_str().unwrap(), "-o", dig.to_str().unwrap()], full);
+    r.expect_code(0);
+    assert!(r.stdout() == full.as_slice());
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(v["algorithm"], "sha256");
+    assert_eq!(v["sha256"], hex::encode(Sha256::digest(full)));
+    assert_eq!(v["bytes"], full.len() as u64);
+    assert_eq!(v["toname"], "tp1/fs@s1");
+    assert_eq!(v["fromguid"], "0");
+    assert_eq!(v["compound"], false);
+
+    // Damage: nothing written to -o or --json, exit 3, one line that says which.
+    let _ = std::fs::remove_file(&json);
+    let _ = std::fs::remove_file(&dig);
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("cut", full[..full.len() / 2].to_vec(), "cut short"),
+        ("no END", full[..full.len() - 312].to_vec(), "lacks its END"),
+        ("flipped", { let mut d = full.to_vec(); d[5000] ^= 0x10; d }, ""),
+        ("text", b"this is not a zfs stream, just some words in a pipe".to_vec(), "not a ZFS send stream"),
+        ("empty", Vec::new(), "empty input"),
+    ];
+    for (what, data, says) in cases {
+        let r = hash(&["--zfs", "--json", json.to_str().unwrap(), "-o", dig.to_str().unwrap()], &data);
+        r.expect_code(3).expect_clean_stderr("zstream-hash");
+        assert!(r.stderr().contains(says), "{what}: {}", r.describe());
+        assert!(!json.exists() && !dig.exists(), "{what}: a sidecar was written for a damaged stream");
+    }
+}
+
+#[test]
+fn zfs_walker_keeps_its_place_across_many_reads() {
+    // A 40 MiB valid stream in many pieces through the binary: the walker holds state across pipe reads.
+    let mut s = zstream_tests_synth();
+    let r = hash(&["--zfs", "-q"], &s);
+    r.expect_code(0);
+    assert!(r.stdout() == s.as_slice());
+    let n = s.len();
+    s[n - 400] ^= 1;
+    hash(&["--zfs", "-q"], &s).expect_code(3);
+}
+
+/// A valid stream of 128 KiB WRITE records built by the library's own example generator.
+fn zstream_tests_synth() -> Vec<u8> {
+    let out = Command::new(env!("CARGO"))
+        .args(["run", "--quiet", "-p", "zstream-hash", "--features", "synth", "--example", "synth-stream", "40"])
+        .output()
+        .expect("cargo run --example synth-stream");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
