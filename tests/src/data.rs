@@ -8,7 +8,9 @@ pub struct Gen {
 
 impl Gen {
     pub fn new(seed: u64) -> Self {
-        Gen { x: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1 }
+        Gen {
+            x: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+        }
     }
 
     pub fn next_u64(&mut self) -> u64 {

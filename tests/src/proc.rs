@@ -32,9 +32,17 @@ impl Run {
     #[track_caller]
     pub fn expect_clean_stderr(&self, prog: &str) -> &Self {
         let err = self.stderr();
-        assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "a panic: {}", self.describe());
+        assert!(
+            !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+            "a panic: {}",
+            self.describe()
+        );
         for line in err.lines() {
-            assert!(line.starts_with(&format!("{prog}: ")), "stderr line not prefixed with '{prog}: ': {}", self.describe());
+            assert!(
+                line.starts_with(&format!("{prog}: ")),
+                "stderr line not prefixed with '{prog}: ': {}",
+                self.describe()
+            );
         }
         self
     }
@@ -68,11 +76,20 @@ pub fn run(bin: &Path, args: &[&str], input: &[u8]) -> Run {
         });
         child.wait_with_output().expect("waiting for the child")
     });
-    Run { cmd: format!("{} {}", bin.display(), args.join(" ")), out }
+    Run {
+        cmd: format!("{} {}", bin.display(), args.join(" ")),
+        out,
+    }
 }
 
 /// Runs a command line through `bash -o pipefail -c`, for pipes between real tools.
 pub fn sh(script: &str) -> Run {
-    let out = Command::new("bash").args(["-o", "pipefail", "-euc", script]).output().expect("running bash");
-    Run { cmd: script.to_string(), out }
+    let out = Command::new("bash")
+        .args(["-o", "pipefail", "-euc", script])
+        .output()
+        .expect("running bash");
+    Run {
+        cmd: script.to_string(),
+        out,
+    }
 }

@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 /// Runs a ZFS command and returns its stdout; panics with the command and its stderr on failure.
 #[track_caller]
 pub fn cmd(prog: &str, args: &[&str]) -> String {
-    let out = Command::new(prog).args(args).output().unwrap_or_else(|e| panic!("running {prog}: {e}"));
+    let out = Command::new(prog)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {prog}: {e}"));
     assert!(
         out.status.success(),
         "{prog} {} failed ({}): {}",
@@ -22,13 +25,18 @@ pub fn cmd(prog: &str, args: &[&str]) -> String {
 }
 
 fn answers() -> bool {
-    Command::new("zpool").arg("list").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    Command::new("zpool")
+        .arg("list")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// ZFS for the life of this value.
 pub struct Zfs {
-    /// The zfs-fuse daemon we started; None when ZFS was already there.
-    daemon: Option<Child>,
+    /// The zfs-fuse daemon we started and its log; None when ZFS was already there.
+    daemon: Option<(Child, PathBuf)>,
 }
 
 impl Zfs {
@@ -37,13 +45,19 @@ impl Zfs {
         if answers() {
             return Zfs { daemon: None };
         }
-        let have_fuse = Command::new("sh").args(["-c", "command -v zfs-fuse"]).output().is_ok_and(|o| o.status.success());
+        let have_fuse = Command::new("sh")
+            .args(["-c", "command -v zfs-fuse"])
+            .output()
+            .is_ok_and(|o| o.status.success());
         assert!(
             have_fuse,
             "no ZFS here: neither kernel ZFS nor zfs-fuse answers. Install zfs-fuse (apt-get install zfs-fuse; \
              scripts/test does it) and run as root with /dev/fuse"
         );
-        assert!(Path::new("/dev/fuse").exists(), "zfs-fuse needs /dev/fuse, which this machine lacks");
+        assert!(
+            Path::new("/dev/fuse").exists(),
+            "zfs-fuse needs /dev/fuse, which this machine lacks"
+        );
         let log = std::env::temp_dir().join(format!("zstream-zfs-fuse-{}.log", std::process::id()));
         let logf = std::fs::File::create(&log).expect("creating the zfs-fuse log");
         let child = Command::new("zfs-fuse")
@@ -53,7 +67,9 @@ impl Zfs {
             .stderr(logf)
             .spawn()
             .expect("starting zfs-fuse");
-        let z = Zfs { daemon: Some(child) };
+        let z = Zfs {
+            daemon: Some((child, log.clone())),
+        };
         let t = Instant::now();
         while !answers() {
             assert!(
@@ -70,25 +86,45 @@ impl Zfs {
     /// A new file-backed pool of `size_mib`, destroyed when dropped.
     pub fn pool(&self, size_mib: u64) -> Pool {
         static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!("zst{}x{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+        let name = format!(
+            "zst{}x{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
         let dir = std::env::temp_dir().join(format!("zstream-pool-{name}"));
         std::fs::create_dir_all(&dir).expect("pool dir");
         let file = dir.join("vdev0");
-        std::fs::File::create(&file).and_then(|f| f.set_len(size_mib << 20)).expect("pool file");
+        std::fs::File::create(&file)
+            .and_then(|f| f.set_len(size_mib << 20))
+            .expect("pool file");
         let mnt = dir.join("mnt");
-        cmd("zpool", &["create", "-m", mnt.to_str().unwrap(), &name, file.to_str().unwrap()]);
+        cmd(
+            "zpool",
+            &[
+                "create",
+                "-m",
+                mnt.to_str().unwrap(),
+                &name,
+                file.to_str().unwrap(),
+            ],
+        );
         Pool { name, dir, mnt }
     }
 }
 
 impl Drop for Zfs {
     fn drop(&mut self) {
-        let Some(mut child) = self.daemon.take() else { return };
+        let Some((mut child, log)) = self.daemon.take() else {
+            return;
+        };
         // SIGTERM unmounts and exits in a few seconds; SIGKILL would leave stale FUSE mounts behind.
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
         let t = Instant::now();
         while t.elapsed() < Duration::from_secs(15) {
             if let Ok(Some(_)) = child.try_wait() {
+                let _ = std::fs::remove_file(&log);
                 return;
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -116,7 +152,10 @@ impl Pool {
     }
 
     pub fn guid(&self, snap: &str) -> u64 {
-        cmd("zfs", &["get", "-H", "-p", "-o", "value", "guid", snap]).trim().parse().expect("a numeric guid")
+        cmd("zfs", &["get", "-H", "-p", "-o", "value", "guid", snap])
+            .trim()
+            .parse()
+            .expect("a numeric guid")
     }
 }
 
@@ -124,7 +163,10 @@ impl Drop for Pool {
     fn drop(&mut self) {
         // Right after a receive zfs-fuse may still call the pool busy for a moment.
         for _ in 0..20 {
-            let ok = Command::new("zpool").args(["destroy", "-f", &self.name]).stderr(Stdio::null()).status();
+            let ok = Command::new("zpool")
+                .args(["destroy", "-f", &self.name])
+                .stderr(Stdio::null())
+                .status();
             if ok.is_ok_and(|s| s.success()) {
                 break;
             }
@@ -140,7 +182,11 @@ pub fn fill_tree(root: &Path, seed: u64) {
     std::fs::create_dir_all(root.join("sub/deeper")).expect("mkdir");
     let sizes = [0usize, 1, 4095, 4096, 131073, 1 << 20, 3 << 20];
     for (i, size) in sizes.iter().enumerate() {
-        std::fs::write(root.join(format!("f{i}")), Gen::bytes(seed + i as u64, *size)).expect("write");
+        std::fs::write(
+            root.join(format!("f{i}")),
+            Gen::bytes(seed + i as u64, *size),
+        )
+        .expect("write");
     }
     std::fs::write(root.join("sub/deeper/note.txt"), format!("seed {seed}\n")).expect("write");
 }
@@ -148,7 +194,12 @@ pub fn fill_tree(root: &Path, seed: u64) {
 /// Asserts that two trees hold the same files with the same contents.
 #[track_caller]
 pub fn assert_same_tree(a: &Path, b: &Path) {
-    let r = Command::new("diff").args(["-r", "--no-dereference"]).arg(a).arg(b).output().expect("running diff");
+    let r = Command::new("diff")
+        .args(["-r", "--no-dereference"])
+        .arg(a)
+        .arg(b)
+        .output()
+        .expect("running diff");
     assert!(
         r.status.success(),
         "{} and {} differ:\n{}{}",

@@ -24,9 +24,17 @@ pub fn main<P: Parser>(name: &'static str, run: impl FnOnce(P) -> anyhow::Result
 fn exit_on_clap_error(name: &str, e: clap::Error) -> ! {
     use clap::error::ErrorKind;
     match e.kind() {
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             let _ = e.print();
-            std::process::exit(if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand { 2 } else { 0 })
+            std::process::exit(
+                if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                    2
+                } else {
+                    0
+                },
+            )
         }
         _ => {
             // clap renders "error: <what>\n\nUsage: ...\n\nFor more information, try '--help'."; keep the first line.
@@ -48,8 +56,14 @@ fn install_panic_hook(name: &'static str) {
             .map(|s| s.to_string())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown".into());
-        let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
-        let _ = writeln!(std::io::stderr(), "{name}: internal error (a bug, please report it): {msg}{at}");
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let _ = writeln!(
+            std::io::stderr(),
+            "{name}: internal error (a bug, please report it): {msg}{at}"
+        );
         std::process::exit(Code::Runtime.as_i32());
     }));
 }

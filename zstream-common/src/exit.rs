@@ -33,7 +33,10 @@ pub struct Coded {
 
 impl Coded {
     pub fn new(code: Code, inner: impl Into<anyhow::Error>) -> Self {
-        Coded { code, inner: inner.into() }
+        Coded {
+            code,
+            inner: inner.into(),
+        }
     }
 }
 
@@ -62,7 +65,9 @@ pub fn usage(msg: impl fmt::Display) -> anyhow::Error {
 
 /// The exit code an error ends the process with: the outermost `Coded` in its chain, else a runtime error.
 pub fn code_of(err: &anyhow::Error) -> Code {
-    err.chain().find_map(|e| e.downcast_ref::<Coded>()).map_or(Code::Runtime, |c| c.code)
+    err.chain()
+        .find_map(|e| e.downcast_ref::<Coded>())
+        .map_or(Code::Runtime, |c| c.code)
 }
 
 #[cfg(test)]

@@ -32,13 +32,16 @@ pub fn grow(fd: impl AsFd) {
 }
 
 pub fn is_pipe(fd: &impl AsFd) -> bool {
-    rustix::fs::fstat(fd).map(|st| rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Fifo).unwrap_or(false)
+    rustix::fs::fstat(fd)
+        .map(|st| rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Fifo)
+        .unwrap_or(false)
 }
 
 /// The size of `fd` when it is a regular file (so progress can show an ETA), else None.
 pub fn known_size(fd: &impl AsFd) -> Option<u64> {
     let st = rustix::fs::fstat(fd).ok()?;
-    (rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile).then_some(st.st_size as u64)
+    (rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile)
+        .then_some(st.st_size as u64)
 }
 
 /// Prepares stdin and stdout of a filter that writes binary data: refuses a terminal on stdout (exit 2) and grows
@@ -78,7 +81,9 @@ pub fn write_out(w: &mut impl Write, buf: &[u8]) -> anyhow::Result<()> {
 /// through), so it is said plainly rather than hidden.
 pub fn out_error(e: io::Error) -> anyhow::Error {
     if e.kind() == io::ErrorKind::BrokenPipe {
-        anyhow::Error::new(e).context("stdout was closed before the stream ended (did the next command in the pipe fail?)")
+        anyhow::Error::new(e).context(
+            "stdout was closed before the stream ended (did the next command in the pipe fail?)",
+        )
     } else {
         anyhow::Error::new(e).context("writing stdout")
     }

@@ -45,7 +45,16 @@ impl Progress {
             When::Never => false,
         };
         let now = Instant::now();
-        Progress { name, on, tty, start: now, last: now, bytes: 0, total, note: String::new() }
+        Progress {
+            name,
+            on,
+            tty,
+            start: now,
+            last: now,
+            bytes: 0,
+            total,
+            note: String::new(),
+        }
     }
 
     /// A short fact shown after the numbers, e.g. what a ZFS stream header said.
@@ -79,7 +88,11 @@ impl Progress {
 
     fn print(&self, last: bool) {
         let secs = self.start.elapsed().as_secs_f64();
-        let rate = if secs > 0.0 { self.bytes as f64 / secs } else { 0.0 };
+        let rate = if secs > 0.0 {
+            self.bytes as f64 / secs
+        } else {
+            0.0
+        };
         let mut line = format!(
             "{}: {} {}/s {}",
             self.name,
@@ -89,7 +102,11 @@ impl Progress {
         );
         if let Some(total) = self.total.filter(|&t| t > 0 && !last) {
             let pct = 100.0 * self.bytes as f64 / total as f64;
-            let eta = if rate > 0.0 { total.saturating_sub(self.bytes) as f64 / rate } else { 0.0 };
+            let eta = if rate > 0.0 {
+                total.saturating_sub(self.bytes) as f64 / rate
+            } else {
+                0.0
+            };
             line += &format!(" {pct:.0}% ETA {}", clock(eta));
         }
         if !self.note.is_empty() {

@@ -7,7 +7,9 @@ pub fn parse(s: &str) -> Result<u64, String> {
     if let Ok(n) = t.parse::<u64>() {
         return Ok(n);
     }
-    t.parse::<bytesize::ByteSize>().map(|b| b.as_u64()).map_err(|_| format!("'{s}' is not a size (examples: 1048576, 1MiB, 64KiB, 2GB)"))
+    t.parse::<bytesize::ByteSize>()
+        .map(|b| b.as_u64())
+        .map_err(|_| format!("'{s}' is not a size (examples: 1048576, 1MiB, 64KiB, 2GB)"))
 }
 
 #[cfg(test)]

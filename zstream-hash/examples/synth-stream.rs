@@ -6,7 +6,10 @@ use zstream_hash::zfs::fletcher::Order;
 use zstream_hash::zfs::synth::Synth;
 
 fn main() -> std::io::Result<()> {
-    let mib: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1024);
+    let mib: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1024);
     let mut out = std::io::stdout().lock();
     let mut s = Synth::new(Order::Little, true);
     s.begin(1, 42, 0, "bench/fs@snap", &[]);

@@ -97,7 +97,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => {}
     }
     if let Some(path) = &args.json {
-        atomic::write(path, sidecar::json(&digest, bytes, info.as_ref()).as_bytes())?;
+        atomic::write(
+            path,
+            sidecar::json(&digest, bytes, info.as_ref()).as_bytes(),
+        )?;
     }
     Ok(())
 }
@@ -106,11 +109,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 fn expected_digest(arg: &str) -> anyhow::Result<[u8; 32]> {
     let path = std::path::Path::new(arg);
     let text = if path.exists() {
-        std::fs::read_to_string(path).with_context(|| format!("reading --check file {arg}")).map_err(usage)?
+        std::fs::read_to_string(path)
+            .with_context(|| format!("reading --check file {arg}"))
+            .map_err(usage)?
     } else if arg.len() == 64 && arg.bytes().all(|b| b.is_ascii_hexdigit()) {
         arg.to_string()
     } else {
-        return Err(usage(format!("--check {arg}: no such file, and not 64 hex digits")));
+        return Err(usage(format!(
+            "--check {arg}: no such file, and not 64 hex digits"
+        )));
     };
     sidecar::parse_expected(&text).map_err(|e| usage(format!("--check {arg}: {e}")))
 }

@@ -31,7 +31,12 @@ fn run_tee(
 ) -> anyhow::Result<u64> {
     let mut total = 0u64;
     loop {
-        let n = match rustix::pipe::tee(&*input, &*output, buf.len(), rustix::pipe::SpliceFlags::empty()) {
+        let n = match rustix::pipe::tee(
+            &*input,
+            &*output,
+            buf.len(),
+            rustix::pipe::SpliceFlags::empty(),
+        ) {
             Ok(0) => return Ok(total),
             Ok(n) => n,
             Err(rustix::io::Errno::INTR) => continue,

@@ -18,7 +18,12 @@ pub struct Record<'a> {
 }
 
 pub fn json(digest: &[u8; 32], bytes: u64, zfs: Option<&StreamInfo>) -> String {
-    let rec = Record { algorithm: "sha256", sha256: hex::encode(digest), bytes, zfs };
+    let rec = Record {
+        algorithm: "sha256",
+        sha256: hex::encode(digest),
+        bytes,
+        zfs,
+    };
     serde_json::to_string(&rec).expect("a record of strings and numbers always serialises") + "\n"
 }
 
@@ -62,15 +67,24 @@ mod tests {
         let want = parse_expected(EMPTY).unwrap();
         assert_eq!(hex::encode(want), EMPTY);
         assert_eq!(parse_expected(&format!("{EMPTY}  -\n")).unwrap(), want);
-        assert_eq!(parse_expected(&format!("{EMPTY} *file.zfs\n")).unwrap(), want);
-        assert_eq!(parse_expected(&format!("{}\n", EMPTY.to_uppercase())).unwrap(), want);
+        assert_eq!(
+            parse_expected(&format!("{EMPTY} *file.zfs\n")).unwrap(),
+            want
+        );
+        assert_eq!(
+            parse_expected(&format!("{}\n", EMPTY.to_uppercase())).unwrap(),
+            want
+        );
     }
 
     #[test]
     fn rejects_junk_and_many() {
         assert_eq!(parse_expected("hello"), Err(ParseError::NoDigest));
         assert_eq!(parse_expected(&EMPTY[..63]), Err(ParseError::NoDigest));
-        assert_eq!(parse_expected(&format!("{EMPTY}  a\n{EMPTY}  b\n")), Err(ParseError::Several(2)));
+        assert_eq!(
+            parse_expected(&format!("{EMPTY}  a\n{EMPTY}  b\n")),
+            Err(ParseError::Several(2))
+        );
     }
 
     #[test]

@@ -17,7 +17,11 @@ fn hash(args: &[&str], input: &[u8]) -> Run {
 
 fn sha256sum_of(data: &[u8]) -> String {
     // The real sha256sum, not our own hasher, is the reference.
-    let mut child = Command::new("sha256sum").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("sha256sum");
+    let mut child = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("sha256sum");
     let mut stdin = child.stdin.take().unwrap();
     let out = std::thread::scope(|s| {
         s.spawn(move || stdin.write_all(data).unwrap());
@@ -34,12 +38,28 @@ fn tmp(name: &str) -> std::path::PathBuf {
 
 #[test]
 fn passes_through_and_digests_like_sha256sum_at_boundaries() {
-    let sizes = [0, 1, 311, 312, 313, 65535, 65536, 65537, BUF - 1, BUF, BUF + 1, 2 * BUF + 1];
+    let sizes = [
+        0,
+        1,
+        311,
+        312,
+        313,
+        65535,
+        65536,
+        65537,
+        BUF - 1,
+        BUF,
+        BUF + 1,
+        2 * BUF + 1,
+    ];
     for size in sizes {
         let data = Gen::bytes(size as u64, size);
         let r = hash(&[], &data);
         r.expect_code(0);
-        assert!(r.stdout() == data.as_slice(), "output differs from input at size {size}");
+        assert!(
+            r.stdout() == data.as_slice(),
+            "output differs from input at size {size}"
+        );
         // Without -o the bare sha256sum line (and nothing else) goes to stderr, so `2>file` is a checkable file.
         assert_eq!(r.stderr(), sha256sum_of(&data), "size {size}");
     }
@@ -60,8 +80,17 @@ fn file_to_file_takes_the_plain_path() {
     assert!(st.success());
     assert!(std::fs::read(&outp).unwrap() == data);
     // The sidecar verifies the saved copy with the real sha256sum.
-    let check = Command::new("sha256sum").arg("-c").arg(&dig).current_dir(inp.parent().unwrap()).output().unwrap();
-    assert!(check.status.success(), "sha256sum -c: {}", String::from_utf8_lossy(&check.stdout));
+    let check = Command::new("sha256sum")
+        .arg("-c")
+        .arg(&dig)
+        .current_dir(inp.parent().unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "sha256sum -c: {}",
+        String::from_utf8_lossy(&check.stdout)
+    );
 }
 
 #[test]
@@ -98,7 +127,10 @@ fn three_gib_streamed_never_held() {
     assert_eq!(stdout.read(&mut got).unwrap(), 0, "more output than input");
     let sent = writer.join().unwrap();
     assert!(child.wait().unwrap().success());
-    assert_eq!(std::fs::read_to_string(&dig).unwrap(), format!("{sent}  -\n"));
+    assert_eq!(
+        std::fs::read_to_string(&dig).unwrap(),
+        format!("{sent}  -\n")
+    );
 }
 
 #[test]
@@ -115,14 +147,25 @@ fn check_matches_and_mismatches() {
     let r = hash(&["--check", &good, "-q"], &bad);
     r.expect_code(3).expect_clean_stderr("zstream-hash");
     let actual = hex::encode(Sha256::digest(&bad));
-    assert!(r.stderr().contains(&good) && r.stderr().contains(&actual), "both digests named: {}", r.describe());
+    assert!(
+        r.stderr().contains(&good) && r.stderr().contains(&actual),
+        "both digests named: {}",
+        r.describe()
+    );
     assert_eq!(r.stderr().lines().count(), 1);
 }
 
 #[test]
 fn bad_arguments_exit_2() {
-    for args in [&["--bogus"][..], &["--check", "not-a-digest"], &["--progress=sometimes"], &["extra-arg"]] {
-        hash(args, b"").expect_code(2).expect_clean_stderr("zstream-hash");
+    for args in [
+        &["--bogus"][..],
+        &["--check", "not-a-digest"],
+        &["--progress=sometimes"],
+        &["extra-arg"],
+    ] {
+        hash(args, b"")
+            .expect_code(2)
+            .expect_clean_stderr("zstream-hash");
     }
 }
 
@@ -132,7 +175,11 @@ fn closed_stdout_exits_1_without_panic() {
     for tee_path in [true, false] {
         let mut child = Command::new(BIN)
             .arg("-q")
-            .stdin(if tee_path { Stdio::piped() } else { Stdio::from(std::fs::File::open("/dev/zero").unwrap()) })
+            .stdin(if tee_path {
+                Stdio::piped()
+            } else {
+                Stdio::from(std::fs::File::open("/dev/zero").unwrap())
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -147,7 +194,10 @@ fn closed_stdout_exits_1_without_panic() {
         });
         let out = child.wait_with_output().unwrap();
         feeder.join().unwrap();
-        let r = Run { cmd: format!("zstream-hash (tee path: {tee_path}) | closed"), out };
+        let r = Run {
+            cmd: format!("zstream-hash (tee path: {tee_path}) | closed"),
+            out,
+        };
         r.expect_code(1).expect_clean_stderr("zstream-hash");
         assert!(r.stderr().contains("stdout was closed"), "{}", r.describe());
     }
@@ -160,10 +210,18 @@ fn full_disk_exits_1_and_writes_no_sidecar() {
     let out = Command::new(BIN)
         .args(["-o", dig.to_str().unwrap()])
         .stdin(Stdio::from(std::fs::File::open("/dev/zero").unwrap()))
-        .stdout(Stdio::from(std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap()))
+        .stdout(Stdio::from(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .unwrap(),
+        ))
         .output()
         .unwrap();
-    let r = Run { cmd: "zstream-hash < /dev/zero > /dev/full".into(), out };
+    let r = Run {
+        cmd: "zstream-hash < /dev/zero > /dev/full".into(),
+        out,
+    };
     r.expect_code(1).expect_clean_stderr("zstream-hash");
     assert!(!dig.exists(), "a digest was written for a failed run");
 }
@@ -173,7 +231,16 @@ fn zfs_streams_are_reported_and_damage_exits_3() {
     let full = include_bytes!("data/full.zfs");
     let json = tmp("full.json");
     let dig = tmp("full-zfs.sha256");
-    let r = hash(&["--zfs", "--json", json.to_str().unwrap(), "-o", dig.to_str().unwrap()], full);
+    let r = hash(
+        &[
+            "--zfs",
+            "--json",
+            json.to_str().unwrap(),
+            "-o",
+            dig.to_str().unwrap(),
+        ],
+        full,
+    );
     r.expect_code(0);
     assert!(r.stdout() == full.as_slice());
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
@@ -190,15 +257,39 @@ fn zfs_streams_are_reported_and_damage_exits_3() {
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("cut", full[..full.len() / 2].to_vec(), "cut short"),
         ("no END", full[..full.len() - 312].to_vec(), "lacks its END"),
-        ("flipped", { let mut d = full.to_vec(); d[5000] ^= 0x10; d }, ""),
-        ("text", b"this is not a zfs stream, just some words in a pipe".to_vec(), "not a ZFS send stream"),
+        (
+            "flipped",
+            {
+                let mut d = full.to_vec();
+                d[5000] ^= 0x10;
+                d
+            },
+            "",
+        ),
+        (
+            "text",
+            b"this is not a zfs stream, just some words in a pipe".to_vec(),
+            "not a ZFS send stream",
+        ),
         ("empty", Vec::new(), "empty input"),
     ];
     for (what, data, says) in cases {
-        let r = hash(&["--zfs", "--json", json.to_str().unwrap(), "-o", dig.to_str().unwrap()], &data);
+        let r = hash(
+            &[
+                "--zfs",
+                "--json",
+                json.to_str().unwrap(),
+                "-o",
+                dig.to_str().unwrap(),
+            ],
+            &data,
+        );
         r.expect_code(3).expect_clean_stderr("zstream-hash");
         assert!(r.stderr().contains(says), "{what}: {}", r.describe());
-        assert!(!json.exists() && !dig.exists(), "{what}: a sidecar was written for a damaged stream");
+        assert!(
+            !json.exists() && !dig.exists(),
+            "{what}: a sidecar was written for a damaged stream"
+        );
     }
 }
 
@@ -217,9 +308,23 @@ fn zfs_walker_keeps_its_place_across_many_reads() {
 /// A valid stream of 128 KiB WRITE records built by the library's own example generator.
 fn zstream_tests_synth() -> Vec<u8> {
     let out = Command::new(env!("CARGO"))
-        .args(["run", "--quiet", "-p", "zstream-hash", "--features", "synth", "--example", "synth-stream", "40"])
+        .args([
+            "run",
+            "--quiet",
+            "-p",
+            "zstream-hash",
+            "--features",
+            "synth",
+            "--example",
+            "synth-stream",
+            "40",
+        ])
         .output()
         .expect("cargo run --example synth-stream");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }

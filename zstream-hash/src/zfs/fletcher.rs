@@ -34,7 +34,12 @@ pub struct Fletcher4 {
 
 impl Fletcher4 {
     pub fn new(order: Order) -> Self {
-        Fletcher4 { order, sums: [0; 4], partial: [0; 4], partial_len: 0 }
+        Fletcher4 {
+            order,
+            sums: [0; 4],
+            partial: [0; 4],
+            partial_len: 0,
+        }
     }
 
     /// The sums so far. Only meaningful at a word boundary, which every section of a send stream ends on.

@@ -52,7 +52,9 @@ pub fn begin_order(rec: &[u8]) -> Option<Order> {
     if rec.len() < 16 || rec[..4] != [0; 4] {
         return None;
     }
-    [Order::Little, Order::Big].into_iter().find(|&o| o.u64(&rec[8..16]) == MAGIC)
+    [Order::Little, Order::Big]
+        .into_iter()
+        .find(|&o| o.u64(&rec[8..16]) == MAGIC)
 }
 
 /// How many payload bytes follow a record of type `ty`.
@@ -112,7 +114,12 @@ pub fn parse_begin(rec: &[u8], o: Order) -> Begin {
 }
 
 pub fn sums_at(rec: &[u8], at: usize, o: Order) -> [u64; 4] {
-    [o.u64(&rec[at..]), o.u64(&rec[at + 8..]), o.u64(&rec[at + 16..]), o.u64(&rec[at + 24..])]
+    [
+        o.u64(&rec[at..]),
+        o.u64(&rec[at + 8..]),
+        o.u64(&rec[at + 16..]),
+        o.u64(&rec[at + 24..]),
+    ]
 }
 
 /// The name in an error message.

@@ -14,7 +14,12 @@ pub struct Synth {
 
 impl Synth {
     pub fn new(order: Order, record_sums: bool) -> Self {
-        Synth { order, record_sums, out: Vec::new(), sum: Fletcher4::new(order) }
+        Synth {
+            order,
+            record_sums,
+            out: Vec::new(),
+            sum: Fletcher4::new(order),
+        }
     }
 
     fn put32(&self, rec: &mut [u8], at: usize, v: u32) {
@@ -104,7 +109,11 @@ impl Synth {
         s.begin(1, 0x1122_3344_5566_7788, 0, "pool/fs@snap", &[]);
         s.write(8, 0, &[7u8; 512]);
         s.free(9);
-        s.write(8, 512, &(0..1024u32).map(|i| (i * 31) as u8).collect::<Vec<_>>());
+        s.write(
+            8,
+            512,
+            &(0..1024u32).map(|i| (i * 31) as u8).collect::<Vec<_>>(),
+        );
         s.end(0x1122_3344_5566_7788);
         s.out
     }

@@ -45,7 +45,10 @@ impl StreamInfo {
         } else {
             "incremental".into()
         };
-        format!("{} {kind} toguid={} fromguid={}", self.toname, self.toguid, self.fromguid)
+        format!(
+            "{} {kind} toguid={} fromguid={}",
+            self.toname, self.toguid, self.fromguid
+        )
     }
 }
 
@@ -67,7 +70,9 @@ pub enum ZfsError {
     EndChecksum { at: u64 },
     #[error("ZFS stream damaged: END record at byte {at} names toguid {found}, its BEGIN said {expected}")]
     EndGuid { at: u64, found: u64, expected: u64 },
-    #[error("ZFS stream damaged: non-zero bytes in the unused part of the END record at byte {at}")]
+    #[error(
+        "ZFS stream damaged: non-zero bytes in the unused part of the END record at byte {at}"
+    )]
     EndPadding { at: u64 },
     #[error("ZFS stream damaged: unknown record type {ty} at byte {at}")]
     UnknownType { at: u64, ty: u32 },
@@ -148,14 +153,20 @@ impl Walker {
             if self.pos == Position::Done {
                 // Count the rest so the message can say how much, but report at once.
                 self.trailing += data.len() as u64;
-                return Err(ZfsError::Trailing { at: self.offset, extra: self.trailing });
+                return Err(ZfsError::Trailing {
+                    at: self.offset,
+                    extra: self.trailing,
+                });
             }
             let n = (RECORD_LEN - self.rec_len).min(data.len());
             self.rec[self.rec_len..self.rec_len + n].copy_from_slice(&data[..n]);
             self.rec_len += n;
             self.offset += n as u64;
             data = &data[n..];
-            if self.pos == Position::Start && self.rec_len >= 16 && record::begin_order(&self.rec).is_none() {
+            if self.pos == Position::Start
+                && self.rec_len >= 16
+                && record::begin_order(&self.rec).is_none()
+            {
                 return Err(ZfsError::NotZfs);
             }
             if self.rec_len == RECORD_LEN {
@@ -173,18 +184,27 @@ impl Walker {
             return Err(if at == 0 {
                 ZfsError::Empty
             } else if is_begin_prefix(&self.rec[..self.rec_len]) {
-                ZfsError::CutShort { at, what: "the first BEGIN record".into() }
+                ZfsError::CutShort {
+                    at,
+                    what: "the first BEGIN record".into(),
+                }
             } else {
                 ZfsError::NotZfs
             });
         }
         if self.payload_left > 0 {
             let (rec_at, ty) = self.payload_of;
-            let what = format!("the payload of the {} record at byte {rec_at}", record::type_name(ty));
+            let what = format!(
+                "the payload of the {} record at byte {rec_at}",
+                record::type_name(ty)
+            );
             return Err(ZfsError::CutShort { at, what });
         }
         if self.rec_len > 0 {
-            return Err(ZfsError::CutShort { at, what: format!("the record at byte {}", at - self.rec_len as u64) });
+            return Err(ZfsError::CutShort {
+                at,
+                what: format!("the record at byte {}", at - self.rec_len as u64),
+            });
         }
         match self.pos {
             Position::Done => Ok(self.info),
@@ -202,7 +222,10 @@ impl Walker {
         let rec = &self.rec;
         let raw_type = o.u32(rec);
         let ty = Type::from_u32(raw_type).ok_or(ZfsError::UnknownType { at, ty: raw_type })?;
-        let unexpected = || ZfsError::Unexpected { at, what: record::type_name(raw_type) };
+        let unexpected = || ZfsError::Unexpected {
+            at,
+            what: record::type_name(raw_type),
+        };
         match (self.pos, ty) {
             (Position::Start, Type::Begin) | (Position::Between, Type::Begin | Type::End) => {}
             (Position::Inside { .. }, t) if t != Type::Begin => {}
@@ -213,7 +236,10 @@ impl Walker {
         // sum of everything before their byte 280 (zero in streams from before that feature).
         if ty == Type::Begin {
             if record::begin_order(rec) != Some(o) {
-                return Err(ZfsError::Unexpected { at, what: "BEGIN (wrong magic)".into() });
+                return Err(ZfsError::Unexpected {
+                    at,
+                    what: "BEGIN (wrong magic)".into(),
+                });
             }
             self.sum = Fletcher4::new(o);
         }
@@ -222,7 +248,10 @@ impl Walker {
         if ty != Type::Begin {
             let stored = record::sums_at(rec, CKSUM_AT, o);
             if stored != [0; 4] && stored != self.sum.sums() {
-                return Err(ZfsError::RecordChecksum { at, what: record::type_name(raw_type) });
+                return Err(ZfsError::RecordChecksum {
+                    at,
+                    what: record::type_name(raw_type),
+                });
             }
         }
         self.sum.update(&rec[CKSUM_AT..]);
@@ -245,9 +274,18 @@ impl Walker {
                 self.compound = true;
             }
             (Position::Start | Position::Between, HDR_SUBSTREAM) => {
-                self.info.substreams.push(Substream { toname: b.toname.clone(), toguid: b.toguid, fromguid: b.fromguid });
+                self.info.substreams.push(Substream {
+                    toname: b.toname.clone(),
+                    toguid: b.toguid,
+                    fromguid: b.fromguid,
+                });
             }
-            _ => return Err(ZfsError::BadHeaderType { at, hdrtype: b.hdrtype }),
+            _ => {
+                return Err(ZfsError::BadHeaderType {
+                    at,
+                    hdrtype: b.hdrtype,
+                })
+            }
         }
         if self.pos == Position::Start {
             self.info.toname = b.toname;
@@ -270,13 +308,21 @@ impl Walker {
                 }
                 let found = o.u64(&rec[40..]);
                 if found != toguid {
-                    return Err(ZfsError::EndGuid { at, found, expected: toguid });
+                    return Err(ZfsError::EndGuid {
+                        at,
+                        found,
+                        expected: toguid,
+                    });
                 }
                 // No checksum covers the END record's unused bytes, so they are checked to be zero.
                 if rec[4..8] != [0; 4] || rec[48..CKSUM_AT].iter().any(|&b| b != 0) {
                     return Err(ZfsError::EndPadding { at });
                 }
-                self.pos = if self.compound { Position::Between } else { Position::Done };
+                self.pos = if self.compound {
+                    Position::Between
+                } else {
+                    Position::Done
+                };
             }
             Position::Between => {
                 // The final END of a compound stream is all zero but its type.
@@ -293,8 +339,12 @@ impl Walker {
 
 /// Whether `b` could be the start of a BEGIN record in either byte order.
 fn is_begin_prefix(b: &[u8]) -> bool {
-    let le = [0u8, 0, 0, 0, 0, 0, 0, 0, 0xac, 0xcb, 0xba, 0xf5, 0x02, 0, 0, 0];
-    let be = [0u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, 0xf5, 0xba, 0xcb, 0xac];
+    let le = [
+        0u8, 0, 0, 0, 0, 0, 0, 0, 0xac, 0xcb, 0xba, 0xf5, 0x02, 0, 0, 0,
+    ];
+    let be = [
+        0u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, 0xf5, 0xba, 0xcb, 0xac,
+    ];
     let n = b.len().min(16);
     // Bytes 4..8 (payload length) may be anything.
     let matches = |m: &[u8; 16]| b[..n.min(4)] == m[..n.min(4)] && (n <= 8 || b[8..n] == m[8..n]);
@@ -326,7 +376,11 @@ mod tests {
     }
 
     fn all_streams() -> Vec<(&'static str, Vec<u8>)> {
-        let mut v = vec![("full", FULL.to_vec()), ("incremental", INCREMENTAL.to_vec()), ("compound", COMPOUND.to_vec())];
+        let mut v = vec![
+            ("full", FULL.to_vec()),
+            ("incremental", INCREMENTAL.to_vec()),
+            ("compound", COMPOUND.to_vec()),
+        ];
         for order in [Order::Little, Order::Big] {
             for sums in [false, true] {
                 v.push(("synth full", Synth::full(order, sums)));
@@ -346,13 +400,19 @@ mod tests {
 
         let inc = walk(INCREMENTAL).unwrap();
         assert_eq!(inc.toname, "tp1/fs@s2");
-        assert_eq!(inc.fromguid, full.toguid, "the incremental starts from the full's snapshot");
+        assert_eq!(
+            inc.fromguid, full.toguid,
+            "the incremental starts from the full's snapshot"
+        );
 
         let comp = walk(COMPOUND).unwrap();
         assert!(comp.compound);
         assert_eq!(comp.toname, "tp1/fs@s3");
         let names: Vec<_> = comp.substreams.iter().map(|s| s.toname.as_str()).collect();
-        assert_eq!(names, ["tp1/fs@s1", "tp1/fs@s2", "tp1/fs@s3", "tp1/fs/child@s3"]);
+        assert_eq!(
+            names,
+            ["tp1/fs@s1", "tp1/fs@s2", "tp1/fs@s3", "tp1/fs/child@s3"]
+        );
         assert_eq!(comp.substreams[0].toguid, full.toguid);
         assert_eq!(comp.substreams[1].fromguid, full.toguid);
     }
@@ -362,7 +422,10 @@ mod tests {
         for order in [Order::Little, Order::Big] {
             for sums in [false, true] {
                 let info = walk(&Synth::full(order, sums)).unwrap();
-                assert_eq!((info.toguid, info.toname.as_str()), (0x1122_3344_5566_7788, "pool/fs@snap"));
+                assert_eq!(
+                    (info.toguid, info.toname.as_str()),
+                    (0x1122_3344_5566_7788, "pool/fs@snap")
+                );
                 let info = walk(&Synth::compound(order, sums)).unwrap();
                 assert_eq!(info.substreams.len(), 2);
                 assert_eq!(info.substreams[1].fromguid, 0xa);
@@ -375,7 +438,11 @@ mod tests {
         for (name, s) in all_streams() {
             let whole = walk(&s).unwrap();
             for piece in (1..40).chain([311, 312, 313, 4096]) {
-                assert_eq!(walk_in_pieces(&s, piece).as_ref(), Ok(&whole), "{name} in pieces of {piece}");
+                assert_eq!(
+                    walk_in_pieces(&s, piece).as_ref(),
+                    Ok(&whole),
+                    "{name} in pieces of {piece}"
+                );
             }
         }
     }
@@ -385,7 +452,11 @@ mod tests {
         for (name, s) in all_streams() {
             for cut in 0..s.len() {
                 let r = walk(&s[..cut]);
-                assert!(r.is_err(), "{name} cut at {cut} of {} was accepted", s.len());
+                assert!(
+                    r.is_err(),
+                    "{name} cut at {cut} of {} was accepted",
+                    s.len()
+                );
             }
         }
     }
@@ -399,7 +470,10 @@ mod tests {
                     d[at] ^= bit;
                     let r = walk(&d);
                     d[at] ^= bit;
-                    assert!(r.is_err(), "{name} with bit {bit:#x} of byte {at} flipped was accepted");
+                    assert!(
+                        r.is_err(),
+                        "{name} with bit {bit:#x} of byte {at} flipped was accepted"
+                    );
                 }
             }
         }
@@ -411,7 +485,11 @@ mod tests {
         // The first WRITE's payload starts after BEGIN and the WRITE record: damage it.
         s[2 * RECORD_LEN + 3] ^= 1;
         // The next record's running checksum catches it before the END does.
-        assert!(matches!(walk(&s), Err(ZfsError::RecordChecksum { .. })), "{:?}", walk(&s));
+        assert!(
+            matches!(walk(&s), Err(ZfsError::RecordChecksum { .. })),
+            "{:?}",
+            walk(&s)
+        );
     }
 
     #[test]
@@ -419,11 +497,22 @@ mod tests {
         assert_eq!(walk(b""), Err(ZfsError::Empty));
         assert_eq!(walk(b"hello, world, this is text"), Err(ZfsError::NotZfs));
         assert!(matches!(walk(&FULL[..100]), Err(ZfsError::CutShort { .. })));
-        assert_eq!(walk(&FULL[..FULL.len() - RECORD_LEN]), Err(ZfsError::MissingEnd { at: (FULL.len() - RECORD_LEN) as u64 }));
-        assert!(matches!(walk(&COMPOUND[..COMPOUND.len() - RECORD_LEN]), Err(ZfsError::MissingFinalEnd { .. })));
+        assert_eq!(
+            walk(&FULL[..FULL.len() - RECORD_LEN]),
+            Err(ZfsError::MissingEnd {
+                at: (FULL.len() - RECORD_LEN) as u64
+            })
+        );
+        assert!(matches!(
+            walk(&COMPOUND[..COMPOUND.len() - RECORD_LEN]),
+            Err(ZfsError::MissingFinalEnd { .. })
+        ));
         let mut extra = FULL.to_vec();
         extra.push(0);
-        assert!(matches!(walk(&extra), Err(ZfsError::Trailing { extra: 1, .. })));
+        assert!(matches!(
+            walk(&extra),
+            Err(ZfsError::Trailing { extra: 1, .. })
+        ));
         let mut bad_end = FULL.to_vec();
         let n = bad_end.len();
         bad_end[n - RECORD_LEN + 8] ^= 4;

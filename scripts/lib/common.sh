@@ -1,0 +1,65 @@
+# Sourced by scripts/*: installing what is missing, the shared build cache, and ZFS for a run.
+# Everything here is idempotent and says what it does on stderr.
+
+# Build output lives outside the clone so CI's fresh clones and later sessions reuse it. It is a cache: deleting
+# it only costs a rebuild.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/zstream-target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+say() { printf '%s: %s\n' "${0##*/}" "$*" >&2; }
+die() { say "$*"; exit 1; }
+
+need_root() {
+    [ "$(id -u)" = 0 ] || die "run as root: ZFS (zfs-fuse or kernel) needs it"
+}
+
+_apt_updated=
+# ensure_apt CMD PACKAGE...: installs the packages when CMD is not on PATH.
+ensure_apt() {
+    local cmd=$1; shift
+    command -v "$cmd" >/dev/null 2>&1 && return 0
+    need_root
+    if [ -z "$_apt_updated" ]; then
+        say "apt-get update"
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+        _apt_updated=1
+    fi
+    say "installing $*"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+    command -v "$cmd" >/dev/null 2>&1 || die "installed $* but $cmd is still missing"
+}
+
+# ensure_rust_component NAME: rustfmt and clippy for the checks.
+ensure_rust_component() {
+    rustup component list --installed 2>/dev/null | grep -q "^$1" || rustup component add "$1"
+}
+
+ZFS_FUSE_PID=
+# start_zfs: uses kernel ZFS or a running daemon as it is; otherwise starts zfs-fuse and stop_zfs stops it.
+start_zfs() {
+    if zpool list >/dev/null 2>&1; then return 0; fi
+    ensure_apt zfs-fuse zfs-fuse
+    [ -e /dev/fuse ] || die "zfs-fuse needs /dev/fuse, which this machine lacks"
+    zfs-fuse --no-daemon --no-kstat-mount >"${TMPDIR:-/tmp}/zstream-zfs-fuse.$$.log" 2>&1 &
+    ZFS_FUSE_PID=$!
+    local i
+    for i in $(seq 1 200); do
+        zpool list >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    die "zfs-fuse did not answer within 20 s (log: ${TMPDIR:-/tmp}/zstream-zfs-fuse.$$.log)"
+}
+
+stop_zfs() {
+    [ -n "$ZFS_FUSE_PID" ] || return 0
+    kill -TERM "$ZFS_FUSE_PID" 2>/dev/null || true
+    # zfs-fuse unmounts and exits in about 4 s after SIGTERM.
+    local i
+    for i in $(seq 1 150); do
+        kill -0 "$ZFS_FUSE_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$ZFS_FUSE_PID" 2>/dev/null || true
+    rm -f "${TMPDIR:-/tmp}/zstream-zfs-fuse.$$.log"
+    ZFS_FUSE_PID=
+}
