@@ -70,23 +70,122 @@ impl Fletcher4 {
     #[inline]
     fn words(&mut self, data: &[u8]) {
         match self.order {
-            Order::Little => self.sums = sum_words(self.sums, data, u32::from_le_bytes),
-            Order::Big => self.sums = sum_words(self.sums, data, u32::from_be_bytes),
+            Order::Little => self.sums = sum_words::<false>(self.sums, data),
+            Order::Big => self.sums = sum_words::<true>(self.sums, data),
         }
     }
 }
 
-/// The inner loop, generic over the word decoder so each byte order gets its own tight loop.
+/// Sums whole words onto the running state `s`.
+///
+/// The textbook loop is one long dependency chain (each sum waits for the one before), about 1.5 GB/s. Instead
+/// the words are dealt round-robin to four lanes that run independently (the compiler turns them into vector
+/// adds), and the lanes are combined exactly, as OpenZFS's SIMD implementations do. Words left over (fewer than
+/// four) go through the textbook loop.
 #[inline(always)]
-fn sum_words(s: [u64; 4], data: &[u8], word: fn([u8; 4]) -> u32) -> [u64; 4] {
+fn word<const BIG: bool>(w: &[u8]) -> u64 {
+    let w = [w[0], w[1], w[2], w[3]];
+    (if BIG { u32::from_be_bytes(w) } else { u32::from_le_bytes(w) }) as u64
+}
+
+#[inline(always)]
+fn sum_words<const BIG: bool>(s: [u64; 4], data: &[u8]) -> [u64; 4] {
+    let lanes_len = data.len() & !15;
+    let s = if lanes_len > 0 { advance(s, lanes_dispatch::<BIG>(&data[..lanes_len]), (lanes_len / 4) as u64) } else { s };
     let [mut a, mut b, mut c, mut d] = s;
-    for w in data.chunks_exact(4) {
-        a = a.wrapping_add(word([w[0], w[1], w[2], w[3]]) as u64);
+    for w in data[lanes_len..].chunks_exact(4) {
+        a = a.wrapping_add(word::<BIG>(w));
         b = b.wrapping_add(a);
         c = c.wrapping_add(b);
         d = d.wrapping_add(c);
     }
     [a, b, c, d]
+}
+
+/// The four lanes are the four u64 elements of one AVX2 register, so on x86-64 with AVX2 (checked at run time)
+/// little-endian streams, the only kind a Linux or FreeBSD x86/arm sender makes, take the intrinsics below.
+fn lanes_dispatch<const BIG: bool>(data: &[u8]) -> [u64; 4] {
+    #[cfg(target_arch = "x86_64")]
+    if !BIG && std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, checked just above.
+        return unsafe { lanes_avx2_le(data) };
+    }
+    lanes::<BIG>(data)
+}
+
+/// `lanes` for little-endian words: per 16 bytes one widening load and four vector adds.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn lanes_avx2_le(data: &[u8]) -> [u64; 4] {
+    use std::arch::x86_64::*;
+    let (mut a, mut b, mut c, mut d) =
+        (_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256());
+    for chunk in data.chunks_exact(16) {
+        // SAFETY: chunk is 16 readable bytes; loadu has no alignment requirement.
+        let w = _mm256_cvtepu32_epi64(unsafe { _mm_loadu_si128(chunk.as_ptr().cast()) });
+        a = _mm256_add_epi64(a, w);
+        b = _mm256_add_epi64(b, a);
+        c = _mm256_add_epi64(c, b);
+        d = _mm256_add_epi64(d, c);
+    }
+    let out = |v: __m256i| -> [u64; 4] { std::mem::transmute(v) };
+    combine(out(a), out(b), out(c), out(d))
+}
+
+/// Fletcher-4 of `data` (a multiple of 16 bytes) from zero, through four lanes.
+#[inline(always)]
+fn lanes<const BIG: bool>(data: &[u8]) -> [u64; 4] {
+    let (mut a, mut b, mut c, mut d) = ([0u64; 4], [0u64; 4], [0u64; 4], [0u64; 4]);
+    for chunk in data.chunks_exact(16) {
+        for l in 0..4 {
+            let w = &chunk[4 * l..4 * l + 4];
+            a[l] = a[l].wrapping_add(word::<BIG>(w));
+            b[l] = b[l].wrapping_add(a[l]);
+            c[l] = c[l].wrapping_add(b[l]);
+            d[l] = d[l].wrapping_add(c[l]);
+        }
+    }
+    combine(a, b, c, d)
+}
+
+/// The Fletcher-4 of the whole sequence from the sums of its four lanes.
+#[inline(always)]
+fn combine(a: [u64; 4], b: [u64; 4], c: [u64; 4], d: [u64; 4]) -> [u64; 4] {
+    // Lane l holds words 4k+l. A word n places from the end of the whole sequence is (n+3-l)/4 places from the
+    // end of its lane; expanding the binomial weights of the textbook sums in those terms gives these factors.
+    let m = |x: u64, k: i64| x.wrapping_mul(k as u64);
+    let sum = |f: &dyn Fn(usize) -> u64| (0..4).fold(0u64, |acc, l| acc.wrapping_add(f(l)));
+    let aa = sum(&|l| a[l]);
+    let bb = sum(&|l| m(b[l], 4).wrapping_sub(m(a[l], l as i64)));
+    let cc = sum(&|l| {
+        let l = l as i64;
+        m(c[l as usize], 16).wrapping_sub(m(b[l as usize], 6 + 4 * l)).wrapping_add(m(a[l as usize], (l * l - l) / 2))
+    });
+    let dd = sum(&|l| {
+        let li = l as i64;
+        // Tet(4n - l) = 64 Tet(n) - (48 + 16l) T(n) + (4 + 4l + 2l^2) n - C(l, 3), with T and Tet the triangular
+        // and tetrahedral numbers (checked exactly for every l in 0..4 by the property test below).
+        m(d[l], 64)
+            .wrapping_sub(m(c[l], 48 + 16 * li))
+            .wrapping_add(m(b[l], 4 + 4 * li + 2 * li * li))
+            .wrapping_sub(m(a[l], li * (li - 1) * (li - 2) / 6))
+    });
+    [aa, bb, cc, dd]
+}
+
+/// The state after `n` more words whose sums from zero are `x`, starting from state `s`: each earlier sum is
+/// carried forward through the n steps (b gains n*a, c gains n*b + T(n)*a, and so on).
+fn advance(s: [u64; 4], x: [u64; 4], n: u64) -> [u64; 4] {
+    let n128 = n as u128;
+    let t = (n128 * (n128 + 1) / 2) as u64;
+    let tet = (n128 * (n128 + 1) * (n128 + 2) / 6) as u64;
+    let [a, b, c, d] = s;
+    [
+        a.wrapping_add(x[0]),
+        b.wrapping_add(n.wrapping_mul(a)).wrapping_add(x[1]),
+        c.wrapping_add(n.wrapping_mul(b)).wrapping_add(t.wrapping_mul(a)).wrapping_add(x[2]),
+        d.wrapping_add(n.wrapping_mul(c)).wrapping_add(t.wrapping_mul(b)).wrapping_add(tet.wrapping_mul(a)).wrapping_add(x[3]),
+    ]
 }
 
 #[cfg(test)]
@@ -118,7 +217,7 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn pieces_equal_whole(data in proptest::collection::vec(proptest::num::u8::ANY, 0..600), cuts in proptest::collection::vec(0usize..600, 0..8)) {
+        fn pieces_equal_whole(data in proptest::collection::vec(proptest::num::u8::ANY, 0..2000), cuts in proptest::collection::vec(0usize..2000, 0..8)) {
             let data = &data[..data.len() & !3];
             let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(data.len())).collect();
             cuts.sort();
