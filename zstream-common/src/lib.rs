@@ -6,6 +6,7 @@
 pub mod atomic;
 pub mod cli;
 pub mod exit;
+pub mod ordered;
 pub mod pipe;
 pub mod progress;
 pub mod size;

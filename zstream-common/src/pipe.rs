@@ -98,3 +98,55 @@ pub fn in_error(e: io::Error) -> anyhow::Error {
 pub fn open(path: &std::path::Path) -> anyhow::Result<File> {
     File::open(path).with_context(|| format!("opening {}", path.display()))
 }
+
+/// Cuts a stream into chunks of a fixed size and knows which one is the last, even when the stream's length is a
+/// multiple of the size: after each full chunk it reads one byte ahead.
+pub struct ChunkReader<R> {
+    inner: R,
+    size: usize,
+    /// Room kept free after the data (e.g. for an authentication tag), so appending does not reallocate.
+    spare: usize,
+    ahead: Option<u8>,
+    done: bool,
+}
+
+impl<R: Read> ChunkReader<R> {
+    pub fn new(inner: R, size: usize, spare: usize) -> Self {
+        ChunkReader {
+            inner,
+            size,
+            spare,
+            ahead: None,
+            done: false,
+        }
+    }
+
+    /// The next chunk in `buf` (reused) and whether it is the last; None after the last. The first chunk of an
+    /// empty stream is empty and last.
+    pub fn next(&mut self, mut buf: Vec<u8>) -> io::Result<Option<(Vec<u8>, bool)>> {
+        if self.done {
+            return Ok(None);
+        }
+        buf.reserve_exact((self.size + self.spare).saturating_sub(buf.len()));
+        // resize only zero-fills what grew: a recycled buffer of a full chunk costs nothing here.
+        buf.resize(self.size, 0);
+        let mut n = 0;
+        if let Some(b) = self.ahead.take() {
+            buf[0] = b;
+            n = 1;
+        }
+        n += read_full(&mut self.inner, &mut buf[n..])?;
+        let mut last = n < self.size;
+        if !last {
+            let mut one = [0u8; 1];
+            if read_full(&mut self.inner, &mut one)? == 0 {
+                last = true;
+            } else {
+                self.ahead = Some(one[0]);
+            }
+        }
+        self.done = last;
+        buf.truncate(n);
+        Ok(Some((buf, last)))
+    }
+}

@@ -85,13 +85,25 @@ impl Fletcher4 {
 #[inline(always)]
 fn word<const BIG: bool>(w: &[u8]) -> u64 {
     let w = [w[0], w[1], w[2], w[3]];
-    (if BIG { u32::from_be_bytes(w) } else { u32::from_le_bytes(w) }) as u64
+    (if BIG {
+        u32::from_be_bytes(w)
+    } else {
+        u32::from_le_bytes(w)
+    }) as u64
 }
 
 #[inline(always)]
 fn sum_words<const BIG: bool>(s: [u64; 4], data: &[u8]) -> [u64; 4] {
     let lanes_len = data.len() & !15;
-    let s = if lanes_len > 0 { advance(s, lanes_dispatch::<BIG>(&data[..lanes_len]), (lanes_len / 4) as u64) } else { s };
+    let s = if lanes_len > 0 {
+        advance(
+            s,
+            lanes_dispatch::<BIG>(&data[..lanes_len]),
+            (lanes_len / 4) as u64,
+        )
+    } else {
+        s
+    };
     let [mut a, mut b, mut c, mut d] = s;
     for w in data[lanes_len..].chunks_exact(4) {
         a = a.wrapping_add(word::<BIG>(w));
@@ -118,8 +130,12 @@ fn lanes_dispatch<const BIG: bool>(data: &[u8]) -> [u64; 4] {
 #[target_feature(enable = "avx2")]
 unsafe fn lanes_avx2_le(data: &[u8]) -> [u64; 4] {
     use std::arch::x86_64::*;
-    let (mut a, mut b, mut c, mut d) =
-        (_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256());
+    let (mut a, mut b, mut c, mut d) = (
+        _mm256_setzero_si256(),
+        _mm256_setzero_si256(),
+        _mm256_setzero_si256(),
+        _mm256_setzero_si256(),
+    );
     for chunk in data.chunks_exact(16) {
         // SAFETY: chunk is 16 readable bytes; loadu has no alignment requirement.
         let w = _mm256_cvtepu32_epi64(unsafe { _mm_loadu_si128(chunk.as_ptr().cast()) });
@@ -159,7 +175,9 @@ fn combine(a: [u64; 4], b: [u64; 4], c: [u64; 4], d: [u64; 4]) -> [u64; 4] {
     let bb = sum(&|l| m(b[l], 4).wrapping_sub(m(a[l], l as i64)));
     let cc = sum(&|l| {
         let l = l as i64;
-        m(c[l as usize], 16).wrapping_sub(m(b[l as usize], 6 + 4 * l)).wrapping_add(m(a[l as usize], (l * l - l) / 2))
+        m(c[l as usize], 16)
+            .wrapping_sub(m(b[l as usize], 6 + 4 * l))
+            .wrapping_add(m(a[l as usize], (l * l - l) / 2))
     });
     let dd = sum(&|l| {
         let li = l as i64;
@@ -183,8 +201,13 @@ fn advance(s: [u64; 4], x: [u64; 4], n: u64) -> [u64; 4] {
     [
         a.wrapping_add(x[0]),
         b.wrapping_add(n.wrapping_mul(a)).wrapping_add(x[1]),
-        c.wrapping_add(n.wrapping_mul(b)).wrapping_add(t.wrapping_mul(a)).wrapping_add(x[2]),
-        d.wrapping_add(n.wrapping_mul(c)).wrapping_add(t.wrapping_mul(b)).wrapping_add(tet.wrapping_mul(a)).wrapping_add(x[3]),
+        c.wrapping_add(n.wrapping_mul(b))
+            .wrapping_add(t.wrapping_mul(a))
+            .wrapping_add(x[2]),
+        d.wrapping_add(n.wrapping_mul(c))
+            .wrapping_add(t.wrapping_mul(b))
+            .wrapping_add(tet.wrapping_mul(a))
+            .wrapping_add(x[3]),
     ]
 }
 

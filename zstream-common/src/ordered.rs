@@ -1,0 +1,188 @@
+//! An ordered parallel map over the chunks of a stream: one reader (the calling thread), `threads` workers, one
+//! writer that emits results in input order. Used by every filter whose chunks are independent (sealing,
+//! parity), so each can use all cores while the output stays in order.
+//!
+//! Memory is bounded: at most `2 * threads + 2` chunk buffers exist at once, recycled from writer to reader.
+//! The first failure in input order wins: chunks before it are emitted, nothing after it is, and a reader
+//! failure is reported after the chunks read before it are emitted.
+
+use std::sync::mpsc::{channel, sync_channel, Receiver};
+use std::sync::{Arc, Mutex};
+
+/// One piece of the stream.
+pub struct Chunk {
+    /// Position in the stream, from 0.
+    pub index: u64,
+    pub data: Vec<u8>,
+    /// The last chunk of the stream.
+    pub last: bool,
+}
+
+/// Runs `read` (which fills a recycled buffer, or returns None at the end), `work` on every chunk in parallel, and
+/// `emit` on every chunk in order. `read` and `emit` run on one thread each, so they may hold the input and output.
+pub fn map<R, F, E>(threads: usize, mut read: R, work: F, mut emit: E) -> anyhow::Result<()>
+where
+    R: FnMut(Vec<u8>, u64) -> anyhow::Result<Option<Chunk>>,
+    F: Fn(&mut Chunk) -> anyhow::Result<()> + Sync,
+    E: FnMut(&Chunk) -> anyhow::Result<()> + Send,
+{
+    if threads <= 1 {
+        // No threads, no channels: the plain loop is the fastest one-core path.
+        let mut buf = Vec::new();
+        let mut index = 0;
+        while let Some(mut chunk) = read(buf, index)? {
+            work(&mut chunk)?;
+            emit(&chunk)?;
+            index += 1;
+            if chunk.last {
+                break;
+            }
+            buf = chunk.data;
+        }
+        return Ok(());
+    }
+
+    let max_buffers = 2 * threads + 2;
+    let (job_tx, job_rx) = sync_channel::<Chunk>(threads);
+    // Only the workers hold the job receiver: when the last one quits, the reader's send fails instead of blocking.
+    let job_rx = Arc::new(Mutex::new(job_rx));
+    let (done_tx, done_rx) = sync_channel::<(Chunk, anyhow::Result<()>)>(max_buffers);
+    let (free_tx, free_rx) = channel::<Vec<u8>>();
+
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            let (done_tx, job_rx, work) = (done_tx.clone(), Arc::clone(&job_rx), &work);
+            s.spawn(move || loop {
+                // Hold the lock only to take a job, not while working on it.
+                let job = job_rx.lock().map(|rx| rx.recv());
+                let Ok(Ok(mut chunk)) = job else { return };
+                let result = work(&mut chunk);
+                if done_tx.send((chunk, result)).is_err() {
+                    return;
+                }
+            });
+        }
+        drop((done_tx, job_rx));
+        let writer = s.spawn(move || emit_in_order(done_rx, free_tx, &mut emit));
+
+        let mut made = 0;
+        let mut index = 0u64;
+        let read_result = loop {
+            let buf = if made < max_buffers {
+                made += 1;
+                Vec::new()
+            } else {
+                match free_rx.recv() {
+                    Ok(buf) => buf,
+                    Err(_) => break Ok(()), // the writer stopped: its error is the one to report
+                }
+            };
+            match read(buf, index) {
+                Ok(Some(chunk)) => {
+                    let last = chunk.last;
+                    if job_tx.send(chunk).is_err() || last {
+                        break Ok(());
+                    }
+                    index += 1;
+                }
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        drop(job_tx);
+        let write_result = writer
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the writer thread panicked")));
+        write_result.and(read_result)
+    })
+}
+
+fn emit_in_order<E>(
+    done_rx: Receiver<(Chunk, anyhow::Result<()>)>,
+    free_tx: std::sync::mpsc::Sender<Vec<u8>>,
+    emit: &mut E,
+) -> anyhow::Result<()>
+where
+    E: FnMut(&Chunk) -> anyhow::Result<()>,
+{
+    let mut waiting = std::collections::BTreeMap::new();
+    let mut next = 0u64;
+    for (chunk, result) in done_rx {
+        waiting.insert(chunk.index, (chunk, result));
+        while let Some((chunk, result)) = waiting.remove(&next) {
+            result?;
+            emit(&chunk)?;
+            next += 1;
+            let _ = free_tx.send(chunk.data);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(
+        threads: usize,
+        n: u64,
+        fail_work_at: Option<u64>,
+        fail_read_at: Option<u64>,
+    ) -> (Vec<u64>, anyhow::Result<()>) {
+        let mut out = Vec::new();
+        let r = map(
+            threads,
+            |mut buf, index| {
+                if Some(index) == fail_read_at {
+                    anyhow::bail!("read failed at {index}");
+                }
+                buf.clear();
+                buf.extend_from_slice(&index.to_le_bytes());
+                Ok(Some(Chunk {
+                    index,
+                    data: buf,
+                    last: index + 1 == n,
+                }))
+            },
+            |c| {
+                // Uneven work so chunks finish out of order.
+                std::thread::sleep(std::time::Duration::from_micros((c.index * 7919) % 300));
+                if Some(c.index) == fail_work_at {
+                    anyhow::bail!("work failed at {}", c.index);
+                }
+                for b in c.data.iter_mut() {
+                    *b = b.wrapping_add(1);
+                }
+                Ok(())
+            },
+            |c| {
+                let mut v = [0u8; 8];
+                v.copy_from_slice(&c.data);
+                out.push(u64::from_le_bytes(v.map(|b| b.wrapping_sub(1))));
+                Ok(())
+            },
+        );
+        (out, r)
+    }
+
+    #[test]
+    fn keeps_order_with_any_thread_count() {
+        for threads in [1, 2, 3, 8] {
+            let (out, r) = run(threads, 200, None, None);
+            r.unwrap();
+            assert_eq!(out, (0..200).collect::<Vec<_>>(), "threads {threads}");
+        }
+    }
+
+    #[test]
+    fn first_failure_in_order_wins_and_nothing_after_is_emitted() {
+        for threads in [1, 2, 4] {
+            let (out, r) = run(threads, 200, Some(57), None);
+            assert_eq!(r.unwrap_err().to_string(), "work failed at 57");
+            assert_eq!(out, (0..57).collect::<Vec<_>>());
+            let (out, r) = run(threads, 200, None, Some(90));
+            assert_eq!(r.unwrap_err().to_string(), "read failed at 90");
+            assert_eq!(out, (0..90).collect::<Vec<_>>());
+        }
+    }
+}

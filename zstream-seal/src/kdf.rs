@@ -1,0 +1,88 @@
+//! From keys and passphrases to the stream's keys: Argon2id for passphrases, then HKDF-SHA256 over every key
+//! material together, so that each key is needed and none is enough.
+
+use crate::key::{Key, KeyId, KEY_LEN};
+use hkdf::Hkdf;
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+/// Argon2id cost, stored in the header so a stream opens with the parameters it was sealed with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Argon2Params {
+    pub m_cost_kib: u32,
+    pub t_cost: u32,
+    pub p_cost: u32,
+}
+
+impl Argon2Params {
+    /// 64 MiB, 3 passes, 1 lane: about a quarter of a second here, per passphrase.
+    pub const DEFAULT: Argon2Params = Argon2Params {
+        m_cost_kib: 64 * 1024,
+        t_cost: 3,
+        p_cost: 1,
+    };
+    /// What an opener accepts from a header: a forged header must not make it allocate without bound.
+    pub const MAX_M_COST_KIB: u32 = 4 * 1024 * 1024;
+    pub const MAX_T_COST: u32 = 64;
+    pub const MAX_P_COST: u32 = 16;
+
+    pub fn check(&self) -> Result<(), String> {
+        let ok = (8 * self.p_cost.max(1)..=Self::MAX_M_COST_KIB).contains(&self.m_cost_kib)
+            && (1..=Self::MAX_T_COST).contains(&self.t_cost)
+            && (1..=Self::MAX_P_COST).contains(&self.p_cost);
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "Argon2id parameters out of range (m={} KiB, t={}, p={}; at most {} KiB, {}, {})",
+                self.m_cost_kib,
+                self.t_cost,
+                self.p_cost,
+                Self::MAX_M_COST_KIB,
+                Self::MAX_T_COST,
+                Self::MAX_P_COST
+            ))
+        }
+    }
+}
+
+/// The key material of a passphrase for one stream (its salt).
+pub fn passphrase_key(passphrase: &[u8], salt: &[u8; 32], p: Argon2Params) -> anyhow::Result<Key> {
+    p.check().map_err(anyhow::Error::msg)?;
+    let params = argon2::Params::new(p.m_cost_kib, p.t_cost, p.p_cost, Some(KEY_LEN))
+        .map_err(|e| anyhow::anyhow!("Argon2id parameters: {e}"))?;
+    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let mut out = Zeroizing::new([0u8; KEY_LEN]);
+    argon
+        .hash_password_into(passphrase, salt, &mut out[..])
+        .map_err(|e| anyhow::anyhow!("Argon2id: {e}"))?;
+    Ok(Key::from_bytes(*out))
+}
+
+/// The two keys of a stream.
+pub struct StreamKeys {
+    pub header_mac: Zeroizing<[u8; 32]>,
+    pub payload: Zeroizing<[u8; 32]>,
+}
+
+/// HKDF-SHA256 with the stream's salt over all key materials concatenated in ascending id order, so the order in
+/// which keys are given does not matter. Expanded to the header MAC key and the payload key under distinct labels.
+pub fn stream_keys(keys: &[Key], salt: &[u8; 32]) -> StreamKeys {
+    let mut sorted: Vec<(KeyId, &Key)> = keys.iter().map(|k| (k.id(), k)).collect();
+    sorted.sort_by_key(|(id, _)| *id);
+    let mut ikm = Zeroizing::new(Vec::with_capacity(KEY_LEN * keys.len()));
+    for (_, k) in sorted {
+        ikm.extend_from_slice(k.bytes());
+    }
+    let hk = Hkdf::<Sha256>::new(Some(salt), &ikm);
+    let mut header_mac = Zeroizing::new([0u8; 32]);
+    let mut payload = Zeroizing::new([0u8; 32]);
+    hk.expand(b"zstream-seal v1 header", &mut header_mac[..])
+        .expect("32 bytes is a valid HKDF length");
+    hk.expand(b"zstream-seal v1 payload", &mut payload[..])
+        .expect("32 bytes is a valid HKDF length");
+    StreamKeys {
+        header_mac,
+        payload,
+    }
+}
