@@ -181,7 +181,7 @@ fn inspect(json: bool) -> anyhow::Result<()> {
             "passphrases": h.passphrase_ids.len(),
             "argon2id": h.argon2,
             "salt": hex::encode(h.salt),
-            "header_bytes": h.len(),
+            "header_bytes": h.encoded_len(),
         });
         println!("{v}");
     } else {

@@ -152,7 +152,7 @@ pub fn open<R: Read, W: Write + Send>(
     }
     let cipher = PayloadCipher::new(&stream_keys.payload);
     let sealed_chunk = header.chunk_size as u64 + TAG_LEN as u64;
-    let start = header.len() as u64;
+    let start = header.encoded_len() as u64;
     let mut reader = ChunkReader::new(input, sealed_chunk as usize, 0);
     let mut total = 0u64;
     ordered::map(

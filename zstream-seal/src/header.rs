@@ -46,13 +46,13 @@ pub enum HeaderError {
 }
 
 impl Header {
-    pub fn len(&self) -> usize {
+    pub fn encoded_len(&self) -> usize {
         FIXED_LEN + ID_LEN * (self.key_ids.len() + self.passphrase_ids.len()) + MAC_LEN
     }
 
     /// Every byte before the MAC.
     pub fn body(&self) -> Vec<u8> {
-        let mut b = Vec::with_capacity(self.len());
+        let mut b = Vec::with_capacity(self.encoded_len());
         b.extend_from_slice(MAGIC);
         b.push(VERSION);
         b.push(0); // flags
