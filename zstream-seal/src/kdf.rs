@@ -27,9 +27,10 @@ impl Argon2Params {
     pub const MAX_P_COST: u32 = 16;
 
     pub fn check(&self) -> Result<(), String> {
-        let ok = (8 * self.p_cost.max(1)..=Self::MAX_M_COST_KIB).contains(&self.m_cost_kib)
-            && (1..=Self::MAX_T_COST).contains(&self.t_cost)
-            && (1..=Self::MAX_P_COST).contains(&self.p_cost);
+        // p is bounded first so that 8 * p (Argon2's least memory) cannot overflow on a forged header.
+        let ok = (1..=Self::MAX_P_COST).contains(&self.p_cost)
+            && (8 * self.p_cost..=Self::MAX_M_COST_KIB).contains(&self.m_cost_kib)
+            && (1..=Self::MAX_T_COST).contains(&self.t_cost);
         if ok {
             Ok(())
         } else {
@@ -43,6 +44,38 @@ impl Argon2Params {
                 Self::MAX_P_COST
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Argon2Params;
+
+    #[test]
+    fn forged_parameters_are_refused_without_overflow() {
+        // Found by the seal_open fuzz target: p = u32::MAX overflowed 8 * p.
+        assert!(Argon2Params {
+            m_cost_kib: 1024,
+            t_cost: 1,
+            p_cost: u32::MAX
+        }
+        .check()
+        .is_err());
+        assert!(Argon2Params {
+            m_cost_kib: u32::MAX,
+            t_cost: 1,
+            p_cost: 1
+        }
+        .check()
+        .is_err());
+        assert!(Argon2Params {
+            m_cost_kib: 1024,
+            t_cost: 0,
+            p_cost: 1
+        }
+        .check()
+        .is_err());
+        assert!(Argon2Params::DEFAULT.check().is_ok());
     }
 }
 
