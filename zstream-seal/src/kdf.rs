@@ -47,38 +47,6 @@ impl Argon2Params {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::Argon2Params;
-
-    #[test]
-    fn forged_parameters_are_refused_without_overflow() {
-        // Found by the seal_open fuzz target: p = u32::MAX overflowed 8 * p.
-        assert!(Argon2Params {
-            m_cost_kib: 1024,
-            t_cost: 1,
-            p_cost: u32::MAX
-        }
-        .check()
-        .is_err());
-        assert!(Argon2Params {
-            m_cost_kib: u32::MAX,
-            t_cost: 1,
-            p_cost: 1
-        }
-        .check()
-        .is_err());
-        assert!(Argon2Params {
-            m_cost_kib: 1024,
-            t_cost: 0,
-            p_cost: 1
-        }
-        .check()
-        .is_err());
-        assert!(Argon2Params::DEFAULT.check().is_ok());
-    }
-}
-
 /// The key material of a passphrase for one stream (its salt).
 pub fn passphrase_key(passphrase: &[u8], salt: &[u8; 32], p: Argon2Params) -> anyhow::Result<Key> {
     p.check().map_err(anyhow::Error::msg)?;
@@ -117,5 +85,37 @@ pub fn stream_keys(keys: &[Key], salt: &[u8; 32]) -> StreamKeys {
     StreamKeys {
         header_mac,
         payload,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Argon2Params;
+
+    #[test]
+    fn forged_parameters_are_refused_without_overflow() {
+        // Found by the seal_open fuzz target: p = u32::MAX overflowed 8 * p.
+        assert!(Argon2Params {
+            m_cost_kib: 1024,
+            t_cost: 1,
+            p_cost: u32::MAX
+        }
+        .check()
+        .is_err());
+        assert!(Argon2Params {
+            m_cost_kib: u32::MAX,
+            t_cost: 1,
+            p_cost: 1
+        }
+        .check()
+        .is_err());
+        assert!(Argon2Params {
+            m_cost_kib: 1024,
+            t_cost: 0,
+            p_cost: 1
+        }
+        .check()
+        .is_err());
+        assert!(Argon2Params::DEFAULT.check().is_ok());
     }
 }
