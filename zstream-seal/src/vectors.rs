@@ -97,7 +97,7 @@ pub fn generate() -> Value {
                 secrets.push(Secret::Passphrase { name: "passphrase".into(), passphrase: Zeroizing::new(p.as_bytes().to_vec()) });
             }
             let salt = bytes32(&format!("salt for {}", c.name));
-            let opts = SealOptions { chunk_size: CHUNK, threads: 1, argon2: VECTOR_ARGON2, fixed_salt: Some(salt) };
+            let opts = SealOptions { chunk_size: CHUNK, threads: 0, argon2: VECTOR_ARGON2, fixed_salt: Some(salt) };
             let plain = plaintext(c.len);
             let mut sealed = Vec::new();
             filter::seal(&plain[..], &mut sealed, &secrets, &opts, |_| {}).expect("sealing a vector");
