@@ -32,7 +32,10 @@ fn sealed_backup_and_restore_through_real_zfs() {
     cmd("zfs", &["snapshot", &p.ds("src@tue")]);
 
     // Back up: a full and an incremental, each with its digest sidecar.
-    for (snap, send) in [("mon", format!("{}@mon", p.ds("src"))), ("tue", format!("-i @mon {}@tue", p.ds("src")))] {
+    for (snap, send) in [
+        ("mon", format!("{}@mon", p.ds("src"))),
+        ("tue", format!("-i @mon {}@tue", p.ds("src"))),
+    ] {
         sh(&format!(
             "zfs send {send} | {hash} --zfs -o {d} | {seal} {keys} > {s}",
             d = f(&format!("{snap}.sha256")),
@@ -43,7 +46,10 @@ fn sealed_backup_and_restore_through_real_zfs() {
     // The stored stream is ciphertext: no file content shows through.
     let sealed = std::fs::read(f("mon.sealed")).unwrap();
     let needle = Gen::bytes(7 + 5, 4096);
-    assert!(!sealed.windows(64).any(|win| win == &needle[..64]), "plaintext visible in the sealed stream");
+    assert!(
+        !sealed.windows(64).any(|win| win == &needle[..64]),
+        "plaintext visible in the sealed stream"
+    );
 
     // Restore both, keys in the other order.
     for (snap, recv) in [("mon", ""), ("tue", "-F")] {
@@ -59,10 +65,21 @@ fn sealed_backup_and_restore_through_real_zfs() {
 
     // A wrong key: seal writes nothing, so receive sees an empty stream and creates nothing.
     let wrong = format!("--key-file {} --key-file {}", f("a.key"), f("c.key"));
-    let r = sh(&format!("{seal} -d {wrong} < {s} | zfs receive {dst}", s = f("mon.sealed"), dst = p.ds("never1")));
+    let r = sh(&format!(
+        "{seal} -d {wrong} < {s} | zfs receive {dst}",
+        s = f("mon.sealed"),
+        dst = p.ds("never1")
+    ));
     assert_ne!(r.code(), Some(0));
-    assert!(r.stderr().contains("do not open this stream"), "{}", r.describe());
-    assert!(sh(&format!("zfs list {}", p.ds("never1"))).code() != Some(0), "a dataset appeared from a wrong-key restore");
+    assert!(
+        r.stderr().contains("do not open this stream"),
+        "{}",
+        r.describe()
+    );
+    assert!(
+        sh(&format!("zfs list {}", p.ds("never1"))).code() != Some(0),
+        "a dataset appeared from a wrong-key restore"
+    );
 
     // A tampered store: the pipe fails, and the partial stream does not become a dataset.
     let mut t = sealed.clone();
@@ -76,6 +93,13 @@ fn sealed_backup_and_restore_through_real_zfs() {
         dst = p.ds("never2")
     ));
     assert_ne!(r.code(), Some(0));
-    assert!(r.stderr().contains("fails authentication"), "{}", r.describe());
-    assert!(sh(&format!("zfs list {}", p.ds("never2"))).code() != Some(0), "a dataset appeared from a tampered restore");
+    assert!(
+        r.stderr().contains("fails authentication"),
+        "{}",
+        r.describe()
+    );
+    assert!(
+        sh(&format!("zfs list {}", p.ds("never2"))).code() != Some(0),
+        "a dataset appeared from a tampered restore"
+    );
 }
