@@ -11,26 +11,27 @@
 use std::sync::mpsc::{channel, sync_channel, Receiver};
 use std::sync::{Arc, Mutex};
 
-/// One piece of the stream.
-pub struct Chunk {
+/// One piece of the stream: bytes, or any item the stage works on (a group of blocks).
+pub struct Chunk<T = Vec<u8>> {
     /// Position in the stream, from 0.
     pub index: u64,
-    pub data: Vec<u8>,
+    pub data: T,
     /// The last chunk of the stream.
     pub last: bool,
 }
 
-/// Runs `read` (which fills a recycled buffer, or returns None at the end), `work` on every chunk in parallel, and
+/// Runs `read` (which fills a recycled item, or returns None at the end), `work` on every chunk in parallel, and
 /// `emit` on every chunk in order. `read` and `emit` run on one thread each, so they may hold the input and output.
-pub fn map<R, F, E>(threads: usize, mut read: R, work: F, mut emit: E) -> anyhow::Result<()>
+pub fn map<T, R, F, E>(threads: usize, mut read: R, work: F, mut emit: E) -> anyhow::Result<()>
 where
-    R: FnMut(Vec<u8>, u64) -> anyhow::Result<Option<Chunk>>,
-    F: Fn(&mut Chunk) -> anyhow::Result<()> + Sync,
-    E: FnMut(&Chunk) -> anyhow::Result<()> + Send,
+    T: Default + Send,
+    R: FnMut(T, u64) -> anyhow::Result<Option<Chunk<T>>>,
+    F: Fn(&mut Chunk<T>) -> anyhow::Result<()> + Sync,
+    E: FnMut(&Chunk<T>) -> anyhow::Result<()> + Send,
 {
     if threads == 0 {
         // No threads, no channels: for in-process callers that want none (test vectors, fuzzing).
-        let mut buf = Vec::new();
+        let mut buf = T::default();
         let mut index = 0;
         while let Some(mut chunk) = read(buf, index)? {
             work(&mut chunk)?;
@@ -45,11 +46,11 @@ where
     }
 
     let max_buffers = 2 * threads + 2;
-    let (job_tx, job_rx) = sync_channel::<Chunk>(threads);
+    let (job_tx, job_rx) = sync_channel::<Chunk<T>>(threads);
     // Only the workers hold the job receiver: when the last one quits, the reader's send fails instead of blocking.
     let job_rx = Arc::new(Mutex::new(job_rx));
-    let (done_tx, done_rx) = sync_channel::<(Chunk, anyhow::Result<()>)>(max_buffers);
-    let (free_tx, free_rx) = channel::<Vec<u8>>();
+    let (done_tx, done_rx) = sync_channel::<(Chunk<T>, anyhow::Result<()>)>(max_buffers);
+    let (free_tx, free_rx) = channel::<T>();
 
     std::thread::scope(|s| {
         for _ in 0..threads {
@@ -72,7 +73,7 @@ where
         let read_result = loop {
             let buf = if made < max_buffers {
                 made += 1;
-                Vec::new()
+                T::default()
             } else {
                 match free_rx.recv() {
                     Ok(buf) => buf,
@@ -99,13 +100,13 @@ where
     })
 }
 
-fn emit_in_order<E>(
-    done_rx: Receiver<(Chunk, anyhow::Result<()>)>,
-    free_tx: std::sync::mpsc::Sender<Vec<u8>>,
+fn emit_in_order<T, E>(
+    done_rx: Receiver<(Chunk<T>, anyhow::Result<()>)>,
+    free_tx: std::sync::mpsc::Sender<T>,
     emit: &mut E,
 ) -> anyhow::Result<()>
 where
-    E: FnMut(&Chunk) -> anyhow::Result<()>,
+    E: FnMut(&Chunk<T>) -> anyhow::Result<()>,
 {
     let mut waiting = std::collections::BTreeMap::new();
     let mut next = 0u64;
@@ -134,7 +135,7 @@ mod tests {
         let mut out = Vec::new();
         let r = map(
             threads,
-            |mut buf, index| {
+            |mut buf: Vec<u8>, index| {
                 if Some(index) == fail_read_at {
                     anyhow::bail!("read failed at {index}");
                 }

@@ -1,0 +1,369 @@
+//! The decoder: frames from the scanner are gathered into groups; a group is done when all its data blocks are in,
+//! or when frames of a later batch of groups show that no more of it will come, or at the end of input. Workers
+//! rebuild lost data blocks from parity; the writer emits groups in order, checks the trailer (length and SHA-256
+//! of the original), and refuses, before writing a byte of it, a group that lost more than parity can repair.
+
+use crate::codec::Codec;
+use crate::format::{self, Frame, STREAM_HEADER_INDEX};
+use crate::scan::{Item, Scanner};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use zstream_common::integrity;
+use zstream_common::ordered::{self, Chunk};
+use zstream_common::pipe::{in_error, write_out};
+
+/// What a decode or verify run found.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Report {
+    pub groups: u64,
+    pub bytes: u64,
+    /// Blocks (data and parity) that were damaged or missing.
+    pub damaged_blocks: u64,
+    pub repaired_blocks: u64,
+    /// Input ranges in which no usable frame was found.
+    pub skipped_bytes: u64,
+    /// The group that lost the most blocks, and how many.
+    pub worst_group: Option<(u64, u32)>,
+    /// Groups that lost more blocks than their parity repairs, with the original byte ranges lost.
+    pub unrepairable: Vec<(u64, Vec<(u64, u64)>)>,
+    pub sha256: Option<String>,
+}
+
+impl Report {
+    pub fn repairable(&self) -> bool {
+        self.unrepairable.is_empty()
+    }
+}
+
+/// A group on its way through the decoder.
+#[derive(Default)]
+pub struct Group {
+    number: u64,
+    /// Any intact frame header of the group: it tells the group's shape. None when no frame of it survived.
+    shape: Option<Frame>,
+    shards: Vec<Option<Vec<u8>>>,
+    /// Indices of blocks rebuilt from parity, and of blocks lost beyond repair.
+    repaired: Vec<u8>,
+    lost: Vec<u8>,
+    damaged: u32,
+    /// Frames with a sound header seen for this group (intact or not), and parity frames whose payload was damaged.
+    frames_seen: u32,
+    bad_parity: u32,
+    /// Whether later frames or the input's end show that the stream goes on after this group (or ends here).
+    after_end_of_input: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Write the original to the output; stop at the first group that cannot be repaired.
+    Decode,
+    /// Write nothing; read to the end and report.
+    Verify,
+}
+
+pub fn decode<R: Read, W: Write + Send>(
+    input: R,
+    output: &mut W,
+    mode: Mode,
+    threads: usize,
+    prog: &'static str,
+    mut progress: impl FnMut(u64) + Send,
+) -> anyhow::Result<Report> {
+    let mut asm = Assembler::new(Scanner::new(input), prog, mode == Mode::Verify);
+    let mut sha = Sha256::new();
+    // Every frame the assembler takes has the stream's shape, so one codec serves the whole stream.
+    let codec = std::sync::OnceLock::<Codec>::new();
+    let mut stats = Stats::default();
+
+    let result = ordered::map(
+        threads,
+        |recycled: Group, _| {
+            asm.recycle(recycled);
+            let g = asm.next_group()?;
+            Ok(g.map(|g| {
+                let last = g.shape.is_some_and(|f| f.is_final_group()) || g.after_end_of_input;
+                Chunk { index: g.number, data: g, last }
+            }))
+        },
+        |c| {
+            let g = &mut c.data;
+            let Some(f) = g.shape else { return Ok(()) };
+            let codec = match codec.get() {
+                Some(c) => c,
+                None => {
+                    let c = Codec::new(f.data, f.parity)?;
+                    codec.get_or_init(|| c)
+                }
+            };
+            repair(codec, g)
+        },
+        |c| {
+            let g = &c.data;
+            let Some(f) = g.shape else {
+                // No frame of this group survived.
+                let n = stats.group_bytes.max(1);
+                let from = g.number * n;
+                let ranges = if g.after_end_of_input { vec![(from, u64::MAX)] } else { vec![(from, from + n)] };
+                return stats.unrepairable(g.number, ranges, mode, prog);
+            };
+            stats.group_bytes = f.data as u64 * f.block_size as u64;
+            stats.seen(g, prog);
+            if !g.lost.is_empty() {
+                let ranges = g.lost.iter().filter(|&&i| i < f.real_blocks()).map(|&i| block_range(&f, g.number, i)).collect();
+                return stats.unrepairable(g.number, ranges, mode, prog);
+            }
+            for i in 0..f.real_blocks() {
+                let len = f.block_len(i) as usize;
+                let block = &g.shards[i as usize].as_ref().expect("present or rebuilt")[..len];
+                sha.update(block);
+                if mode == Mode::Decode {
+                    write_out(output, block)?;
+                }
+                stats.report.bytes += len as u64;
+                progress(len as u64);
+            }
+            if f.is_final_group() {
+                let t = g.shards[f.real_blocks() as usize].as_ref().expect("present or rebuilt");
+                let (total, want) = format::parse_trailer(&t[..format::TRAILER_LEN]).expect("40 bytes");
+                let got: [u8; 32] = sha.clone().finalize().into();
+                stats.report.sha256 = Some(hex::encode(got));
+                if total != stats.report.bytes || want != got {
+                    return Err(integrity(format!(
+                        "the trailer says {total} bytes with SHA-256 {}, but the repaired stream is {} bytes with SHA-256 {}",
+                        hex::encode(want),
+                        stats.report.bytes,
+                        hex::encode(got)
+                    )));
+                }
+            }
+            Ok(())
+        },
+    );
+    let mut report = stats.report;
+    report.skipped_bytes = asm.skipped;
+    result?;
+    Ok(report)
+}
+
+
+/// The original byte range of data block `i` of group `g`.
+fn block_range(f: &Frame, g: u64, i: u8) -> (u64, u64) {
+    let start = g * f.data as u64 * f.block_size as u64 + i as u64 * f.block_size as u64;
+    (start, start + f.block_len(i) as u64)
+}
+
+#[derive(Default)]
+struct Stats {
+    report: Report,
+    group_bytes: u64,
+}
+
+impl Stats {
+    fn seen(&mut self, g: &Group, prog: &str) {
+        let Some(f) = g.shape else { return };
+        self.report.groups += 1;
+        self.report.damaged_blocks += g.damaged as u64;
+        self.report.repaired_blocks += g.repaired.len() as u64;
+        if g.damaged > self.report.worst_group.map_or(0, |w| w.1) {
+            self.report.worst_group = Some((g.number, g.damaged));
+        }
+        for &i in &g.repaired {
+            let (a, b) = block_range(&f, g.number, i);
+            if i < f.real_blocks() {
+                eprintln!("{prog}: repaired group {} data block {i} (original bytes {a}..{b}) from parity", g.number);
+            } else {
+                eprintln!("{prog}: repaired group {} trailer block from parity", g.number);
+            }
+        }
+    }
+
+    fn unrepairable(&mut self, group: u64, ranges: Vec<(u64, u64)>, mode: Mode, prog: &str) -> anyhow::Result<()> {
+        let text = ranges
+            .iter()
+            .map(|&(a, b)| if b == u64::MAX { format!("{a}..end") } else { format!("{a}..{b}") })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let msg = format!("group {group} lost more blocks than its parity can repair: original bytes {text} are lost");
+        self.report.unrepairable.push((group, ranges));
+        match mode {
+            Mode::Decode => Err(integrity(msg)),
+            Mode::Verify => {
+                eprintln!("{prog}: {msg}");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Rebuilds the group's missing data blocks from parity when enough blocks survived (on a worker thread).
+fn repair(codec: &Codec, g: &mut Group) -> anyhow::Result<()> {
+    let f = g.shape.expect("checked by the caller");
+    let (n, total) = (f.data as usize, f.data as usize + f.parity as usize);
+    let blocks = f.group_blocks as usize;
+    let missing: Vec<u8> = (0..blocks).filter(|&i| g.shards[i].is_none()).map(|i| i as u8).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    // Blocks a final group does not have (between its trailer and the parity) are known zeros: present.
+    let present = |i: usize| (blocks..n).contains(&i) || g.shards[i].is_some();
+    let have: Vec<bool> = (0..total).map(present).collect();
+    if have.iter().filter(|&&h| h).count() < n {
+        g.lost = missing;
+        return Ok(());
+    }
+    // Shards are as long as the group's parity; shorter blocks (a last block, the trailer) were padded with zeros.
+    let mut bufs: Vec<Vec<u8>> = (0..total)
+        .map(|i| {
+            let mut b = g.shards[i].take().unwrap_or_default();
+            b.resize(f.shard_len as usize, 0);
+            b
+        })
+        .collect();
+    let mut marked: Vec<(&mut [u8], bool)> = bufs.iter_mut().zip(&have).map(|(b, &h)| (b.as_mut_slice(), h)).collect();
+    codec.reconstruct(&mut marked)?;
+    for (i, b) in bufs.into_iter().enumerate() {
+        g.shards[i] = Some(b);
+    }
+    g.repaired = missing;
+    Ok(())
+}
+
+/// Gathers frames into groups and decides when a group is complete.
+struct Assembler<R> {
+    scan: Scanner<R>,
+    prog: &'static str,
+    /// The parameters the stream's frames agree on.
+    params: Option<Frame>,
+    open: BTreeMap<u64, Group>,
+    next_emit: u64,
+    final_group: Option<u64>,
+    eof: bool,
+    done: bool,
+    spare: Vec<Vec<u8>>,
+    skipped: u64,
+    /// Verifying: wait for every parity block too, so that their health is counted (decoding needs no parity
+    /// once all data blocks are in).
+    want_parity: bool,
+}
+
+impl<R: Read> Assembler<R> {
+    fn new(scan: Scanner<R>, prog: &'static str, want_parity: bool) -> Self {
+        Assembler {
+            scan,
+            prog,
+            params: None,
+            open: BTreeMap::new(),
+            next_emit: 0,
+            final_group: None,
+            eof: false,
+            done: false,
+            spare: Vec::new(),
+            skipped: 0,
+            want_parity,
+        }
+    }
+
+    fn recycle(&mut self, g: Group) {
+        self.spare.extend(g.shards.into_iter().flatten());
+        self.spare.truncate(64);
+    }
+
+    fn batch_of(&self, group: u64) -> u64 {
+        group / self.params.map_or(1, |p| p.interleave as u64)
+    }
+
+    /// The next group in order, once it is complete; None after the final group.
+    fn next_group(&mut self) -> anyhow::Result<Option<Group>> {
+        loop {
+            if self.done {
+                return Ok(None);
+            }
+            if let Some(g) = self.take_ready() {
+                return Ok(Some(g));
+            }
+            let buf = self.spare.pop().unwrap_or_default();
+            match self.scan.next(buf).map_err(in_error)? {
+                Item::End => self.eof = true,
+                Item::Skipped { from, to } => {
+                    self.skipped += to - from;
+                    eprintln!("{}: input bytes {from}..{to} hold no usable frame (damage); skipped", self.prog);
+                }
+                Item::Frame { frame, at, payload_ok, payload } => self.take_frame(frame, at, payload_ok, payload),
+            }
+        }
+    }
+
+    fn take_frame(&mut self, f: Frame, at: u64, ok: bool, payload: Vec<u8>) {
+        let p = *self.params.get_or_insert(f);
+        if (f.data, f.parity, f.block_size, f.interleave) != (p.data, p.parity, p.block_size, p.interleave) {
+            return; // not of this stream's shape: ignore it
+        }
+        self.scan.stream_id = Some(f.stream_id);
+        if f.index == STREAM_HEADER_INDEX || f.group < self.next_emit {
+            self.spare.push(payload);
+            return; // the stream header, or a duplicate of a group already written
+        }
+        if f.is_final_group() {
+            self.final_group = Some(f.group);
+        }
+        let total = f.data as usize + f.parity as usize;
+        let g = self.open.entry(f.group).or_insert_with(|| Group { number: f.group, ..Group::default() });
+        g.shards.resize_with(total, || None);
+        g.frames_seen += 1;
+        g.bad_parity += (!ok && f.is_parity()) as u32;
+        if g.shape.is_none() || ok {
+            g.shape = Some(f);
+        }
+        let slot = &mut g.shards[f.index as usize];
+        if ok && slot.is_none() && payload.len() == f.block_len(f.index) as usize {
+            *slot = Some(payload);
+        } else {
+            // A damaged payload (its header at input byte `at` still told where it belonged), or a duplicate.
+            let _ = at;
+            self.spare.push(payload);
+        }
+    }
+
+    /// The group at `next_emit` if it can be decided now.
+    fn take_ready(&mut self) -> Option<Group> {
+        let n = self.next_emit;
+        if self.final_group.is_some_and(|f| n > f) {
+            self.done = true;
+            return None;
+        }
+        let want_parity = self.want_parity;
+        let complete = self.open.get(&n).and_then(|g| g.shape.map(|f| (g, f))).is_some_and(|(g, f)| {
+            let needed = |i: &usize| *i < f.group_blocks as usize || want_parity && *i >= f.data as usize;
+            (0..f.data as usize + f.parity as usize).filter(needed).all(|i| g.shards.get(i).is_some_and(|s| s.is_some()))
+        });
+        // A batch is over when frames of two later batches' blocks came (one stray frame is not enough), when too
+        // many groups are open (memory stays bounded), or at the end of input.
+        let batch = self.batch_of(n);
+        let later: u32 = self.open.iter().filter(|(&k, _)| self.batch_of(k) > batch).map(|(_, g)| g.frames_seen).sum();
+        let passed = later >= 2;
+        let crowded = self.open.len() > 8 * self.params.map_or(1, |p| p.interleave as usize) + 8;
+        if !(complete || passed || crowded || self.eof) {
+            return None;
+        }
+        let mut g = self.open.remove(&n).unwrap_or_else(|| Group { number: n, ..Group::default() });
+        self.next_emit += 1;
+        if let Some(f) = g.shape {
+            let total = f.data as usize + f.parity as usize;
+            g.shards.resize_with(total, || None);
+            // Damage: data blocks that are not there; parity blocks that are not there when verifying (all parity
+            // was waited for), else only parity frames that arrived damaged.
+            let missing = |range: std::ops::Range<usize>| range.filter(|&i| g.shards[i].is_none()).count() as u32;
+            g.damaged = missing(0..f.group_blocks as usize)
+                + if self.want_parity { missing(f.data as usize..total) } else { g.bad_parity.min(f.parity as u32) };
+            if f.is_final_group() {
+                self.done = true;
+            }
+        } else if self.eof && self.final_group.is_none() {
+            // Nothing of this group, and the input ended before any frame of the final group: the tail is lost.
+            g.after_end_of_input = true;
+            self.done = true;
+        }
+        Some(g)
+    }
+}

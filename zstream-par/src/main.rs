@@ -1,0 +1,3 @@
+fn main() {
+    zstream_common::cli::main(zstream_par::app::NAME, zstream_par::app::run)
+}

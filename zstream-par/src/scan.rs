@@ -1,0 +1,129 @@
+//! Finds frames in a stream that may be damaged anywhere: a frame is taken only when its header checksum holds and
+//! it belongs to this stream; its payload is taken only when the payload checksum holds. After anything else
+//! (flipped bits, zeroed or overwritten ranges, deleted or inserted bytes, a damaged header) the scanner searches
+//! for the next frame marker, so the decoder finds its place again.
+
+use crate::format::{payload_sum, Frame, FRAME_HEADER, MAGIC};
+use std::io::{self, Read};
+
+pub enum Item {
+    /// A frame whose header holds. `payload_ok` says whether its payload did too (it is then in `payload`).
+    Frame { frame: Frame, at: u64, payload_ok: bool, payload: Vec<u8> },
+    /// Input bytes `from..to` held no frame that could be used.
+    Skipped { from: u64, to: u64 },
+    End,
+}
+
+pub struct Scanner<R> {
+    inner: R,
+    buf: Vec<u8>,
+    pos: usize,
+    end: usize,
+    eof: bool,
+    /// Input offset of buf[0].
+    base: u64,
+    /// Only frames of this stream are taken, once it is known (frames of a stream nested inside the payload, or of
+    /// another stream pasted in, carry another id).
+    pub stream_id: Option<u64>,
+    skipping_from: Option<u64>,
+}
+
+impl<R: Read> Scanner<R> {
+    pub fn new(inner: R) -> Self {
+        Scanner { inner, buf: vec![0; 4 << 20], pos: 0, end: 0, eof: false, base: 0, stream_id: None, skipping_from: None }
+    }
+
+    fn offset(&self, i: usize) -> u64 {
+        self.base + i as u64
+    }
+
+    /// Makes at least `n` bytes available from `pos`, unless the input ends first. Returns what is available.
+    fn fill(&mut self, n: usize) -> io::Result<usize> {
+        if self.end - self.pos >= n || self.eof {
+            return Ok(self.end - self.pos);
+        }
+        if self.pos > 0 {
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.base += self.pos as u64;
+            self.end -= self.pos;
+            self.pos = 0;
+        }
+        if self.buf.len() < n {
+            // Frames are at most 64 bytes + 64 MiB (a checked header says so), so this stays bounded.
+            self.buf.resize(n.max(self.buf.len() * 2), 0);
+        }
+        while self.end < n {
+            match self.inner.read(&mut self.buf[self.end..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    break;
+                }
+                Ok(k) => self.end += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(self.end - self.pos)
+    }
+
+    /// Closes a run of skipped bytes, if one is open, at `to`.
+    fn end_skip(&mut self, to: u64) -> Option<Item> {
+        self.skipping_from.take().filter(|&from| to > from).map(|from| Item::Skipped { from, to })
+    }
+
+    /// The next item. `payload` is a buffer to reuse for the frame's payload.
+    pub fn next(&mut self, mut payload: Vec<u8>) -> io::Result<Item> {
+        loop {
+            let avail = self.fill(FRAME_HEADER)?;
+            if avail < FRAME_HEADER {
+                // Fewer bytes than a header: the end, after whatever could not be used.
+                let to = self.offset(self.end);
+                if avail > 0 && self.skipping_from.is_none() {
+                    self.skipping_from = Some(self.offset(self.pos));
+                }
+                self.pos = self.end;
+                return Ok(self.end_skip(to).unwrap_or(Item::End));
+            }
+            let header = Frame::decode(&self.buf[self.pos..self.pos + FRAME_HEADER])
+                .filter(|f| self.stream_id.is_none_or(|id| id == f.stream_id));
+            let Some(frame) = header else {
+                self.skip_to_next_marker();
+                continue;
+            };
+            let at = self.offset(self.pos);
+            if let Some(item) = self.end_skip(at) {
+                return Ok(item); // the frame is read on the next call
+            }
+            let need = FRAME_HEADER + frame.payload_len as usize;
+            let avail = self.fill(need)?;
+            if avail >= need {
+                let body = &self.buf[self.pos + FRAME_HEADER..self.pos + need];
+                if payload_sum(body) == frame.payload_sum {
+                    payload.clear();
+                    payload.extend_from_slice(body);
+                    self.pos += need;
+                    return Ok(Item::Frame { frame, at, payload_ok: true, payload });
+                }
+            }
+            // The header holds but the payload does not (damaged, or cut by deleted bytes): the block is lost, and
+            // the next frame may begin anywhere after this header, so search from there.
+            self.pos += FRAME_HEADER;
+            self.skipping_from = Some(self.offset(self.pos));
+            return Ok(Item::Frame { frame, at, payload_ok: false, payload });
+        }
+    }
+
+    /// No usable frame at `pos`: move to the next occurrence of the marker (or as near the end as a marker could
+    /// start), remembering where the unusable run began.
+    fn skip_to_next_marker(&mut self) {
+        if self.skipping_from.is_none() {
+            self.skipping_from = Some(self.offset(self.pos));
+        }
+        let from = self.pos + 1;
+        match memchr::memmem::find(&self.buf[from..self.end], &MAGIC) {
+            Some(k) => self.pos = from + k,
+            // Keep the last bytes: a marker may straddle the next read.
+            None => self.pos = self.end.saturating_sub(MAGIC.len() - 1).max(from.min(self.end)),
+        }
+    }
+}
