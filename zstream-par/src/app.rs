@@ -69,7 +69,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut progress = Progress::new(NAME, args.progress.progress, pipe::known_size(&*input));
     if args.verify {
         pipe::grow(std::io::stdin());
-        let r = decode::decode(&mut *input, &mut std::io::sink(), Mode::Verify, threads, NAME, |n| progress.add(n));
+        let r = decode::decode(
+            &mut *input,
+            &mut std::io::sink(),
+            Mode::Verify,
+            threads,
+            NAME,
+            |n| progress.add(n),
+        );
         progress.finish();
         let report = r?;
         let verdict = if report.damaged_blocks == 0 && report.skipped_bytes == 0 {
@@ -84,29 +91,51 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             v["verdict"] = verdict.into();
             println!("{v}");
         } else {
-            let worst = report.worst_group.map_or("none".into(), |(g, n)| format!("group {g} ({n} blocks)"));
+            let worst = report
+                .worst_group
+                .map_or("none".into(), |(g, n)| format!("group {g} ({n} blocks)"));
             eprintln!(
                 "{NAME}: {verdict}: {} groups, {} bytes of original; {} damaged or missing blocks, {} unreadable input bytes; worst {worst}",
                 report.groups, report.bytes, report.damaged_blocks, report.skipped_bytes
             );
         }
-        return if report.repairable() { Ok(()) } else { Err(integrity("the stream is damaged beyond repair")) };
+        return if report.repairable() {
+            Ok(())
+        } else {
+            Err(integrity("the stream is damaged beyond repair"))
+        };
     }
     pipe::setup_filter()?;
     let mut output = pipe::stdout();
     if args.decode {
-        decode::decode(&mut *input, &mut *output, Mode::Decode, threads, NAME, |n| progress.add(n))?;
+        decode::decode(
+            &mut *input,
+            &mut *output,
+            Mode::Decode,
+            threads,
+            NAME,
+            |n| progress.add(n),
+        )?;
     } else {
         let p = Params {
             data: args.data,
             parity: args.parity,
-            block_size: u32::try_from(args.block_size).map_err(|_| usage("--block-size is too large"))?,
+            block_size: u32::try_from(args.block_size)
+                .map_err(|_| usage("--block-size is too large"))?,
             interleave: args.interleave,
         };
         p.check().map_err(usage)?;
         let mut id = [0u8; 8];
-        getrandom::fill(&mut id).map_err(|e| anyhow::anyhow!("the system random generator failed: {e}"))?;
-        encode::encode(&mut *input, &mut *output, p, threads, u64::from_le_bytes(id), |n| progress.add(n))?;
+        getrandom::fill(&mut id)
+            .map_err(|e| anyhow::anyhow!("the system random generator failed: {e}"))?;
+        encode::encode(
+            &mut *input,
+            &mut *output,
+            p,
+            threads,
+            u64::from_le_bytes(id),
+            |n| progress.add(n),
+        )?;
     }
     progress.finish();
     Ok(())

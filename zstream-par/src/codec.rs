@@ -10,18 +10,23 @@ pub struct Codec {
 
 impl Codec {
     pub fn new(data: u8, parity: u8) -> anyhow::Result<Codec> {
-        let rs = ReedSolomon::new(data as usize, parity as usize)
-            .map_err(|e| anyhow::anyhow!("Reed-Solomon with {data} data and {parity} parity blocks: {e:?}"))?;
+        let rs = ReedSolomon::new(data as usize, parity as usize).map_err(|e| {
+            anyhow::anyhow!("Reed-Solomon with {data} data and {parity} parity blocks: {e:?}")
+        })?;
         Ok(Codec { rs })
     }
 
     /// Fills `parity` (each as long as the data shards) from `data`.
     pub fn encode(&self, data: &[&[u8]], parity: &mut [Vec<u8>]) {
-        self.rs.encode_sep(data, parity).expect("shard counts and lengths are checked by the caller");
+        self.rs
+            .encode_sep(data, parity)
+            .expect("shard counts and lengths are checked by the caller");
     }
 
     /// Rebuilds the data shards marked absent, in place, from the present ones (at least `data` of them).
     pub fn reconstruct(&self, shards: &mut [(&mut [u8], bool)]) -> anyhow::Result<()> {
-        self.rs.reconstruct_data(shards).map_err(|e| anyhow::anyhow!("Reed-Solomon reconstruction: {e:?}"))
+        self.rs
+            .reconstruct_data(shards)
+            .map_err(|e| anyhow::anyhow!("Reed-Solomon reconstruction: {e:?}"))
     }
 }

@@ -83,7 +83,11 @@ pub fn decode<R: Read, W: Write + Send>(
             let g = asm.next_group()?;
             Ok(g.map(|g| {
                 let last = g.shape.is_some_and(|f| f.is_final_group()) || g.after_end_of_input;
-                Chunk { index: g.number, data: g, last }
+                Chunk {
+                    index: g.number,
+                    data: g,
+                    last,
+                }
             }))
         },
         |c| {
@@ -104,13 +108,22 @@ pub fn decode<R: Read, W: Write + Send>(
                 // No frame of this group survived.
                 let n = stats.group_bytes.max(1);
                 let from = g.number * n;
-                let ranges = if g.after_end_of_input { vec![(from, u64::MAX)] } else { vec![(from, from + n)] };
+                let ranges = if g.after_end_of_input {
+                    vec![(from, u64::MAX)]
+                } else {
+                    vec![(from, from + n)]
+                };
                 return stats.unrepairable(g.number, ranges, mode, prog);
             };
             stats.group_bytes = f.data as u64 * f.block_size as u64;
             stats.seen(g, prog);
             if !g.lost.is_empty() {
-                let ranges = g.lost.iter().filter(|&&i| i < f.real_blocks()).map(|&i| block_range(&f, g.number, i)).collect();
+                let ranges = g
+                    .lost
+                    .iter()
+                    .filter(|&&i| i < f.real_blocks())
+                    .map(|&i| block_range(&f, g.number, i))
+                    .collect();
                 return stats.unrepairable(g.number, ranges, mode, prog);
             }
             for i in 0..f.real_blocks() {
@@ -123,9 +136,13 @@ pub fn decode<R: Read, W: Write + Send>(
                 stats.report.bytes += len as u64;
                 progress(len as u64);
             }
-            if f.is_final_group() {
-                let t = g.shards[f.real_blocks() as usize].as_ref().expect("present or rebuilt");
-                let (total, want) = format::parse_trailer(&t[..format::TRAILER_LEN]).expect("40 bytes");
+            // After a group that could not be repaired (verifying goes on past it) the digest cannot match.
+            if f.is_final_group() && stats.report.unrepairable.is_empty() {
+                let t = g.shards[f.real_blocks() as usize]
+                    .as_ref()
+                    .expect("present or rebuilt");
+                let (total, want) =
+                    format::parse_trailer(&t[..format::TRAILER_LEN]).expect("40 bytes");
                 let got: [u8; 32] = sha.clone().finalize().into();
                 stats.report.sha256 = Some(hex::encode(got));
                 if total != stats.report.bytes || want != got {
@@ -145,7 +162,6 @@ pub fn decode<R: Read, W: Write + Send>(
     result?;
     Ok(report)
 }
-
 
 /// The original byte range of data block `i` of group `g`.
 fn block_range(f: &Frame, g: u64, i: u8) -> (u64, u64) {
@@ -173,15 +189,30 @@ impl Stats {
             if i < f.real_blocks() {
                 eprintln!("{prog}: repaired group {} data block {i} (original bytes {a}..{b}) from parity", g.number);
             } else {
-                eprintln!("{prog}: repaired group {} trailer block from parity", g.number);
+                eprintln!(
+                    "{prog}: repaired group {} trailer block from parity",
+                    g.number
+                );
             }
         }
     }
 
-    fn unrepairable(&mut self, group: u64, ranges: Vec<(u64, u64)>, mode: Mode, prog: &str) -> anyhow::Result<()> {
+    fn unrepairable(
+        &mut self,
+        group: u64,
+        ranges: Vec<(u64, u64)>,
+        mode: Mode,
+        prog: &str,
+    ) -> anyhow::Result<()> {
         let text = ranges
             .iter()
-            .map(|&(a, b)| if b == u64::MAX { format!("{a}..end") } else { format!("{a}..{b}") })
+            .map(|&(a, b)| {
+                if b == u64::MAX {
+                    format!("{a}..end")
+                } else {
+                    format!("{a}..{b}")
+                }
+            })
             .collect::<Vec<_>>()
             .join(", ");
         let msg = format!("group {group} lost more blocks than its parity can repair: original bytes {text} are lost");
@@ -201,7 +232,10 @@ fn repair(codec: &Codec, g: &mut Group) -> anyhow::Result<()> {
     let f = g.shape.expect("checked by the caller");
     let (n, total) = (f.data as usize, f.data as usize + f.parity as usize);
     let blocks = f.group_blocks as usize;
-    let missing: Vec<u8> = (0..blocks).filter(|&i| g.shards[i].is_none()).map(|i| i as u8).collect();
+    let missing: Vec<u8> = (0..blocks)
+        .filter(|&i| g.shards[i].is_none())
+        .map(|i| i as u8)
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -220,7 +254,11 @@ fn repair(codec: &Codec, g: &mut Group) -> anyhow::Result<()> {
             b
         })
         .collect();
-    let mut marked: Vec<(&mut [u8], bool)> = bufs.iter_mut().zip(&have).map(|(b, &h)| (b.as_mut_slice(), h)).collect();
+    let mut marked: Vec<(&mut [u8], bool)> = bufs
+        .iter_mut()
+        .zip(&have)
+        .map(|(b, &h)| (b.as_mut_slice(), h))
+        .collect();
     codec.reconstruct(&mut marked)?;
     for (i, b) in bufs.into_iter().enumerate() {
         g.shards[i] = Some(b);
@@ -277,26 +315,70 @@ impl<R: Read> Assembler<R> {
     fn next_group(&mut self) -> anyhow::Result<Option<Group>> {
         loop {
             if self.done {
+                self.drain()?;
                 return Ok(None);
             }
             if let Some(g) = self.take_ready() {
+                if self.done {
+                    // The map asks for nothing after the last group, so read the rest of the input now.
+                    self.drain()?;
+                }
                 return Ok(Some(g));
             }
             let buf = self.spare.pop().unwrap_or_default();
             match self.scan.next(buf).map_err(in_error)? {
                 Item::End => self.eof = true,
-                Item::Skipped { from, to } => {
-                    self.skipped += to - from;
-                    eprintln!("{}: input bytes {from}..{to} hold no usable frame (damage); skipped", self.prog);
-                }
-                Item::Frame { frame, at, payload_ok, payload } => self.take_frame(frame, at, payload_ok, payload),
+                Item::Skipped { from, to } => self.skipped_run(from, to),
+                Item::Frame {
+                    frame,
+                    at,
+                    payload_ok,
+                    payload,
+                } => self.take_frame(frame, at, payload_ok, payload),
             }
         }
     }
 
+    /// Reads what follows the final group to the end: a filter that stops reading early makes the command
+    /// before it in the pipe fail with a closed pipe, and damage there is still worth reporting.
+    fn drain(&mut self) -> anyhow::Result<()> {
+        while !self.eof {
+            let buf = self.spare.pop().unwrap_or_default();
+            match self.scan.next(buf).map_err(in_error)? {
+                Item::End => self.eof = true,
+                Item::Skipped { from, to } => self.skipped_run(from, to),
+                Item::Frame {
+                    frame,
+                    at,
+                    payload_ok,
+                    payload,
+                } => self.take_frame(frame, at, payload_ok, payload),
+            }
+        }
+        Ok(())
+    }
+
+    fn skipped_run(&mut self, from: u64, to: u64) {
+        self.skipped += to - from;
+        eprintln!(
+            "{}: input bytes {from}..{to} hold no usable frame (damage); skipped",
+            self.prog
+        );
+    }
+
     fn take_frame(&mut self, f: Frame, at: u64, ok: bool, payload: Vec<u8>) {
+        if !ok {
+            // The header still tells where the block belonged; data blocks are reported again when repaired.
+            let what = if f.is_parity() { "parity" } else { "data" };
+            eprintln!(
+                "{}: group {} {what} block {} at input byte {at} is damaged",
+                self.prog, f.group, f.index
+            );
+        }
         let p = *self.params.get_or_insert(f);
-        if (f.data, f.parity, f.block_size, f.interleave) != (p.data, p.parity, p.block_size, p.interleave) {
+        if (f.data, f.parity, f.block_size, f.interleave)
+            != (p.data, p.parity, p.block_size, p.interleave)
+        {
             return; // not of this stream's shape: ignore it
         }
         self.scan.stream_id = Some(f.stream_id);
@@ -308,7 +390,10 @@ impl<R: Read> Assembler<R> {
             self.final_group = Some(f.group);
         }
         let total = f.data as usize + f.parity as usize;
-        let g = self.open.entry(f.group).or_insert_with(|| Group { number: f.group, ..Group::default() });
+        let g = self.open.entry(f.group).or_insert_with(|| Group {
+            number: f.group,
+            ..Group::default()
+        });
         g.shards.resize_with(total, || None);
         g.frames_seen += 1;
         g.bad_parity += (!ok && f.is_parity()) as u32;
@@ -319,9 +404,7 @@ impl<R: Read> Assembler<R> {
         if ok && slot.is_none() && payload.len() == f.block_len(f.index) as usize {
             *slot = Some(payload);
         } else {
-            // A damaged payload (its header at input byte `at` still told where it belonged), or a duplicate.
-            let _ = at;
-            self.spare.push(payload);
+            self.spare.push(payload); // damaged, or a duplicate
         }
     }
 
@@ -333,29 +416,51 @@ impl<R: Read> Assembler<R> {
             return None;
         }
         let want_parity = self.want_parity;
-        let complete = self.open.get(&n).and_then(|g| g.shape.map(|f| (g, f))).is_some_and(|(g, f)| {
-            let needed = |i: &usize| *i < f.group_blocks as usize || want_parity && *i >= f.data as usize;
-            (0..f.data as usize + f.parity as usize).filter(needed).all(|i| g.shards.get(i).is_some_and(|s| s.is_some()))
-        });
+        let complete = self
+            .open
+            .get(&n)
+            .and_then(|g| g.shape.map(|f| (g, f)))
+            .is_some_and(|(g, f)| {
+                let needed = |i: &usize| {
+                    *i < f.group_blocks as usize || want_parity && *i >= f.data as usize
+                };
+                (0..f.data as usize + f.parity as usize)
+                    .filter(needed)
+                    .all(|i| g.shards.get(i).is_some_and(|s| s.is_some()))
+            });
         // A batch is over when frames of two later batches' blocks came (one stray frame is not enough), when too
         // many groups are open (memory stays bounded), or at the end of input.
         let batch = self.batch_of(n);
-        let later: u32 = self.open.iter().filter(|(&k, _)| self.batch_of(k) > batch).map(|(_, g)| g.frames_seen).sum();
+        let later: u32 = self
+            .open
+            .iter()
+            .filter(|(&k, _)| self.batch_of(k) > batch)
+            .map(|(_, g)| g.frames_seen)
+            .sum();
         let passed = later >= 2;
         let crowded = self.open.len() > 8 * self.params.map_or(1, |p| p.interleave as usize) + 8;
         if !(complete || passed || crowded || self.eof) {
             return None;
         }
-        let mut g = self.open.remove(&n).unwrap_or_else(|| Group { number: n, ..Group::default() });
+        let mut g = self.open.remove(&n).unwrap_or_else(|| Group {
+            number: n,
+            ..Group::default()
+        });
         self.next_emit += 1;
         if let Some(f) = g.shape {
             let total = f.data as usize + f.parity as usize;
             g.shards.resize_with(total, || None);
             // Damage: data blocks that are not there; parity blocks that are not there when verifying (all parity
             // was waited for), else only parity frames that arrived damaged.
-            let missing = |range: std::ops::Range<usize>| range.filter(|&i| g.shards[i].is_none()).count() as u32;
+            let missing = |range: std::ops::Range<usize>| {
+                range.filter(|&i| g.shards[i].is_none()).count() as u32
+            };
             g.damaged = missing(0..f.group_blocks as usize)
-                + if self.want_parity { missing(f.data as usize..total) } else { g.bad_parity.min(f.parity as u32) };
+                + if self.want_parity {
+                    missing(f.data as usize..total)
+                } else {
+                    g.bad_parity.min(f.parity as u32)
+                };
             if f.is_final_group() {
                 self.done = true;
             }

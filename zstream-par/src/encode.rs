@@ -4,7 +4,10 @@
 //! SHA-256 of the original), protected like any data.
 
 use crate::codec::Codec;
-use crate::format::{self, Frame, FLAG_FINAL_GROUP, FLAG_STREAM_HEADER, FLAG_TRAILER, SHARD_ALIGN, STREAM_HEADER_INDEX, TRAILER_LEN};
+use crate::format::{
+    self, Frame, FLAG_FINAL_GROUP, FLAG_STREAM_HEADER, FLAG_TRAILER, SHARD_ALIGN,
+    STREAM_HEADER_INDEX, TRAILER_LEN,
+};
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use zstream_common::ordered::{self, Chunk};
@@ -23,8 +26,14 @@ impl Params {
         if self.data == 0 || self.parity == 0 || self.data as usize + self.parity as usize > 255 {
             return Err("--data and --parity must be at least 1 and at most 255 together".into());
         }
-        if !(format::MIN_BLOCK..=format::MAX_BLOCK).contains(&self.block_size) || self.block_size % SHARD_ALIGN != 0 {
-            return Err(format!("--block-size must be a multiple of {SHARD_ALIGN} from {} to {} bytes", format::MIN_BLOCK, format::MAX_BLOCK));
+        if !(format::MIN_BLOCK..=format::MAX_BLOCK).contains(&self.block_size)
+            || self.block_size % SHARD_ALIGN != 0
+        {
+            return Err(format!(
+                "--block-size must be a multiple of {SHARD_ALIGN} from {} to {} bytes",
+                format::MIN_BLOCK,
+                format::MAX_BLOCK
+            ));
         }
         if self.interleave == 0 {
             return Err("--interleave must be at least 1".into());
@@ -96,9 +105,10 @@ pub fn encode<R: Read, W: Write + Send>(
             if ended {
                 return Ok(None);
             }
-            batch.groups.truncate(0);
+            // Reuse the recycled batch's groups (and their buffers) for the new ones.
+            let mut spare = std::mem::take(&mut batch.groups);
             for _ in 0..p.interleave {
-                let mut g = batch.groups.pop().unwrap_or_default();
+                let mut g = spare.pop().unwrap_or_default();
                 g.buf.resize(group_bytes, 0);
                 g.len = read_full(&mut input, &mut g.buf).map_err(in_error)?;
                 sha.update(&g.buf[..g.len]);
@@ -110,7 +120,10 @@ pub fn encode<R: Read, W: Write + Send>(
                     // The stream ended in this group with room to spare: it is the final one and carries the
                     // trailer. (A stream that ends in a group's last block leaves that group full-shaped, with a
                     // short last block, and the next read, empty, makes a final group of just the trailer.)
-                    g.trailer = Some(format::trailer_payload(total, &sha.clone().finalize().into()));
+                    g.trailer = Some(format::trailer_payload(
+                        total,
+                        &sha.clone().finalize().into(),
+                    ));
                     ended = true;
                 }
                 batch.groups.push(g);
@@ -118,7 +131,11 @@ pub fn encode<R: Read, W: Write + Send>(
                     break;
                 }
             }
-            Ok(Some(Chunk { index, data: batch, last: ended }))
+            Ok(Some(Chunk {
+                index,
+                data: batch,
+                last: ended,
+            }))
         },
         |c| {
             for g in &mut c.data.groups {
@@ -145,7 +162,12 @@ fn encode_group(codec: &Codec, p: Params, g: &mut Group) {
         // Final group: real blocks (the last maybe short), then the trailer; shards padded with zeros to a common
         // length rounded up to SHARD_ALIGN, and blocks after the trailer are all-zero shards.
         let blocks = blocks_of_final(g.len, bs);
-        let longest = blocks.iter().map(|r| r.len()).max().unwrap_or(0).max(TRAILER_LEN);
+        let longest = blocks
+            .iter()
+            .map(|r| r.len())
+            .max()
+            .unwrap_or(0)
+            .max(TRAILER_LEN);
         g.shard_len = (longest.div_ceil(SHARD_ALIGN as usize) * SHARD_ALIGN as usize).min(bs);
         g.padded.resize_with(n, Vec::new);
         for (i, shard) in g.padded.iter_mut().enumerate() {
@@ -174,25 +196,38 @@ fn encode_group(codec: &Codec, p: Params, g: &mut Group) {
             par.resize(bs, 0);
         }
         let data: Vec<&[u8]> = g.buf.chunks(bs).collect();
-        g.sums.extend((0..n).map(|i| format::payload_sum(&g.buf[i * bs..((i + 1) * bs).min(len)])));
+        g.sums
+            .extend((0..n).map(|i| format::payload_sum(&g.buf[i * bs..((i + 1) * bs).min(len)])));
         codec.encode(&data, &mut g.parity);
     }
-    g.sums.extend(g.parity.iter().map(|s| format::payload_sum(s)));
+    g.sums
+        .extend(g.parity.iter().map(|s| format::payload_sum(s)));
 }
 
 /// The byte ranges (in the group's buffer) of the real data blocks of a final group holding `len` bytes.
 fn blocks_of_final(len: usize, bs: usize) -> Vec<std::ops::Range<usize>> {
-    (0..len.div_ceil(bs)).map(|i| i * bs..((i + 1) * bs).min(len)).collect()
+    (0..len.div_ceil(bs))
+        .map(|i| i * bs..((i + 1) * bs).min(len))
+        .collect()
 }
 
 /// Writes the frames of a batch: block 0 of each group, then block 1 of each, and so on.
-fn write_batch<W: Write>(out: &mut W, p: Params, stream_id: u64, batch: &Batch) -> anyhow::Result<()> {
+fn write_batch<W: Write>(
+    out: &mut W,
+    p: Params,
+    stream_id: u64,
+    batch: &Batch,
+) -> anyhow::Result<()> {
     let bs = p.block_size as usize;
     let total = p.data as usize + p.parity as usize;
     for index in 0..total {
         for g in &batch.groups {
             let final_group = g.trailer.is_some();
-            let real = if final_group { g.len.div_ceil(bs) } else { p.data as usize };
+            let real = if final_group {
+                g.len.div_ceil(bs)
+            } else {
+                p.data as usize
+            };
             let group_blocks = if final_group { real + 1 } else { real };
             let payload: &[u8] = if index >= p.data as usize {
                 &g.parity[index - p.data as usize]
@@ -203,7 +238,11 @@ fn write_batch<W: Write>(out: &mut W, p: Params, stream_id: u64, batch: &Batch) 
             } else {
                 continue; // a block the final group does not have
             };
-            let sum_index = if index >= p.data as usize { group_blocks + index - p.data as usize } else { index };
+            let sum_index = if index >= p.data as usize {
+                group_blocks + index - p.data as usize
+            } else {
+                index
+            };
             let mut flags = if final_group { FLAG_FINAL_GROUP } else { 0 };
             if final_group && index == real {
                 flags |= FLAG_TRAILER;

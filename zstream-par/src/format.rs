@@ -112,7 +112,9 @@ impl Frame {
             && self.last_len <= self.block_size
             && self.payload_len <= self.block_size.max(STREAM_HEADER_LEN as u32);
         if self.index == STREAM_HEADER_INDEX {
-            return shape && self.flags == FLAG_STREAM_HEADER && self.payload_len as usize == STREAM_HEADER_LEN;
+            return shape
+                && self.flags == FLAG_STREAM_HEADER
+                && self.payload_len as usize == STREAM_HEADER_LEN;
         }
         shape && (self.index as usize) < total && self.flags & FLAG_STREAM_HEADER == 0
     }
@@ -177,7 +179,12 @@ pub fn trailer_payload(total: u64, sha256: &[u8; 32]) -> [u8; TRAILER_LEN] {
 }
 
 pub fn parse_trailer(p: &[u8]) -> Option<(u64, [u8; 32])> {
-    (p.len() == TRAILER_LEN).then(|| (u64::from_be_bytes(p[..8].try_into().expect("8")), p[8..].try_into().expect("32")))
+    (p.len() == TRAILER_LEN).then(|| {
+        (
+            u64::from_be_bytes(p[..8].try_into().expect("8")),
+            p[8..].try_into().expect("32"),
+        )
+    })
 }
 
 /// Shards of a final group of short blocks are rounded up to this, which keeps the SIMD kernels on whole vectors.
@@ -214,7 +221,11 @@ mod tests {
             for bit in 0..8 {
                 let mut d = h;
                 d[byte] ^= 1 << bit;
-                assert_eq!(Frame::decode(&d), None, "flip of bit {bit} in byte {byte} accepted");
+                assert_eq!(
+                    Frame::decode(&d),
+                    None,
+                    "flip of bit {bit} in byte {byte} accepted"
+                );
             }
         }
     }

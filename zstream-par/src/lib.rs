@@ -8,3 +8,4 @@ pub mod decode;
 pub mod encode;
 pub mod format;
 pub mod scan;
+pub mod vectors;

@@ -8,9 +8,17 @@ use std::io::{self, Read};
 
 pub enum Item {
     /// A frame whose header holds. `payload_ok` says whether its payload did too (it is then in `payload`).
-    Frame { frame: Frame, at: u64, payload_ok: bool, payload: Vec<u8> },
+    Frame {
+        frame: Frame,
+        at: u64,
+        payload_ok: bool,
+        payload: Vec<u8>,
+    },
     /// Input bytes `from..to` held no frame that could be used.
-    Skipped { from: u64, to: u64 },
+    Skipped {
+        from: u64,
+        to: u64,
+    },
     End,
 }
 
@@ -30,7 +38,16 @@ pub struct Scanner<R> {
 
 impl<R: Read> Scanner<R> {
     pub fn new(inner: R) -> Self {
-        Scanner { inner, buf: vec![0; 4 << 20], pos: 0, end: 0, eof: false, base: 0, stream_id: None, skipping_from: None }
+        Scanner {
+            inner,
+            buf: vec![0; 4 << 20],
+            pos: 0,
+            end: 0,
+            eof: false,
+            base: 0,
+            stream_id: None,
+            skipping_from: None,
+        }
     }
 
     fn offset(&self, i: usize) -> u64 {
@@ -68,7 +85,10 @@ impl<R: Read> Scanner<R> {
 
     /// Closes a run of skipped bytes, if one is open, at `to`.
     fn end_skip(&mut self, to: u64) -> Option<Item> {
-        self.skipping_from.take().filter(|&from| to > from).map(|from| Item::Skipped { from, to })
+        self.skipping_from
+            .take()
+            .filter(|&from| to > from)
+            .map(|from| Item::Skipped { from, to })
     }
 
     /// The next item. `payload` is a buffer to reuse for the frame's payload.
@@ -102,14 +122,24 @@ impl<R: Read> Scanner<R> {
                     payload.clear();
                     payload.extend_from_slice(body);
                     self.pos += need;
-                    return Ok(Item::Frame { frame, at, payload_ok: true, payload });
+                    return Ok(Item::Frame {
+                        frame,
+                        at,
+                        payload_ok: true,
+                        payload,
+                    });
                 }
             }
             // The header holds but the payload does not (damaged, or cut by deleted bytes): the block is lost, and
             // the next frame may begin anywhere after this header, so search from there.
             self.pos += FRAME_HEADER;
             self.skipping_from = Some(self.offset(self.pos));
-            return Ok(Item::Frame { frame, at, payload_ok: false, payload });
+            return Ok(Item::Frame {
+                frame,
+                at,
+                payload_ok: false,
+                payload,
+            });
         }
     }
 
@@ -123,7 +153,12 @@ impl<R: Read> Scanner<R> {
         match memchr::memmem::find(&self.buf[from..self.end], &MAGIC) {
             Some(k) => self.pos = from + k,
             // Keep the last bytes: a marker may straddle the next read.
-            None => self.pos = self.end.saturating_sub(MAGIC.len() - 1).max(from.min(self.end)),
+            None => {
+                self.pos = self
+                    .end
+                    .saturating_sub(MAGIC.len() - 1)
+                    .max(from.min(self.end))
+            }
         }
     }
 }

@@ -1,0 +1,362 @@
+//! The damage suite, on the built binary: every kind of damage the decoder promises to survive, at random places
+//! (the seed is in every failure message), up to the limit (exact output, exit 0, repairs reported) and one block
+//! past it (exit 3, and only the groups before the damaged one written).
+
+use std::path::Path;
+use zstream_par::format::{Frame, FRAME_HEADER};
+use zstream_tests::data::Gen;
+use zstream_tests::proc::{run, Run};
+
+const BIN: &str = env!("CARGO_BIN_EXE_zstream-par");
+const DATA: usize = 4;
+const PARITY: usize = 2;
+const BS: usize = 4096;
+const SEEDS: u64 = 6;
+
+struct Encoded {
+    input: Vec<u8>,
+    bytes: Vec<u8>,
+    /// (offset, length, header) of every frame, in stream order.
+    frames: Vec<(usize, usize, Frame)>,
+}
+
+fn encode(len: usize, interleave: u16) -> Encoded {
+    let input = Gen::bytes(len as u64 + interleave as u64, len);
+    let args = [
+        "--data",
+        "4",
+        "--parity",
+        "2",
+        "--block-size",
+        "4096",
+        "--interleave",
+        &interleave.to_string(),
+    ];
+    let r = run(Path::new(BIN), &args, &input);
+    r.expect_code(0);
+    let bytes = r.stdout().to_vec();
+    let mut frames = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let f = Frame::decode(&bytes[at..]).expect("a fresh stream is all frames");
+        let len = FRAME_HEADER + f.payload_len as usize;
+        frames.push((at, len, f));
+        at += len;
+    }
+    Encoded {
+        input,
+        bytes,
+        frames,
+    }
+}
+
+impl Encoded {
+    /// Frames of group `g` (data and parity), in stream order.
+    fn group(&self, g: u64) -> Vec<(usize, usize, Frame)> {
+        self.frames
+            .iter()
+            .copied()
+            .filter(|(_, _, f)| f.group == g && f.index != 255)
+            .collect()
+    }
+    fn groups(&self) -> u64 {
+        self.frames.iter().map(|(_, _, f)| f.group).max().unwrap() + 1
+    }
+    /// Where group `g` starts in the original.
+    fn group_start(&self, g: u64) -> usize {
+        (g as usize * DATA * BS).min(self.input.len())
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    FlippedBits,
+    Zeroed,
+    Overwritten,
+    Deleted,
+    Inserted,
+    Header,
+    CutTail,
+}
+
+/// Damages `k` blocks of group `g` (consecutive frames for ranges), returning the damaged stream.
+fn damage(e: &Encoded, kind: Kind, g: u64, k: usize, rng: &mut Gen) -> Vec<u8> {
+    let frames = e.group(g);
+    assert!(frames.len() >= k, "group {g} has {} frames", frames.len());
+    let first = rng.below((frames.len() - k + 1) as u64) as usize;
+    let chosen = &frames[first..first + k];
+    let mut d = e.bytes.clone();
+    // A point strictly inside a frame, so that it is damaged.
+    let inside =
+        |rng: &mut Gen, (at, len, _): (usize, usize, Frame)| at + rng.below(len as u64) as usize;
+    match kind {
+        Kind::FlippedBits => {
+            for &fr in chosen {
+                let i = inside(rng, fr);
+                d[i] ^= 1 << rng.below(8);
+            }
+        }
+        Kind::Header => {
+            for &(at, _, _) in chosen {
+                let i = at + rng.below(FRAME_HEADER as u64) as usize;
+                d[i] ^= 1 << rng.below(8);
+            }
+        }
+        Kind::Zeroed | Kind::Overwritten | Kind::Deleted => {
+            // From inside the first chosen frame to inside the last: exactly k frames touched (when they are
+            // consecutive in the stream, which they are without interleaving).
+            let a = inside(rng, chosen[0]);
+            let b = inside(rng, chosen[k - 1]).max(a + 1);
+            match kind {
+                Kind::Zeroed => d[a..b].fill(0),
+                Kind::Overwritten => rng.fill(&mut d[a..b]),
+                _ => {
+                    d.drain(a..b);
+                }
+            }
+        }
+        Kind::Inserted => {
+            for &fr in chosen.iter().rev() {
+                let i = inside(rng, fr).max(fr.0 + 1);
+                let junk = Gen::bytes(rng.next_u64(), 1 + rng.below(3 * BS as u64) as usize);
+                d.splice(i..i, junk);
+            }
+        }
+        Kind::CutTail => unreachable!("cut separately"),
+    }
+    d
+}
+
+fn decode(d: &[u8]) -> Run {
+    run(Path::new(BIN), &["-d"], d)
+}
+
+#[track_caller]
+fn expect_repaired(r: &Run, e: &Encoded, what: &str) {
+    assert_eq!(r.code(), Some(0), "{what}: {}", r.describe());
+    assert!(
+        r.stdout() == e.input.as_slice(),
+        "{what}: output differs from the original"
+    );
+    r.expect_clean_stderr("zstream-par");
+}
+
+#[track_caller]
+fn expect_refused(r: &Run, e: &Encoded, g: u64, what: &str) {
+    assert_eq!(r.code(), Some(3), "{what}: {}", r.describe());
+    let before = e.group_start(g);
+    assert!(
+        r.stdout() == &e.input[..before],
+        "{what}: wrote {} bytes, the groups before the damaged one are {before}",
+        r.stdout().len()
+    );
+    assert!(r.stderr().contains("lost"), "{what}: {}", r.describe());
+    r.expect_clean_stderr("zstream-par");
+}
+
+#[test]
+fn each_kind_of_damage_up_to_the_limit_is_repaired_and_one_past_is_refused() {
+    // 27 blocks: 6 full groups and a final one with 3 blocks and the trailer.
+    let e = encode(26 * BS + 1234, 1);
+    for kind in [
+        Kind::FlippedBits,
+        Kind::Zeroed,
+        Kind::Overwritten,
+        Kind::Deleted,
+        Kind::Inserted,
+        Kind::Header,
+    ] {
+        for seed in 0..SEEDS {
+            let mut rng = Gen::new(seed * 1000 + kind as u64);
+            let g = rng.below(e.groups());
+            let what = format!("{kind:?} seed {seed} group {g}");
+            let d = damage(&e, kind, g, PARITY, &mut rng);
+            let r = decode(&d);
+            expect_repaired(&r, &e, &format!("{what}, {PARITY} blocks"));
+            assert!(
+                !r.stderr().is_empty(),
+                "{what}: the damage was not reported"
+            );
+            let d = damage(&e, kind, g, PARITY + 1, &mut rng);
+            expect_refused(
+                &decode(&d),
+                &e,
+                g,
+                &format!("{what}, {} blocks", PARITY + 1),
+            );
+        }
+    }
+}
+
+#[test]
+fn a_cut_tail_is_repaired_while_the_final_group_keeps_enough() {
+    let e = encode(26 * BS + 1234, 1);
+    let n = e.frames.len();
+    for seed in 0..SEEDS {
+        let mut rng = Gen::new(seed);
+        // Cut inside the PARITY-th frame from the end: PARITY frames lost.
+        let (at, len, _) = e.frames[n - PARITY];
+        let cut = at + rng.below(len as u64) as usize;
+        expect_repaired(
+            &decode(&e.bytes[..cut]),
+            &e,
+            &format!("cut at {cut}, seed {seed}"),
+        );
+        let (at, len, f) = e.frames[n - PARITY - 1];
+        let cut = at + rng.below(len as u64) as usize;
+        expect_refused(
+            &decode(&e.bytes[..cut]),
+            &e,
+            f.group,
+            &format!("cut at {cut}, seed {seed}"),
+        );
+    }
+    // Cut so deep that whole groups are gone: refused, naming the lost tail.
+    let r = decode(&e.bytes[..e.bytes.len() / 2]);
+    assert_eq!(r.code(), Some(3), "{}", r.describe());
+    assert!(e.input.starts_with(r.stdout()));
+}
+
+#[test]
+fn duplicated_frames_change_nothing() {
+    let e = encode(10 * BS + 7, 1);
+    for seed in 0..SEEDS {
+        let mut rng = Gen::new(seed);
+        let i = 1 + rng.below(e.frames.len() as u64 - 1) as usize;
+        let j = (i + 1 + rng.below(4) as usize).min(e.frames.len());
+        let (a, b) = (e.frames[i].0, e.frames[j - 1].0 + e.frames[j - 1].1);
+        let mut d = e.bytes[..b].to_vec();
+        d.extend_from_slice(&e.bytes[a..]);
+        let r = decode(&d);
+        expect_repaired(&r, &e, &format!("frames {i}..{j} duplicated, seed {seed}"));
+    }
+}
+
+#[test]
+fn interleaving_spreads_a_burst_over_groups() {
+    // With D groups interleaved, a burst touching PARITY x D consecutive frames costs each group PARITY blocks.
+    const D: u16 = 3;
+    let e = encode(40 * BS, D);
+    for seed in 0..SEEDS {
+        let mut rng = Gen::new(seed);
+        let span = PARITY * D as usize;
+        let first = 1 + rng.below((e.frames.len() - span * 2) as u64) as usize;
+        let (a, _, _) = e.frames[first];
+        let (b, blen, _) = e.frames[first + span - 1];
+        let mut d = e.bytes.clone();
+        d[a + 1..b + blen - 1].fill(0xAA);
+        expect_repaired(
+            &decode(&d),
+            &e,
+            &format!("burst over {span} frames from {first}, seed {seed}"),
+        );
+    }
+    // Without interleaving the same burst is fatal.
+    let plain = encode(40 * BS, 1);
+    let (a, _, f) = plain.frames[1];
+    let (b, blen, _) = plain.frames[PARITY * D as usize];
+    let mut d = plain.bytes.clone();
+    d[a + 1..b + blen - 1].fill(0xAA);
+    expect_refused(
+        &decode(&d),
+        &plain,
+        f.group,
+        "the same burst without interleaving",
+    );
+}
+
+#[test]
+fn round_trips_at_block_and_group_boundaries() {
+    for len in [
+        0,
+        1,
+        BS - 1,
+        BS,
+        BS + 1,
+        DATA * BS - 1,
+        DATA * BS,
+        DATA * BS + 1,
+        3 * DATA * BS,
+        3 * DATA * BS + 1,
+    ] {
+        for interleave in [1, 2] {
+            let e = encode(len, interleave);
+            let r = decode(&e.bytes);
+            expect_repaired(&r, &e, &format!("length {len}, interleave {interleave}"));
+            assert!(
+                r.stderr().is_empty(),
+                "a clean stream reported something: {}",
+                r.describe()
+            );
+            let overhead = e.bytes.len() as f64 / len.max(1) as f64;
+            assert!(
+                len < 3 * DATA * BS || overhead < 1.0 + PARITY as f64 / DATA as f64 + 0.05,
+                "overhead {overhead} at {len}"
+            );
+            let v = run(Path::new(BIN), &["--verify"], &e.bytes);
+            v.expect_code(0);
+            assert!(v.stderr().contains("clean"), "{}", v.describe());
+        }
+    }
+}
+
+#[test]
+fn verify_reports_health_without_output() {
+    let e = encode(26 * BS, 1);
+    let mut rng = Gen::new(77);
+    let d = damage(&e, Kind::Zeroed, 2, PARITY, &mut rng);
+    let r = run(Path::new(BIN), &["--verify", "--json"], &d);
+    r.expect_code(0);
+    let v: serde_json::Value = serde_json::from_slice(r.stdout()).unwrap();
+    assert_eq!(v["verdict"], "damaged, repairable");
+    assert_eq!(v["damaged_blocks"], PARITY as u64);
+    assert_eq!(v["worst_group"][0], 2);
+    let d = damage(&e, Kind::Zeroed, 4, PARITY + 1, &mut rng);
+    let r = run(Path::new(BIN), &["--verify", "--json"], &d);
+    r.expect_code(3);
+    let v: serde_json::Value = serde_json::from_slice(r.stdout()).unwrap();
+    assert_eq!(v["verdict"], "damaged beyond repair");
+    assert_eq!(v["unrepairable"][0][0], 4);
+}
+
+#[test]
+fn bad_arguments_exit_2() {
+    for args in [
+        &["--data", "0"][..],
+        &["--parity", "0"],
+        &["--data", "200", "--parity", "100"],
+        &["--block-size", "100"],
+        &["--interleave", "0"],
+        &["-d", "--verify"],
+        &["--json"],
+    ] {
+        run(Path::new(BIN), args, b"")
+            .expect_code(2)
+            .expect_clean_stderr("zstream-par");
+    }
+    // Not a parity stream at all.
+    let r = decode(b"just some text that was never encoded");
+    r.expect_code(3).expect_clean_stderr("zstream-par");
+    assert!(r.stdout().is_empty());
+}
+
+#[test]
+fn input_after_the_end_is_read_to_the_end_and_reported() {
+    // A decoder that stopped reading at the final group would make the command before it fail (closed pipe).
+    let e = encode(5 * BS, 1);
+    let dir = std::env::temp_dir().join(format!("zstream-par-tail-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("tail.par");
+    let mut d = e.bytes.clone();
+    d.extend(Gen::bytes(5, 3 << 20));
+    std::fs::write(&f, &d).unwrap();
+    let r = zstream_tests::proc::sh(&format!(
+        "cat {} | {BIN} -d > {}",
+        f.display(),
+        dir.join("out").display()
+    ));
+    r.expect_code(0);
+    assert!(r.stderr().contains("no usable frame"), "{}", r.describe());
+    assert!(std::fs::read(dir.join("out")).unwrap() == e.input);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
