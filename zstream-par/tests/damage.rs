@@ -76,7 +76,6 @@ enum Kind {
     Deleted,
     Inserted,
     Header,
-    CutTail,
 }
 
 /// Damages `k` blocks of group `g` (consecutive frames for ranges), returning the damaged stream.
@@ -122,7 +121,6 @@ fn damage(e: &Encoded, kind: Kind, g: u64, k: usize, rng: &mut Gen) -> Vec<u8> {
                 d.splice(i..i, junk);
             }
         }
-        Kind::CutTail => unreachable!("cut separately"),
     }
     d
 }
