@@ -318,6 +318,9 @@ impl<R: Read> Assembler<R> {
                 self.drain()?;
                 return Ok(None);
             }
+            if self.eof && self.params.is_none() {
+                return Err(integrity("no zstream-par frame found: not a parity stream, or damaged beyond recognition"));
+            }
             if let Some(g) = self.take_ready() {
                 if self.done {
                     // The map asks for nothing after the last group, so read the rest of the input now.

@@ -335,7 +335,11 @@ fn bad_arguments_exit_2() {
     // Not a parity stream at all.
     let r = decode(b"just some text that was never encoded");
     r.expect_code(3).expect_clean_stderr("zstream-par");
-    assert!(r.stdout().is_empty());
+    assert!(
+        r.stdout().is_empty() && r.stderr().contains("not a parity stream"),
+        "{}",
+        r.describe()
+    );
 }
 
 #[test]
