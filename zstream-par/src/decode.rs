@@ -50,6 +50,8 @@ pub struct Group {
     /// Frames with a sound header seen for this group (intact or not), and parity frames whose payload was damaged.
     frames_seen: u32,
     bad_parity: u32,
+    /// The SHA-256 of the whole output, on the final group.
+    digest: Option<[u8; 32]>,
     /// Whether later frames or the input's end show that the stream goes on after this group (or ends here).
     after_end_of_input: bool,
 }
@@ -71,7 +73,8 @@ pub fn decode<R: Read, W: Write + Send>(
     mut progress: impl FnMut(u64) + Send,
 ) -> anyhow::Result<Report> {
     let mut asm = Assembler::new(Scanner::new(input), prog, mode == Mode::Verify);
-    let mut sha = Sha256::new();
+    // SHA-256 of the output, on the workers in stream order; None once a group is lost (verify goes on past it).
+    let sha = ordered::InOrder::new(Some(Sha256::new()));
     // Every frame the assembler takes has the stream's shape, so one codec serves the whole stream.
     let codec = std::sync::OnceLock::<Codec>::new();
     let mut stats = Stats::default();
@@ -92,15 +95,32 @@ pub fn decode<R: Read, W: Write + Send>(
         },
         |c| {
             let g = &mut c.data;
-            let Some(f) = g.shape else { return Ok(()) };
-            let codec = match codec.get() {
-                Some(c) => c,
-                None => {
-                    let c = Codec::new(f.data, f.parity)?;
-                    codec.get_or_init(|| c)
+            if let Some(f) = g.shape {
+                let codec = match codec.get() {
+                    Some(c) => c,
+                    None => {
+                        let c = Codec::new(f.data, f.parity)?;
+                        codec.get_or_init(|| c)
+                    }
+                };
+                repair(codec, g)?;
+            }
+            sha.with(c.index, |sha| {
+                let (Some(f), true, Some(h)) = (g.shape, g.lost.is_empty(), sha.as_mut()) else {
+                    *sha = None;
+                    return;
+                };
+                for i in 0..f.real_blocks() {
+                    h.update(
+                        &g.shards[i as usize].as_ref().expect("present or rebuilt")
+                            [..f.block_len(i) as usize],
+                    );
                 }
-            };
-            repair(codec, g)
+                if f.is_final_group() {
+                    g.digest = Some(h.clone().finalize().into());
+                }
+            });
+            Ok(())
         },
         |c| {
             let g = &c.data;
@@ -129,7 +149,6 @@ pub fn decode<R: Read, W: Write + Send>(
             for i in 0..f.real_blocks() {
                 let len = f.block_len(i) as usize;
                 let block = &g.shards[i as usize].as_ref().expect("present or rebuilt")[..len];
-                sha.update(block);
                 if mode == Mode::Decode {
                     write_out(output, block)?;
                 }
@@ -137,13 +156,15 @@ pub fn decode<R: Read, W: Write + Send>(
                 progress(len as u64);
             }
             // After a group that could not be repaired (verifying goes on past it) the digest cannot match.
-            if f.is_final_group() && stats.report.unrepairable.is_empty() {
+            if let (true, Some(got)) = (
+                f.is_final_group() && stats.report.unrepairable.is_empty(),
+                g.digest,
+            ) {
                 let t = g.shards[f.real_blocks() as usize]
                     .as_ref()
                     .expect("present or rebuilt");
                 let (total, want) =
                     format::parse_trailer(&t[..format::TRAILER_LEN]).expect("40 bytes");
-                let got: [u8; 32] = sha.clone().finalize().into();
                 stats.report.sha256 = Some(hex::encode(got));
                 if total != stats.report.bytes || want != got {
                     return Err(integrity(format!(

@@ -49,7 +49,8 @@ pub struct Group {
     /// data x block_size bytes as read; only the first `len` are the stream's.
     buf: Vec<u8>,
     len: usize,
-    /// Set on the final group: its trailer block.
+    /// Set on the final group: the original's length (by the reader) and its trailer block (by a worker).
+    total: Option<u64>,
     trailer: Option<[u8; TRAILER_LEN]>,
     parity: Vec<Vec<u8>>,
     /// Padded shards of a final group (its blocks are shorter than block_size).
@@ -95,7 +96,8 @@ pub fn encode<R: Read, W: Write + Send>(
     write_out(output, &header.encode())?;
     write_out(output, &format::stream_header_payload())?;
 
-    let mut sha = Sha256::new();
+    // SHA-256 of the original for the trailer, on the workers in stream order (reading stays a plain copy).
+    let sha = ordered::InOrder::new(Sha256::new());
     let mut total = 0u64;
     let mut next_group = 0u64;
     let mut ended = false;
@@ -111,19 +113,16 @@ pub fn encode<R: Read, W: Write + Send>(
                 let mut g = spare.pop().unwrap_or_default();
                 g.buf.resize(group_bytes, 0);
                 g.len = read_full(&mut input, &mut g.buf).map_err(in_error)?;
-                sha.update(&g.buf[..g.len]);
                 total += g.len as u64;
                 g.number = next_group;
+                g.total = None;
                 g.trailer = None;
                 next_group += 1;
                 if g.len.div_ceil(bs) < p.data as usize {
                     // The stream ended in this group with room to spare: it is the final one and carries the
                     // trailer. (A stream that ends in a group's last block leaves that group full-shaped, with a
                     // short last block, and the next read, empty, makes a final group of just the trailer.)
-                    g.trailer = Some(format::trailer_payload(
-                        total,
-                        &sha.clone().finalize().into(),
-                    ));
+                    g.total = Some(total);
                     ended = true;
                 }
                 batch.groups.push(g);
@@ -138,6 +137,17 @@ pub fn encode<R: Read, W: Write + Send>(
             }))
         },
         |c| {
+            sha.with(c.index, |sha| {
+                for g in &mut c.data.groups {
+                    sha.update(&g.buf[..g.len]);
+                    if let Some(total) = g.total {
+                        g.trailer = Some(format::trailer_payload(
+                            total,
+                            &sha.clone().finalize().into(),
+                        ));
+                    }
+                }
+            });
             for g in &mut c.data.groups {
                 encode_group(&codec, p, g);
             }
