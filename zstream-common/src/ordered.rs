@@ -122,6 +122,35 @@ where
     Ok(())
 }
 
+/// Sequential work inside the parallel stage: `with(index, f)` runs `f` on the shared state for chunk 0, then
+/// chunk 1, and so on, whichever worker holds each. Used for a digest of the whole stream, so that it runs beside
+/// reading and writing instead of on their threads. Workers take chunks in order, so the chunk whose turn it is
+/// is always held by a running worker and waiting cannot deadlock.
+pub struct InOrder<S> {
+    state: Mutex<(u64, S)>,
+    turn: std::sync::Condvar,
+}
+
+impl<S> InOrder<S> {
+    pub fn new(state: S) -> Self {
+        InOrder {
+            state: Mutex::new((0, state)),
+            turn: std::sync::Condvar::new(),
+        }
+    }
+
+    pub fn with<T>(&self, index: u64, f: impl FnOnce(&mut S) -> T) -> T {
+        let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        while guard.0 != index {
+            guard = self.turn.wait(guard).unwrap_or_else(|e| e.into_inner());
+        }
+        let out = f(&mut guard.1);
+        guard.0 += 1;
+        self.turn.notify_all();
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,34 +216,5 @@ mod tests {
             assert_eq!(r.unwrap_err().to_string(), "read failed at 90");
             assert_eq!(out, (0..90).collect::<Vec<_>>());
         }
-    }
-}
-
-/// Sequential work inside the parallel stage: `with(index, f)` runs `f` on the shared state for chunk 0, then
-/// chunk 1, and so on, whichever worker holds each. Used for a digest of the whole stream, so that it runs beside
-/// reading and writing instead of on their threads. Workers take chunks in order, so the chunk whose turn it is
-/// is always held by a running worker and waiting cannot deadlock.
-pub struct InOrder<S> {
-    state: Mutex<(u64, S)>,
-    turn: std::sync::Condvar,
-}
-
-impl<S> InOrder<S> {
-    pub fn new(state: S) -> Self {
-        InOrder {
-            state: Mutex::new((0, state)),
-            turn: std::sync::Condvar::new(),
-        }
-    }
-
-    pub fn with<T>(&self, index: u64, f: impl FnOnce(&mut S) -> T) -> T {
-        let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        while guard.0 != index {
-            guard = self.turn.wait(guard).unwrap_or_else(|e| e.into_inner());
-        }
-        let out = f(&mut guard.1);
-        guard.0 += 1;
-        self.turn.notify_all();
-        out
     }
 }
