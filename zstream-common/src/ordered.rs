@@ -1,8 +1,8 @@
 //! An ordered parallel map over the chunks of a stream: one reader (the calling thread), `threads` workers, one
 //! writer that emits results in input order. Reading and writing run beside the workers even with one worker,
 //! so the copies in and out overlap the work (measured: one sealing worker went from 0.72x to ~0.9x the
-//! cipher's in-memory speed). `threads == 0` runs everything inline on the calling thread. Used by every filter whose chunks are independent (sealing,
-//! parity), so each can use all cores while the output stays in order.
+//! cipher's in-memory speed). `threads == 0` runs everything inline on the calling thread. Used by every filter
+//! whose chunks are independent (sealing, parity), so each can use all cores while the output stays in order.
 //!
 //! Memory is bounded: at most `2 * threads + 2` chunk buffers exist at once, recycled from writer to reader.
 //! The first failure in input order wins: chunks before it are emitted, nothing after it is, and a reader

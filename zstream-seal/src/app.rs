@@ -171,6 +171,10 @@ fn inspect(json: bool) -> anyhow::Result<()> {
     let h = Header::read(&mut *input)
         .map_err(integrity)
         .context("reading the header on stdin")?;
+    // At the end of a pipe, leaving the rest unread would make the command before fail with a closed pipe.
+    if pipe::is_pipe(&*input) {
+        std::io::copy(&mut *input, &mut std::io::sink()).map_err(pipe::in_error)?;
+    }
     let ids = |v: &[key::KeyId]| v.iter().map(hex::encode).collect::<Vec<_>>();
     if json {
         let v = serde_json::json!({
