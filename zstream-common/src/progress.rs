@@ -57,12 +57,9 @@ impl Progress {
         }
     }
 
-    /// A short fact shown after the numbers, e.g. what a ZFS stream header said.
+    /// A short fact shown after the numbers from the next line on, e.g. what a ZFS stream header said.
     pub fn note(&mut self, note: impl Into<String>) {
         self.note = note.into();
-        if self.on {
-            self.print(false);
-        }
     }
 
     /// Counts `n` more bytes; prints at most once a second. Cheap enough to call per buffer.

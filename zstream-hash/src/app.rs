@@ -78,6 +78,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     })?;
     let bytes = progress.bytes();
     let info = walker.map(|w| w.finish().map_err(integrity)).transpose()?;
+    if let Some(info) = &info {
+        progress.note(info.summary());
+    }
     progress.finish();
     let digest: [u8; 32] = hasher.finalize().into();
 

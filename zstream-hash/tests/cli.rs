@@ -328,3 +328,43 @@ fn zstream_tests_synth() -> Vec<u8> {
     );
     out.stdout
 }
+
+#[test]
+fn progress_shows_bytes_rate_and_time_only_when_asked() {
+    let data = Gen::bytes(4, 3 << 20);
+    let r = hash(
+        &["--progress=always", "-q", "--zfs"],
+        include_bytes!("data/compound.zfs"),
+    );
+    r.expect_code(0);
+    let err = r.stderr();
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("zstream-hash: ") && last.contains("/s") && last.contains("0:00:"),
+        "{}",
+        r.describe()
+    );
+    assert!(
+        err.contains("tp1/fs@s3 compound, 4 substreams"),
+        "the ZFS header is shown: {}",
+        r.describe()
+    );
+    // --progress alone: only on a terminal, so nothing here; and nothing by default.
+    assert!(hash(&["--progress", "-q"], &data).stderr().is_empty());
+    assert!(hash(&["-q"], &data).stderr().is_empty());
+}
+
+#[test]
+fn binary_output_to_a_terminal_is_refused() {
+    // `script` runs the command on a real pseudo-terminal (util-linux, present on every Debian).
+    let out = Command::new("script")
+        .args(["-qec", &format!("{BIN} < /dev/null"), "/dev/null"])
+        .output()
+        .expect("script (util-linux) is needed to give the command a terminal");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("refusing to write binary data to a terminal"),
+        "{text}"
+    );
+}

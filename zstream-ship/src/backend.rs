@@ -1,0 +1,71 @@
+//! What every storage target does. The interface is blocking: stdin and stdout are, and a backend that speaks a
+//! network protocol runs its own runtime inside. Every backend passes the same conformance suite
+//! (tests/tests/ship_conformance.rs in the workspace).
+
+use serde::Serialize;
+use std::io::{Read, Write};
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Entry {
+    /// The object's full URL, as `get` and `rm` take it.
+    pub name: String,
+    pub size: u64,
+    pub storage_class: String,
+    /// Whether the object can be read now: "available", or an archive restore state.
+    pub restore: String,
+    /// Last modified, RFC 3339, UTC.
+    pub date: String,
+}
+
+/// An upload that never finished (a killed put): what `gc` lists and removes.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Stale {
+    pub name: String,
+    pub size: u64,
+    pub date: String,
+}
+
+pub trait Backend {
+    /// Stores everything `input` yields as the object; returns its size. The object appears whole or not at all:
+    /// any failure leaves the old object (if any) untouched and no new one.
+    fn put(&self, input: &mut dyn Read) -> anyhow::Result<u64>;
+    /// Writes the object to `output`; returns its size.
+    fn get(&self, output: &mut dyn Write) -> anyhow::Result<u64>;
+    /// The objects under this prefix.
+    fn list(&self) -> anyhow::Result<Vec<Entry>>;
+    fn remove(&self) -> anyhow::Result<()>;
+    /// Unfinished uploads under this prefix older than `older_than_secs`; removed unless `dry_run`.
+    fn gc(&self, older_than_secs: u64, dry_run: bool) -> anyhow::Result<Vec<Stale>>;
+}
+
+/// Seconds since the epoch as RFC 3339 UTC, without a date crate.
+pub fn rfc3339(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + (m <= 2) as i64;
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dates() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(super::rfc3339(1_795_789_296), "2026-11-27T14:21:36Z");
+    }
+}

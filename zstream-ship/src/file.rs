@@ -1,0 +1,193 @@
+//! `file://`: a local or mounted directory (an off-site disk, a NAS). An object is written under a temporary
+//! name beside its final one, fsynced, and renamed into place, then the directory is fsynced: a crash or a failed
+//! put leaves no complete-looking object, and an existing object is replaced only by a whole new one. Temporary
+//! files left by a killed put are what `gc` finds.
+
+use crate::backend::{rfc3339, Backend, Entry, Stale};
+use anyhow::Context;
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use zstream_common::pipe::{in_error, out_error, read_full};
+
+/// Marks a file as an unfinished upload: `.NAME.zstream-partial.PID.RANDOM`.
+const PARTIAL: &str = ".zstream-partial.";
+
+pub struct FileTarget {
+    /// The object's path, or for ls and gc the prefix (a directory, or a directory and the start of names).
+    pub path: PathBuf,
+}
+
+impl FileTarget {
+    fn temp_path(&self) -> anyhow::Result<PathBuf> {
+        let name = self
+            .path
+            .file_name()
+            .context("no object name")?
+            .to_string_lossy();
+        let mut r = [0u8; 6];
+        getrandom::fill(&mut r)
+            .map_err(|e| anyhow::anyhow!("the system random generator failed: {e}"))?;
+        let tag: String = r.iter().map(|b| format!("{b:02x}")).collect();
+        Ok(self
+            .path
+            .with_file_name(format!(".{name}{PARTIAL}{}.{tag}", std::process::id())))
+    }
+
+    /// The directory to walk and the name prefix within it.
+    fn prefix(&self) -> (PathBuf, String) {
+        let s = self.path.to_string_lossy();
+        if s.ends_with('/') || self.path.is_dir() {
+            (self.path.clone(), String::new())
+        } else {
+            let dir = self.path.parent().unwrap_or(Path::new("/")).to_path_buf();
+            (
+                dir,
+                self.path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            )
+        }
+    }
+
+    /// Every file below the prefix, with its path relative to the prefix's directory.
+    fn walk(&self) -> anyhow::Result<Vec<(String, PathBuf, fs::Metadata)>> {
+        let (dir, start) = self.prefix();
+        let mut out = Vec::new();
+        let mut todo = vec![(dir.clone(), String::new())];
+        while let Some((d, rel)) = todo.pop() {
+            let rd = match fs::read_dir(&d) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && rel.is_empty() => {
+                    return Ok(out)
+                }
+                Err(e) => return Err(e).with_context(|| format!("listing {}", d.display())),
+            };
+            for entry in rd {
+                let entry = entry.with_context(|| format!("listing {}", d.display()))?;
+                let name = format!("{rel}{}", entry.file_name().to_string_lossy());
+                let meta = entry
+                    .metadata()
+                    .with_context(|| format!("reading {}", entry.path().display()))?;
+                if meta.is_dir() {
+                    if name.starts_with(&start) || start.starts_with(&format!("{name}/")) {
+                        todo.push((entry.path(), format!("{name}/")));
+                    }
+                } else if meta.is_file() && name.starts_with(&start) {
+                    out.push((name, entry.path(), meta));
+                }
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+}
+
+fn is_partial(name: &str) -> bool {
+    name.rsplit('/')
+        .next()
+        .is_some_and(|n| n.starts_with('.') && n.contains(PARTIAL))
+}
+
+fn sync_dir(dir: &Path) {
+    // The rename is durable only once the directory is synced; a filesystem that cannot sync a directory has
+    // nothing more to give.
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+impl Backend for FileTarget {
+    fn put(&self, input: &mut dyn Read) -> anyhow::Result<u64> {
+        let dir = self.path.parent().context("no directory")?;
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let tmp = self.temp_path()?;
+        let result = (|| {
+            let mut f =
+                File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+            let mut buf = vec![0u8; zstream_common::BUF_SIZE];
+            let mut total = 0u64;
+            loop {
+                let n = read_full(&mut &mut *input, &mut buf).map_err(in_error)?;
+                if n == 0 {
+                    break;
+                }
+                f.write_all(&buf[..n])
+                    .with_context(|| format!("writing {}", tmp.display()))?;
+                total += n as u64;
+            }
+            f.sync_all()
+                .with_context(|| format!("syncing {}", tmp.display()))?;
+            fs::rename(&tmp, &self.path)
+                .with_context(|| format!("renaming into {}", self.path.display()))?;
+            sync_dir(dir);
+            Ok(total)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    fn get(&self, output: &mut dyn Write) -> anyhow::Result<u64> {
+        let mut f =
+            File::open(&self.path).with_context(|| format!("opening {}", self.path.display()))?;
+        let mut buf = vec![0u8; zstream_common::BUF_SIZE];
+        let mut total = 0u64;
+        loop {
+            let n = read_full(&mut f, &mut buf)
+                .with_context(|| format!("reading {}", self.path.display()))?;
+            if n == 0 {
+                return Ok(total);
+            }
+            output.write_all(&buf[..n]).map_err(out_error)?;
+            total += n as u64;
+        }
+    }
+
+    fn list(&self) -> anyhow::Result<Vec<Entry>> {
+        Ok(self
+            .walk()?
+            .into_iter()
+            .filter(|(name, _, _)| !is_partial(name))
+            .map(|(_, path, m)| Entry {
+                name: format!("file://{}", path.display()),
+                size: m.len(),
+                storage_class: "FILE".into(),
+                restore: "available".into(),
+                date: rfc3339(m.mtime()),
+            })
+            .collect())
+    }
+
+    fn remove(&self) -> anyhow::Result<()> {
+        fs::remove_file(&self.path).with_context(|| format!("removing {}", self.path.display()))?;
+        if let Some(dir) = self.path.parent() {
+            sync_dir(dir);
+        }
+        Ok(())
+    }
+
+    fn gc(&self, older_than_secs: u64, dry_run: bool) -> anyhow::Result<Vec<Stale>> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let mut stale = Vec::new();
+        for (name, path, m) in self.walk()? {
+            if !is_partial(&name) || now - m.mtime() < older_than_secs as i64 {
+                continue;
+            }
+            if !dry_run {
+                fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+            }
+            stale.push(Stale {
+                name: format!("file://{}", path.display()),
+                size: m.len(),
+                date: rfc3339(m.mtime()),
+            });
+        }
+        Ok(stale)
+    }
+}
