@@ -149,4 +149,16 @@ impl<R: Read> ChunkReader<R> {
         buf.truncate(n);
         Ok(Some((buf, last)))
     }
+
+    /// `next` as a chunk of the ordered map, numbered `index`.
+    pub fn chunk(
+        &mut self,
+        buf: Vec<u8>,
+        index: u64,
+    ) -> anyhow::Result<Option<crate::ordered::Chunk>> {
+        Ok(self
+            .next(buf)
+            .map_err(in_error)?
+            .map(|(data, last)| crate::ordered::Chunk { index, data, last }))
+    }
 }

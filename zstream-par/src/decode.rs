@@ -349,17 +349,7 @@ impl<R: Read> Assembler<R> {
                 }
                 return Ok(Some(g));
             }
-            let buf = self.spare.pop().unwrap_or_default();
-            match self.scan.next(buf).map_err(in_error)? {
-                Item::End => self.eof = true,
-                Item::Skipped { from, to } => self.skipped_run(from, to),
-                Item::Frame {
-                    frame,
-                    at,
-                    payload_ok,
-                    payload,
-                } => self.take_frame(frame, at, payload_ok, payload),
-            }
+            self.step()?;
         }
     }
 
@@ -367,17 +357,23 @@ impl<R: Read> Assembler<R> {
     /// before it in the pipe fail with a closed pipe, and damage there is still worth reporting.
     fn drain(&mut self) -> anyhow::Result<()> {
         while !self.eof {
-            let buf = self.spare.pop().unwrap_or_default();
-            match self.scan.next(buf).map_err(in_error)? {
-                Item::End => self.eof = true,
-                Item::Skipped { from, to } => self.skipped_run(from, to),
-                Item::Frame {
-                    frame,
-                    at,
-                    payload_ok,
-                    payload,
-                } => self.take_frame(frame, at, payload_ok, payload),
-            }
+            self.step()?;
+        }
+        Ok(())
+    }
+
+    /// Takes the scanner's next item: a frame, a run of unusable bytes, or the end.
+    fn step(&mut self) -> anyhow::Result<()> {
+        let buf = self.spare.pop().unwrap_or_default();
+        match self.scan.next(buf).map_err(in_error)? {
+            Item::End => self.eof = true,
+            Item::Skipped { from, to } => self.skipped_run(from, to),
+            Item::Frame {
+                frame,
+                at,
+                payload_ok,
+                payload,
+            } => self.take_frame(frame, at, payload_ok, payload),
         }
         Ok(())
     }

@@ -7,8 +7,8 @@ use crate::key::{Key, KeyId};
 use crate::stream::PayloadCipher;
 use std::io::{Read, Write};
 use zeroize::Zeroizing;
-use zstream_common::ordered::{self, Chunk};
-use zstream_common::pipe::{in_error, write_out, ChunkReader};
+use zstream_common::ordered;
+use zstream_common::pipe::{write_out, ChunkReader};
 use zstream_common::{integrity, usage};
 
 /// A key file's key, or a passphrase, with the name to use in messages (its file name).
@@ -114,12 +114,7 @@ pub fn seal<R: Read, W: Write + Send>(
     let mut total = 0u64;
     ordered::map(
         opts.threads,
-        |buf, index| {
-            Ok(reader
-                .next(buf)
-                .map_err(in_error)?
-                .map(|(data, last)| Chunk { index, data, last }))
-        },
+        |buf, index| reader.chunk(buf, index),
         |c| {
             cipher.seal(c.index, c.last, &mut c.data);
             Ok(())
@@ -157,12 +152,7 @@ pub fn open<R: Read, W: Write + Send>(
     let mut total = 0u64;
     ordered::map(
         threads,
-        |buf, index| {
-            Ok(reader
-                .next(buf)
-                .map_err(in_error)?
-                .map(|(data, last)| Chunk { index, data, last }))
-        },
+        |buf, index| reader.chunk(buf, index),
         |c| {
             cipher
                 .open(c.index, c.last, start + c.index * sealed_chunk, &mut c.data)
