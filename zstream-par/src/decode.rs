@@ -50,6 +50,8 @@ pub struct Group {
     /// Frames with a sound header seen for this group (intact or not), and parity frames whose payload was damaged.
     frames_seen: u32,
     bad_parity: u32,
+    /// Bytes of the original a full group holds (data blocks x block size).
+    span: u64,
     /// The SHA-256 of the whole output, on the final group.
     digest: Option<[u8; 32]>,
     /// Whether later frames or the input's end show that the stream goes on after this group (or ends here).
@@ -125,8 +127,8 @@ pub fn decode<R: Read, W: Write + Send>(
         |c| {
             let g = &c.data;
             let Some(f) = g.shape else {
-                // No frame of this group survived.
-                let n = stats.group_bytes.max(1);
+                // No frame of this group survived; the stream's parameters still tell where it was.
+                let n = g.span;
                 let from = g.number * n;
                 let ranges = if g.after_end_of_input {
                     vec![(from, u64::MAX)]
@@ -135,7 +137,6 @@ pub fn decode<R: Read, W: Write + Send>(
                 };
                 return stats.unrepairable(g.number, ranges, mode, prog);
             };
-            stats.group_bytes = f.data as u64 * f.block_size as u64;
             stats.seen(g, prog);
             if !g.lost.is_empty() {
                 let ranges = g
@@ -193,7 +194,6 @@ fn block_range(f: &Frame, g: u64, i: u8) -> (u64, u64) {
 #[derive(Default)]
 struct Stats {
     report: Report,
-    group_bytes: u64,
 }
 
 impl Stats {
@@ -466,6 +466,9 @@ impl<R: Read> Assembler<R> {
             number: n,
             ..Group::default()
         });
+        g.span = self
+            .params
+            .map_or(0, |p| p.data as u64 * p.block_size as u64);
         self.next_emit += 1;
         if let Some(f) = g.shape {
             let total = f.data as usize + f.parity as usize;

@@ -362,3 +362,20 @@ fn input_after_the_end_is_read_to_the_end_and_reported() {
     assert!(std::fs::read(dir.join("out")).unwrap() == e.input);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_group_lost_whole_is_named_by_its_original_bytes() {
+    let e = encode(26 * BS, 1);
+    // Every frame of group g deleted: the groups before it are written, then exit 3 naming g's bytes, also when
+    // g is the first group (no group has been written yet to tell its size).
+    for g in [0u64, 1] {
+        let frames = e.group(g);
+        let (a, b) = (frames[0].0, frames.last().map(|f| f.0 + f.1).unwrap());
+        let mut d = e.bytes.clone();
+        d.drain(a..b);
+        let r = decode(&d);
+        expect_refused(&r, &e, g, &format!("group {g} deleted"));
+        let want = format!("original bytes {}..{}", g as usize * DATA * BS, (g as usize + 1) * DATA * BS);
+        assert!(r.stderr().contains(&want), "expected '{want}': {}", r.describe());
+    }
+}
