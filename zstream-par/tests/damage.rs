@@ -375,7 +375,15 @@ fn a_group_lost_whole_is_named_by_its_original_bytes() {
         d.drain(a..b);
         let r = decode(&d);
         expect_refused(&r, &e, g, &format!("group {g} deleted"));
-        let want = format!("original bytes {}..{}", g as usize * DATA * BS, (g as usize + 1) * DATA * BS);
-        assert!(r.stderr().contains(&want), "expected '{want}': {}", r.describe());
+        let want = format!(
+            "original bytes {}..{}",
+            g as usize * DATA * BS,
+            (g as usize + 1) * DATA * BS
+        );
+        assert!(
+            r.stderr().contains(&want),
+            "expected '{want}': {}",
+            r.describe()
+        );
     }
 }
