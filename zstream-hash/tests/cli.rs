@@ -231,16 +231,14 @@ fn zfs_streams_are_reported_and_damage_exits_3() {
     let full = include_bytes!("data/full.zfs");
     let json = tmp("full.json");
     let dig = tmp("full-zfs.sha256");
-    let r = hash(
-        &[
-            "--zfs",
-            "--json",
-            json.to_str().unwrap(),
-            "-o",
-            dig.to_str().unwrap(),
-        ],
-        full,
-    );
+    let args = [
+        "--zfs",
+        "--json",
+        json.to_str().unwrap(),
+        "-o",
+        dig.to_str().unwrap(),
+    ];
+    let r = hash(&args, full);
     r.expect_code(0);
     assert!(r.stdout() == full.as_slice());
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
@@ -274,16 +272,7 @@ fn zfs_streams_are_reported_and_damage_exits_3() {
         ("empty", Vec::new(), "empty input"),
     ];
     for (what, data, says) in cases {
-        let r = hash(
-            &[
-                "--zfs",
-                "--json",
-                json.to_str().unwrap(),
-                "-o",
-                dig.to_str().unwrap(),
-            ],
-            &data,
-        );
+        let r = hash(&args, &data);
         r.expect_code(3).expect_clean_stderr("zstream-hash");
         assert!(r.stderr().contains(says), "{what}: {}", r.describe());
         assert!(
