@@ -1,7 +1,6 @@
 //! Standard input and output as raw byte streams: large pipes, full-buffer reads, unbuffered writes, and the
 //! refusal to print binary data on a terminal.
 
-use anyhow::Context;
 use std::fs::File;
 use std::io::{self, IsTerminal, Read, Write};
 use std::mem::ManuallyDrop;
@@ -92,11 +91,6 @@ pub fn out_error(e: io::Error) -> anyhow::Error {
 /// The error for a failed read from stdin.
 pub fn in_error(e: io::Error) -> anyhow::Error {
     anyhow::Error::new(e).context("reading stdin")
-}
-
-/// Opens a file for reading with its name in the error.
-pub fn open(path: &std::path::Path) -> anyhow::Result<File> {
-    File::open(path).with_context(|| format!("opening {}", path.display()))
 }
 
 /// Cuts a stream into chunks of a fixed size and knows which one is the last, even when the stream's length is a
