@@ -1,8 +1,11 @@
 //! The harness of zstream's end-to-end tests: the built binaries, generated data, running commands with useful
-//! failure output, and real ZFS (a zfs-fuse daemon we start, or kernel ZFS) with throwaway file-backed pools.
+//! failure output, real ZFS (a zfs-fuse daemon we start, or kernel ZFS) with throwaway file-backed pools, a real
+//! AWS API (moto's server) and a proxy that injects network faults in front of it.
 //! Every test that drives a binary goes through here, whatever package it lives in.
 
 pub mod bins;
 pub mod data;
+pub mod faults;
+pub mod moto;
 pub mod proc;
 pub mod zfs;

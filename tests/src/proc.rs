@@ -61,8 +61,14 @@ impl Run {
 /// Runs `bin args` with `input` on stdin (written from a thread, so large inputs cannot deadlock) and collects the
 /// outputs. stdin and stdout are pipes.
 pub fn run(bin: &Path, args: &[&str], input: &[u8]) -> Run {
+    run_env(bin, args, input, &[])
+}
+
+/// `run` with extra environment variables (the AWS SDK's settings for a test server).
+pub fn run_env(bin: &Path, args: &[&str], input: &[u8], env: &[(String, String)]) -> Run {
     let mut child = Command::new(bin)
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -84,8 +90,14 @@ pub fn run(bin: &Path, args: &[&str], input: &[u8]) -> Run {
 
 /// Runs a command line through `bash -o pipefail -c`, for pipes between real tools.
 pub fn sh(script: &str) -> Run {
+    sh_env(script, &[])
+}
+
+/// `sh` with extra environment variables.
+pub fn sh_env(script: &str, env: &[(String, String)]) -> Run {
     let out = Command::new("bash")
         .args(["-o", "pipefail", "-euc", script])
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .expect("running bash");
     Run {

@@ -1,12 +1,14 @@
 //! The command line of zstream-ship.
 
+use crate::aws::Endpoint;
 use crate::backend::Backend;
 use crate::file::FileTarget;
+use crate::s3::{S3Options, S3Target};
 use crate::url::Target;
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
 use zstream_common::progress::{Progress, ProgressArg};
-use zstream_common::{pipe, usage};
+use zstream_common::{pipe, size, usage};
 
 pub const NAME: &str = "zstream-ship";
 
@@ -18,8 +20,11 @@ Examples:
   zstream-ship ls file:///mnt/offsite/pool/fs/
   zstream-ship gc file:///mnt/offsite/            # remove what killed uploads left behind
 
-Targets: file:///dir/key (a local or mounted directory). s3://bucket/key and glacier://vault are planned (the
-S3 and Glacier backends are not in this build yet).
+  zfs send pool/fs@tue | ... | zstream-ship put --storage-class DEEP_ARCHIVE s3://bucket/pool/fs/tue
+  zstream-ship get --wait s3://bucket/pool/fs/tue | ...   # asks for the restore, waits, streams
+
+Targets: s3://bucket/key (any S3-compatible service; credentials, region and endpoint from the standard AWS
+sources or --endpoint/--region), file:///dir/key (a local or mounted directory).
 Exit codes: 0 ok, 1 I/O error, 2 usage error, 3 integrity failure, 75 archive restore not ready (try later).";
 
 /// Streams stdin to a storage target and back, without temporary copies; a failed upload never looks like a
@@ -29,6 +34,62 @@ Exit codes: 0 ok, 1 I/O error, 2 usage error, 3 integrity failure, 75 archive re
 pub struct Args {
     #[command(subcommand)]
     pub cmd: Cmd,
+
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+/// Options of the network targets (credentials and profile come from the standard AWS sources).
+#[derive(clap::Args, Debug)]
+pub struct RemoteArgs {
+    /// The service's endpoint URL (an S3-compatible service); default from AWS_ENDPOINT_URL, else AWS itself.
+    #[arg(long, global = true, value_name = "URL")]
+    pub endpoint: Option<String>,
+    #[arg(long, global = true)]
+    pub region: Option<String>,
+    /// Parts moving at once (memory: part size x (N + 1)).
+    #[arg(long, global = true, default_value_t = 4, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+    /// The first part size of an upload; parts double every 1,000 so any stream fits S3's 10,000 parts.
+    #[arg(long, global = true, value_parser = size::parse, default_value = "16MiB", value_name = "SIZE")]
+    pub part_size: u64,
+    /// The stream's expected size (e.g. from `zfs send -nP`): picks one part size up front for it.
+    #[arg(long, global = true, value_parser = size::parse, value_name = "SIZE")]
+    pub size_hint: Option<u64>,
+    #[arg(long, global = true, value_name = "CLASS",
+          value_parser = ["STANDARD", "STANDARD_IA", "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE"])]
+    pub storage_class: Option<String>,
+    /// Object metadata; repeatable.
+    #[arg(long = "meta", global = true, value_name = "KEY=VALUE", value_parser = parse_meta)]
+    pub meta: Vec<(String, String)>,
+    /// Server-side encryption.
+    #[arg(long, global = true, value_parser = ["AES256", "aws:kms"])]
+    pub sse: Option<String>,
+    /// The KMS key for --sse aws:kms (default: the account's S3 key).
+    #[arg(long, global = true, value_name = "KEY_ID")]
+    pub sse_kms_key_id: Option<String>,
+    /// Restore tier for archived objects.
+    #[arg(long, global = true, default_value = "Standard", value_parser = ["Expedited", "Standard", "Bulk"])]
+    pub tier: String,
+    /// Days a restored copy stays readable.
+    #[arg(long, global = true, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=30000))]
+    pub days: i32,
+    /// Wait for an archive restore, polling with backoff, instead of exiting 75.
+    #[arg(long, global = true)]
+    pub wait: bool,
+}
+
+fn parse_meta(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() && !k.to_ascii_lowercase().starts_with("zstream-") => {
+            Ok((k.to_string(), v.to_string()))
+        }
+        Some((k, _)) if !k.is_empty() => Err(format!(
+            "'{k}': metadata named zstream-* is this tool's own"
+        )),
+        _ => Err(format!("'{s}' is not KEY=VALUE")),
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -53,7 +114,7 @@ pub enum Cmd {
     },
     /// Remove the object URL.
     Rm { url: String },
-    /// Ask for archived objects to be made readable (nothing to do for file:// objects).
+    /// Ask for archived objects to be made readable (--tier, --days); --wait waits until they are.
     Restore {
         #[arg(required = true)]
         src: Vec<String>,
@@ -85,19 +146,39 @@ fn parse_age(s: &str) -> Result<u64, String> {
     Ok(n * mul)
 }
 
-fn backend(url: &str, key_required: bool) -> anyhow::Result<Box<dyn Backend>> {
+fn backend(url: &str, key_required: bool, a: &RemoteArgs) -> anyhow::Result<Box<dyn Backend>> {
     match Target::parse(url, key_required).map_err(usage)? {
         Target::File { path } => Ok(Box::new(FileTarget { path })),
-        Target::S3 { .. } | Target::Glacier { .. } => Err(usage(format!(
-            "{url}: s3:// and glacier:// targets are not in this build yet; use file:///dir/key"
+        Target::S3 { bucket, key } => {
+            let opts = S3Options {
+                endpoint: Endpoint {
+                    url: a.endpoint.clone(),
+                    region: a.region.clone(),
+                },
+                concurrency: a.concurrency.into(),
+                part_size: a.part_size,
+                size_hint: a.size_hint,
+                storage_class: a.storage_class.clone(),
+                meta: a.meta.clone(),
+                sse: a.sse.clone(),
+                sse_kms_key_id: a.sse_kms_key_id.clone(),
+                tier: a.tier.clone(),
+                days: a.days,
+                wait: a.wait,
+            };
+            Ok(Box::new(S3Target::new(bucket, key, opts)?))
+        }
+        Target::Glacier { .. } => Err(usage(format!(
+            "{url}: glacier:// targets are not in this build yet; use s3:// or file://"
         ))),
     }
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let a = &args.remote;
     match args.cmd {
         Cmd::Put { dest, progress } => {
-            let b = backend(&dest, true)?;
+            let b = backend(&dest, true, a)?;
             if std::io::stdin().is_terminal() {
                 return Err(usage(
                     "refusing to read a stream from a terminal; pipe one in",
@@ -115,7 +196,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Get { src, progress } => {
-            let b = backend(&src, true)?;
+            let b = backend(&src, true, a)?;
             pipe::setup_filter()?;
             let mut output = pipe::stdout();
             let mut p = Progress::new(NAME, progress.progress, None);
@@ -128,7 +209,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Ls { prefix, json } => {
-            let entries = backend(&prefix, false)?.list()?;
+            let entries = backend(&prefix, false, a)?.list()?;
             for e in entries {
                 if json {
                     println!("{}", serde_json::to_string(&e)?);
@@ -141,11 +222,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Cmd::Rm { url } => backend(&url, true)?.remove(),
+        Cmd::Rm { url } => backend(&url, true, a)?.remove(),
         Cmd::Restore { src } => {
             for s in src {
-                backend(&s, true)?;
-                eprintln!("{NAME}: {s}: file:// objects are always readable; nothing to restore");
+                let said = backend(&s, true, a)?.restore(a.wait)?;
+                eprintln!("{NAME}: {s}: {said}");
             }
             Ok(())
         }
@@ -154,12 +235,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             older_than,
             dry_run,
         } => {
-            for s in backend(&prefix, false)?.gc(older_than, dry_run)? {
+            for s in backend(&prefix, false, a)?.gc(older_than, dry_run)? {
                 println!(
                     "{}\t{}\t{}\t{}",
                     if dry_run { "stale" } else { "removed" },
                     s.name,
-                    s.size,
+                    s.size.map_or("-".to_string(), |n| n.to_string()),
                     s.date
                 );
             }

@@ -21,7 +21,8 @@ pub struct Entry {
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct Stale {
     pub name: String,
-    pub size: u64,
+    /// The bytes it holds, when the service says.
+    pub size: Option<u64>,
     pub date: String,
 }
 
@@ -34,6 +35,12 @@ pub trait Backend {
     /// The objects under this prefix.
     fn list(&self) -> anyhow::Result<Vec<Entry>>;
     fn remove(&self) -> anyhow::Result<()>;
+    /// Makes an archived object readable: asks for a restore unless one is under way or done, and with `wait`
+    /// waits until it is. Returns what it found or did, for stderr.
+    fn restore(&self, wait: bool) -> anyhow::Result<String> {
+        let _ = wait;
+        Ok("always readable; nothing to restore".into())
+    }
     /// Unfinished uploads under this prefix older than `older_than_secs`; removed unless `dry_run`.
     fn gc(&self, older_than_secs: u64, dry_run: bool) -> anyhow::Result<Vec<Stale>>;
 }

@@ -184,7 +184,7 @@ impl Backend for FileTarget {
             }
             stale.push(Stale {
                 name: format!("file://{}", path.display()),
-                size: m.len(),
+                size: Some(m.len()),
                 date: rfc3339(m.mtime()),
             });
         }

@@ -1,8 +1,10 @@
 //! zstream-ship: the last stage of the backup pipe and the first of the restore pipe. `url` (targets),
-//! `backend` (what every target does), `file` (a directory), `app` (the command line). S3, S3's archive classes
-//! and Glacier vaults are to come (issue 4), behind the same `Backend` interface and conformance suite.
+//! `backend` (what every target does), `file` (a directory), `s3` (S3 and its archive classes), `aws` (what the
+//! AWS backends share), `app` (the command line).
 
 pub mod app;
+pub mod aws;
 pub mod backend;
 pub mod file;
+pub mod s3;
 pub mod url;

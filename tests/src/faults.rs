@@ -1,0 +1,247 @@
+//! A fault-injecting HTTP proxy for the tests: it sits between zstream-ship and the server and, on a fixed
+//! schedule, answers some requests 500 or 503 itself (the request never reaches the server, as when a front end
+//! sheds load) and drops the connection halfway through some large request or response bodies. A tool that
+//! retries and resumes correctly still moves the exact bytes; the counters show the faults really happened.
+//! It can also flip one byte in every large response body, to show that a reader checks what it gets.
+//!
+//! HTTP/1.1 with Content-Length bodies only (what the AWS SDK sends and moto answers); anything else fails the
+//! test loudly rather than being passed through wrongly.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::Arc;
+
+/// Which requests get which fault. Request numbers count from 1 across all connections.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Schedule {
+    /// Every Nth request is answered 503 SlowDown (and the next one after it 500 InternalError), 0 for never.
+    pub error_every: u64,
+    /// Every Nth request with a body of at least `BIG` bytes, either way, is cut halfway, 0 for never.
+    pub cut_every: u64,
+    /// Flip a byte in the middle of every response body of at least `BIG` bytes.
+    pub corrupt: bool,
+}
+
+/// Bodies this large are worth cutting or corrupting.
+pub const BIG: u64 = 64 << 10;
+
+#[derive(Debug, Default)]
+pub struct Counts {
+    pub requests: AtomicU64,
+    pub errors: AtomicU64,
+    pub cuts: AtomicU64,
+    pub corrupted: AtomicU64,
+    big: AtomicU64,
+}
+
+pub struct Proxy {
+    pub port: u16,
+    pub counts: Arc<Counts>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    /// A proxy on a free loopback port in front of `upstream` (host:port).
+    pub fn start(upstream: u16, schedule: Schedule) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("binding the proxy");
+        let port = listener.local_addr().expect("proxy address").port();
+        let counts = Arc::new(Counts::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (c, st) = (counts.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if st.load(SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let c = c.clone();
+                std::thread::spawn(move || serve(conn, upstream, schedule, &c));
+            }
+        });
+        Proxy { port, counts, stop }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn count(&self, which: fn(&Counts) -> &AtomicU64) -> u64 {
+        which(&self.counts).load(SeqCst)
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// A request or response head: the first line, the header lines, and what they say about the body.
+struct Head {
+    first: String,
+    headers: Vec<(String, String)>,
+}
+
+impl Head {
+    fn read(r: &mut impl BufRead) -> Option<Head> {
+        let mut first = String::new();
+        if r.read_line(&mut first).ok()? == 0 {
+            return None;
+        }
+        let mut headers = Vec::new();
+        loop {
+            let mut line = String::new();
+            if r.read_line(&mut line).ok()? == 0 {
+                return None;
+            }
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            let (k, v) = line.split_once(':')?;
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+        Some(Head {
+            first: first.trim_end().to_string(),
+            headers,
+        })
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn length(&self) -> Option<u64> {
+        assert!(
+            self.get("transfer-encoding").is_none(),
+            "fault proxy: chunked bodies are not handled ({})",
+            self.first
+        );
+        self.get("content-length")
+            .map(|v| v.parse().expect("a numeric Content-Length"))
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        let mut s = format!("{}\r\n", self.first);
+        for (k, v) in &self.headers {
+            s.push_str(&format!("{k}: {v}\r\n"));
+        }
+        s.push_str("\r\n");
+        s.into_bytes()
+    }
+}
+
+fn serve(client: TcpStream, upstream: u16, sched: Schedule, counts: &Counts) {
+    let mut from_client = BufReader::new(client.try_clone().expect("dup"));
+    let mut to_client = client;
+    while let Some(mut req) = Head::read(&mut from_client) {
+        let n = counts.requests.fetch_add(1, SeqCst) + 1;
+        let method = req.first.split(' ').next().unwrap_or_default().to_string();
+        let req_len = req.length().unwrap_or(0);
+        if req.get("expect").is_some() {
+            // Answer "go ahead" here so that a fault can be injected after the body has started.
+            req.headers
+                .retain(|(k, _)| !k.eq_ignore_ascii_case("expect"));
+            if to_client
+                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                .is_err()
+            {
+                return;
+            }
+        }
+        if sched.error_every > 0
+            && (n % sched.error_every == 0 || n % sched.error_every == 1 && n > 1)
+        {
+            // Read the body so the client sees the answer rather than a reset, then refuse.
+            if std::io::copy(&mut (&mut from_client).take(req_len), &mut std::io::sink()).is_err() {
+                return;
+            }
+            counts.errors.fetch_add(1, SeqCst);
+            let (status, code) = if n % sched.error_every == 0 {
+                ("503 Slow Down", "SlowDown")
+            } else {
+                ("500 Internal Server Error", "InternalError")
+            };
+            let body = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>injected by the \
+                 test proxy</Message><RequestId>0</RequestId></Error>"
+            );
+            let resp = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            if to_client.write_all(resp.as_bytes()).is_err() {
+                return;
+            }
+            continue;
+        }
+        let cut_this = |len: u64| {
+            len >= BIG
+                && sched.cut_every > 0
+                && (counts.big.fetch_add(1, SeqCst) + 1) % sched.cut_every == 0
+        };
+        let Ok(mut up) = TcpStream::connect(("127.0.0.1", upstream)) else {
+            return;
+        };
+        if up.write_all(&req.bytes()).is_err() {
+            return;
+        }
+        if cut_this(req_len) {
+            // Half the body, then both connections go away mid-transfer.
+            let _ = std::io::copy(&mut (&mut from_client).take(req_len / 2), &mut up);
+            counts.cuts.fetch_add(1, SeqCst);
+            let _ = up.shutdown(Shutdown::Both);
+            let _ = to_client.shutdown(Shutdown::Both);
+            return;
+        }
+        if std::io::copy(&mut (&mut from_client).take(req_len), &mut up).is_err() {
+            return;
+        }
+        let mut from_up = BufReader::new(up);
+        let Some(resp) = Head::read(&mut from_up) else {
+            return;
+        };
+        let status: u16 = resp
+            .first
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let resp_len = if method == "HEAD" || status == 204 || status == 304 {
+            0
+        } else {
+            resp.length()
+                .expect("fault proxy: a response body without Content-Length")
+        };
+        if to_client.write_all(&resp.bytes()).is_err() {
+            return;
+        }
+        if cut_this(resp_len) {
+            let _ = std::io::copy(&mut (&mut from_up).take(resp_len / 2), &mut to_client);
+            counts.cuts.fetch_add(1, SeqCst);
+            let _ = to_client.shutdown(Shutdown::Both);
+            return;
+        }
+        let mut body = Vec::with_capacity(resp_len as usize);
+        if (&mut from_up)
+            .take(resp_len)
+            .read_to_end(&mut body)
+            .is_err()
+        {
+            return;
+        }
+        if sched.corrupt && resp_len >= BIG && (200..300).contains(&status) {
+            body[resp_len as usize / 2] ^= 0x20;
+            counts.corrupted.fetch_add(1, SeqCst);
+        }
+        if to_client.write_all(&body).is_err() {
+            return;
+        }
+    }
+}

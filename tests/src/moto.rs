@@ -1,0 +1,141 @@
+//! A real S3 API on loopback: moto's server (PyPI `moto[server]`), started for a test and stopped with it. The
+//! harness speaks plain HTTP to it (bucket creation, moto's control API) so that it needs no AWS SDK itself.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Where scripts/test installs moto (a cache outside the clone, like the build output).
+pub fn venv() -> PathBuf {
+    std::env::var_os("ZSTREAM_MOTO_VENV").map_or_else(
+        || PathBuf::from("/var/tmp/zstream-moto-venv"),
+        PathBuf::from,
+    )
+}
+
+pub struct Moto {
+    child: Child,
+    pub port: u16,
+    log: PathBuf,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let server = venv().join("bin/moto_server");
+        assert!(
+            server.exists(),
+            "moto is not installed at {}: run scripts/test, which does `python3 -m venv {} && {}/bin/pip install \
+             'moto[server]==5.2.5' awscrt crc32c`",
+            server.display(),
+            venv().display(),
+            venv().display()
+        );
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let log =
+            std::env::temp_dir().join(format!("zstream-moto-{}-{port}.log", std::process::id()));
+        let out = std::fs::File::create(&log).expect("moto log");
+        let child = Command::new(&server)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("dup"))
+            .stderr(out)
+            .spawn()
+            .expect("starting moto_server");
+        let m = Moto { child, port, log };
+        let t = Instant::now();
+        while m
+            .request("GET", "/moto-api/", "")
+            .is_none_or(|(code, _)| code != 200)
+        {
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "moto did not answer within 30 s; its log:\n{}",
+                std::fs::read_to_string(&m.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        m
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The environment the AWS SDK in the binaries needs to talk to this server and nothing else.
+    pub fn env(&self) -> Vec<(String, String)> {
+        Moto::env_for(&self.endpoint())
+    }
+
+    /// The same environment with another endpoint in front of this server (the fault-injecting proxy).
+    pub fn env_for(endpoint: &str) -> Vec<(String, String)> {
+        [
+            ("AWS_ACCESS_KEY_ID", "test".to_string()),
+            ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
+            ("AWS_REGION", "us-east-1".to_string()),
+            ("AWS_ENDPOINT_URL", endpoint.to_string()),
+            ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
+            ("AWS_CONFIG_FILE", "/dev/null".to_string()),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    /// One HTTP/1.1 request; the status code and body, or None when the server does not answer.
+    pub fn request(&self, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{body}",
+            self.port,
+            body.len()
+        );
+        s.write_all(req.as_bytes()).ok()?;
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).ok()?;
+        let code = resp.split_whitespace().nth(1)?.parse().ok()?;
+        Some((
+            code,
+            resp.split_once("\r\n\r\n")
+                .map_or(String::new(), |(_, b)| b.to_string()),
+        ))
+    }
+
+    /// A new bucket (moto takes unsigned requests).
+    pub fn bucket(&self, name: &str) {
+        let r = self.request("PUT", &format!("/{name}"), "");
+        assert!(
+            r.as_ref().is_some_and(|(c, _)| *c == 200),
+            "creating bucket {name}: {r:?}"
+        );
+    }
+
+    /// Makes archive restores take time (moto completes them at once otherwise). moto's time transition is lazy
+    /// and counted from the object's creation: for the first `secs` seconds of an object's life a restore reads
+    /// as done, then the first look after that starts it "ongoing" for `secs` more, then it is done. So a test
+    /// that wants to see a restore under way waits `secs` after the upload before asking for it.
+    pub fn slow_restores(&self, secs: u64) {
+        let body = format!(
+            r#"{{"model_name":"s3::keyrestore","transition":{{"progression":"time","seconds":{secs}}}}}"#
+        );
+        let r = self.request("POST", "/moto-api/state-manager/set-transition", &body);
+        assert!(
+            r.as_ref().is_some_and(|(c, _)| *c < 300),
+            "setting moto's restore transition: {r:?}"
+        );
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}

@@ -1,0 +1,95 @@
+//! What the S3 and Glacier backends share: the async runtime they run on inside the blocking `Backend` calls, the
+//! SDK configuration (the standard AWS sources, then `--endpoint`/`--region`), retries, and errors in one line.
+
+use anyhow::Context;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use std::time::Duration;
+use tokio::runtime::Runtime;
+
+/// Where to reach the service; everything else (credentials, profile) comes from the standard AWS sources.
+#[derive(Clone, Debug, Default)]
+pub struct Endpoint {
+    pub url: Option<String>,
+    pub region: Option<String>,
+}
+
+/// A runtime with enough threads to keep `concurrency` transfers moving while the caller blocks on stdin/stdout.
+pub fn runtime(concurrency: usize) -> anyhow::Result<Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(concurrency.clamp(2, 16))
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// The SDK configuration. Transient failures (connection resets, 5xx, throttling) are retried by the SDK with
+/// exponential backoff and full jitter; every request body is held in memory, so a retry resends the same bytes.
+pub async fn config(ep: &Endpoint) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(10)
+                .with_initial_backoff(Duration::from_millis(200))
+                .with_max_backoff(Duration::from_secs(20)),
+        )
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .read_timeout(Duration::from_secs(120))
+                .build(),
+        );
+    if let Some(r) = &ep.region {
+        loader = loader.region(aws_config::Region::new(r.clone()));
+    }
+    if let Some(u) = &ep.url {
+        loader = loader.endpoint_url(u);
+    }
+    loader.load().await
+}
+
+/// An SDK error as one line: the service's error code and message when it answered, else the transport's story.
+pub fn describe<E, R>(e: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    let text = match e {
+        SdkError::ServiceError(s) => {
+            let err = s.err();
+            match (err.code(), err.message()) {
+                (Some(c), Some(m)) => format!("{c}: {m}"),
+                (Some(c), None) => c.to_string(),
+                _ => DisplayErrorContext(e).to_string(),
+            }
+        }
+        _ => DisplayErrorContext(e).to_string(),
+    };
+    // One line, and not the SDK's whole debug dump of the response.
+    let mut line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.len() > 300 {
+        let cut = (0..=300)
+            .rev()
+            .find(|&i| line.is_char_boundary(i))
+            .unwrap_or(0);
+        line.truncate(cut);
+        line.push_str(" ...");
+    }
+    line
+}
+
+/// The HTTP status of the answer behind an SDK error, if the service answered.
+pub fn status<E>(e: &SdkError<E, HttpResponse>) -> Option<u16> {
+    e.raw_response().map(|r| r.status().as_u16())
+}
+
+/// `map_err` for SDK calls: "what: service says".
+pub fn err<E, R>(what: impl std::fmt::Display) -> impl FnOnce(SdkError<E, R>) -> anyhow::Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    move |e| anyhow::anyhow!("{what}: {}", describe(&e))
+}

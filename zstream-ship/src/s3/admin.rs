@@ -1,0 +1,162 @@
+//! ls, rm and gc on a bucket.
+
+use super::archive::State;
+use super::S3Target;
+use crate::aws::{err, status};
+use crate::backend::{rfc3339, Entry, Stale};
+use anyhow::anyhow;
+
+pub async fn list(t: &S3Target) -> anyhow::Result<Vec<Entry>> {
+    let mut out = Vec::new();
+    let mut pages = t
+        .client
+        .list_objects_v2()
+        .bucket(&t.bucket)
+        .prefix(&t.key)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(err(format!("listing {}", t.url(&t.key))))?;
+        for o in page.contents() {
+            let key = o.key().unwrap_or_default();
+            let mut state =
+                State::from_parts(o.storage_class().map(|c| c.as_str().into()).as_ref(), None);
+            if state != State::Available {
+                // The listing does not say whether a restore is under way; a HEAD does.
+                let h = t
+                    .client
+                    .head_object()
+                    .bucket(&t.bucket)
+                    .key(key)
+                    .send()
+                    .await
+                    .map_err(err(format!("looking up {}", t.url(key))))?;
+                state = State::of(&h);
+            }
+            out.push(Entry {
+                name: t.url(key),
+                size: o.size().unwrap_or(0).max(0) as u64,
+                storage_class: o
+                    .storage_class()
+                    .map_or("STANDARD".into(), |c| c.as_str().into()),
+                restore: state.name().into(),
+                date: o
+                    .last_modified()
+                    .map(|d| rfc3339(d.secs()))
+                    .unwrap_or_default(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+pub async fn remove(t: &S3Target) -> anyhow::Result<()> {
+    let url = t.url(&t.key);
+    // S3 deletes of a missing key succeed; say so instead, as rm(1) would.
+    t.client
+        .head_object()
+        .bucket(&t.bucket)
+        .key(&t.key)
+        .send()
+        .await
+        .map_err(|e| match status(&e) {
+            Some(404) => anyhow!("{url}: no such object"),
+            _ => err(format!("looking up {url}"))(e),
+        })?;
+    t.client
+        .delete_object()
+        .bucket(&t.bucket)
+        .key(&t.key)
+        .send()
+        .await
+        .map_err(err(format!("removing {url}")))?;
+    Ok(())
+}
+
+/// Unfinished multipart uploads (killed puts) under the prefix: their parts cost storage until aborted.
+pub async fn gc(t: &S3Target, older_than_secs: u64, dry_run: bool) -> anyhow::Result<Vec<Stale>> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let mut out = Vec::new();
+    let (mut key_marker, mut id_marker) = (None, None);
+    loop {
+        let list = t
+            .client
+            .list_multipart_uploads()
+            .bucket(&t.bucket)
+            .prefix(&t.key)
+            .set_key_marker(key_marker.take())
+            .set_upload_id_marker(id_marker.take())
+            .send()
+            .await
+            .map_err(err(format!(
+                "listing unfinished uploads under {}",
+                t.url(&t.key)
+            )))?;
+        for u in list.uploads() {
+            let started = u.initiated().map_or(now, |d| d.secs());
+            if now - started < older_than_secs as i64 {
+                continue;
+            }
+            let (key, id) = (
+                u.key().unwrap_or_default(),
+                u.upload_id().unwrap_or_default(),
+            );
+            // Informational only, and some services' answers are not parseable (moto's ListParts): no size
+            // then, rather than no gc.
+            let size = uploaded(t, key, id).await.ok();
+            if !dry_run {
+                t.client
+                    .abort_multipart_upload()
+                    .bucket(&t.bucket)
+                    .key(key)
+                    .upload_id(id)
+                    .send()
+                    .await
+                    .map_err(err(format!("aborting the upload of {}", t.url(key))))?;
+            }
+            out.push(Stale {
+                name: t.url(key),
+                size,
+                date: rfc3339(started),
+            });
+        }
+        if list.is_truncated() != Some(true) {
+            break;
+        }
+        key_marker = list.next_key_marker().map(str::to_string);
+        id_marker = list.next_upload_id_marker().map(str::to_string);
+    }
+    Ok(out)
+}
+
+/// The bytes an unfinished upload holds.
+async fn uploaded(t: &S3Target, key: &str, id: &str) -> anyhow::Result<u64> {
+    let mut size = 0;
+    let mut marker = None;
+    loop {
+        let parts = t
+            .client
+            .list_parts()
+            .bucket(&t.bucket)
+            .key(key)
+            .upload_id(id)
+            .set_part_number_marker(marker.take())
+            .send()
+            .await
+            .map_err(err(format!(
+                "listing the parts of an upload of {}",
+                t.url(key)
+            )))?;
+        size += parts
+            .parts()
+            .iter()
+            .map(|p| p.size().unwrap_or(0).max(0) as u64)
+            .sum::<u64>();
+        if parts.is_truncated() != Some(true) {
+            return Ok(size);
+        }
+        marker = parts.next_part_number_marker().map(str::to_string);
+    }
+}

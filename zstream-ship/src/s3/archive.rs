@@ -1,0 +1,192 @@
+//! GLACIER and DEEP_ARCHIVE objects cannot be read until a restore makes a temporary copy (hours). A get asks
+//! for the restore once and then exits 75 ("try again later", so a cron job does not hang for 12 hours), or
+//! with `--wait` polls with backoff, saying the state on stderr, until the copy is there. The object's
+//! x-amz-restore header says whether a restore is under way, so running again never asks twice.
+
+use super::get::head;
+use super::S3Target;
+use crate::aws::describe;
+use anyhow::anyhow;
+use aws_sdk_s3::operation::head_object::HeadObjectOutput;
+use aws_sdk_s3::types::{GlacierJobParameters, RestoreRequest, StorageClass, Tier};
+use std::time::Duration;
+use zstream_common::{Code, Coded};
+
+/// First and longest pause between polls of a restore.
+const POLL_FIRST: Duration = Duration::from_secs(1);
+const POLL_MAX: Duration = Duration::from_secs(15 * 60);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Not in an archive class: readable now.
+    Available,
+    /// Archived, no restore asked for.
+    Archived,
+    Restoring,
+    /// A restored copy is readable.
+    Restored,
+}
+
+impl State {
+    pub fn of(head: &HeadObjectOutput) -> State {
+        State::from_parts(head.storage_class(), head.restore())
+    }
+
+    pub fn from_parts(class: Option<&StorageClass>, restore: Option<&str>) -> State {
+        if !matches!(
+            class,
+            Some(StorageClass::Glacier | StorageClass::DeepArchive)
+        ) {
+            return State::Available;
+        }
+        match restore {
+            None => State::Archived,
+            Some(r) if r.contains("ongoing-request=\"true\"") => State::Restoring,
+            Some(_) => State::Restored,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Available => "available",
+            State::Archived => "archived",
+            State::Restoring => "restoring",
+            State::Restored => "restored",
+        }
+    }
+}
+
+/// The object's HEAD once it is readable; until then a restore is asked for (once) and, without --wait, the
+/// error says so with exit 75.
+pub async fn readable(t: &S3Target) -> anyhow::Result<HeadObjectOutput> {
+    let h = head(t).await?;
+    match State::of(&h) {
+        State::Available | State::Restored => Ok(h),
+        _ => match ensure(t, t.opts.wait).await? {
+            Ready::Now(_) => head(t).await,
+            Ready::Later(why) => Err(anyhow::Error::new(Coded::new(
+                Code::TempFail,
+                anyhow!("{}: {why}", t.url(&t.key)),
+            ))),
+        },
+    }
+}
+
+enum Ready {
+    Now(String),
+    Later(String),
+}
+
+/// The restore command: asks for a restore unless one is under way or done; with `wait` waits for it.
+pub async fn restore(t: &S3Target, wait: bool) -> anyhow::Result<String> {
+    Ok(match ensure(t, wait).await? {
+        Ready::Now(s) | Ready::Later(s) => s,
+    })
+}
+
+/// Asks for a restore unless one is under way or done; with `wait` waits for it.
+async fn ensure(t: &S3Target, wait: bool) -> anyhow::Result<Ready> {
+    let url = t.url(&t.key);
+    let h = head(t).await?;
+    let class = h
+        .storage_class()
+        .map_or("STANDARD".to_string(), |c| c.as_str().to_string());
+    let mut state = State::of(&h);
+    match state {
+        State::Available => return Ok(Ready::Now(format!("in {class}: readable now"))),
+        State::Restored => return Ok(Ready::Now("restored, readable now".into())),
+        State::Restoring => eprintln!("zstream-ship: {url}: a restore is already under way"),
+        State::Archived => {
+            ask(t).await?;
+            eprintln!(
+                "zstream-ship: {url}: restore requested ({} tier, {} days)",
+                t.opts.tier, t.opts.days
+            );
+            state = State::Restoring;
+        }
+    }
+    if !wait {
+        return Ok(Ready::Later(format!(
+            "in {class} and being restored; run this again in {} or pass --wait",
+            expected(&class, &t.opts.tier)
+        )));
+    }
+    let mut pause = POLL_FIRST;
+    while state == State::Restoring {
+        eprintln!(
+            "zstream-ship: {url}: restore under way; checking again in {}s",
+            pause.as_secs()
+        );
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(POLL_MAX);
+        state = State::of(&head(t).await?);
+    }
+    Ok(Ready::Now("restored, readable now".into()))
+}
+
+async fn ask(t: &S3Target) -> anyhow::Result<()> {
+    let req = RestoreRequest::builder()
+        .days(t.opts.days)
+        .glacier_job_parameters(
+            GlacierJobParameters::builder()
+                .tier(Tier::from(t.opts.tier.as_str()))
+                .build()?,
+        )
+        .build();
+    match t
+        .client
+        .restore_object()
+        .bucket(&t.bucket)
+        .key(&t.key)
+        .restore_request(req)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        // Another run asked in the meantime: that is what we wanted.
+        Err(e) if describe(&e).contains("RestoreAlreadyInProgress") => Ok(()),
+        Err(e) => Err(anyhow!(
+            "asking for a restore of {}: {}",
+            t.url(&t.key),
+            describe(&e)
+        )),
+    }
+}
+
+/// How long AWS says a restore takes, for the message that tells a cron job when to come back.
+fn expected(class: &str, tier: &str) -> &'static str {
+    match (class, tier) {
+        ("GLACIER", "Expedited") => "1-5 minutes",
+        ("GLACIER", "Standard") => "3-5 hours",
+        ("GLACIER", _) => "5-12 hours",
+        ("DEEP_ARCHIVE", "Bulk") => "up to 48 hours",
+        _ => "up to 12 hours",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restore_states_follow_the_header() {
+        let da = Some(&StorageClass::DeepArchive);
+        assert_eq!(
+            State::from_parts(Some(&StorageClass::Standard), None),
+            State::Available
+        );
+        assert_eq!(State::from_parts(None, None), State::Available);
+        assert_eq!(State::from_parts(da, None), State::Archived);
+        assert_eq!(
+            State::from_parts(da, Some("ongoing-request=\"true\"")),
+            State::Restoring
+        );
+        assert_eq!(
+            State::from_parts(
+                da,
+                Some("ongoing-request=\"false\", expiry-date=\"Fri, 21 Dec 2012 00:00:00 GMT\"")
+            ),
+            State::Restored
+        );
+    }
+}

@@ -1,0 +1,103 @@
+//! `s3://bucket/key`: any S3-compatible service through the AWS SDK for Rust, run on a runtime this backend owns
+//! (the `Backend` interface is blocking, like stdin and stdout). `put` is a multipart upload straight from stdin,
+//! `get` concurrent ranged reads written in order, `archive` the restore of GLACIER and DEEP_ARCHIVE objects, and
+//! `admin` ls, rm and gc.
+
+mod admin;
+mod archive;
+mod get;
+pub mod parts;
+mod put;
+
+use crate::aws::{self, Endpoint};
+use crate::backend::{Backend, Entry, Stale};
+use std::io::{Read, Write};
+use tokio::runtime::Runtime;
+
+/// Metadata keys this tool writes (S3 sends them as x-amz-meta-*).
+pub const META_PART_SIZE: &str = "zstream-part-size";
+pub const META_PART_STEP: &str = "zstream-part-step";
+pub const META_BYTES: &str = "zstream-bytes";
+/// The tag that records a multipart object's byte count: its metadata is fixed when the upload starts, before
+/// the stream's length is known.
+pub const TAG_BYTES: &str = "zstream-bytes";
+
+/// What put, get and restore may be told beyond the target.
+#[derive(Clone, Debug)]
+pub struct S3Options {
+    pub endpoint: Endpoint,
+    /// Parts moving at once.
+    pub concurrency: usize,
+    /// The first part size of an upload (see `parts::Schedule`).
+    pub part_size: u64,
+    pub size_hint: Option<u64>,
+    pub storage_class: Option<String>,
+    pub meta: Vec<(String, String)>,
+    /// Server-side encryption: AES256 or aws:kms (with an optional key id).
+    pub sse: Option<String>,
+    pub sse_kms_key_id: Option<String>,
+    /// Archive restores: the tier, how long the copy stays, and whether to wait for it.
+    pub tier: String,
+    pub days: i32,
+    pub wait: bool,
+}
+
+pub struct S3Target {
+    rt: Runtime,
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    key: String,
+    opts: S3Options,
+}
+
+impl S3Target {
+    pub fn new(bucket: String, key: String, opts: S3Options) -> anyhow::Result<S3Target> {
+        let rt = aws::runtime(opts.concurrency)?;
+        let client = rt.block_on(async {
+            let conf = aws::config(&opts.endpoint).await;
+            // Path-style addressing works with every S3-compatible service, and with a loopback endpoint, where
+            // virtual-host names do not resolve.
+            let s3 = aws_sdk_s3::config::Builder::from(&conf)
+                .force_path_style(true)
+                .build();
+            aws_sdk_s3::Client::from_conf(s3)
+        });
+        Ok(S3Target {
+            rt,
+            client,
+            bucket,
+            key,
+            opts,
+        })
+    }
+
+    fn url(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.bucket)
+    }
+}
+
+impl Backend for S3Target {
+    fn put(&self, input: &mut dyn Read) -> anyhow::Result<u64> {
+        put::put(self, input)
+    }
+
+    fn get(&self, output: &mut dyn Write) -> anyhow::Result<u64> {
+        get::get(self, output)
+    }
+
+    fn restore(&self, wait: bool) -> anyhow::Result<String> {
+        self.rt.block_on(archive::restore(self, wait))
+    }
+
+    fn list(&self) -> anyhow::Result<Vec<Entry>> {
+        self.rt.block_on(admin::list(self))
+    }
+
+    fn remove(&self) -> anyhow::Result<()> {
+        self.rt.block_on(admin::remove(self))
+    }
+
+    fn gc(&self, older_than_secs: u64, dry_run: bool) -> anyhow::Result<Vec<Stale>> {
+        self.rt.block_on(admin::gc(self, older_than_secs, dry_run))
+    }
+}
