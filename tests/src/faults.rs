@@ -21,6 +21,8 @@ pub struct Schedule {
     pub cut_every: u64,
     /// Flip a byte in the middle of every response body of at least `BIG` bytes.
     pub corrupt: bool,
+    /// Refuse for good (403 AccessDenied) every request whose request line contains this, e.g. "partNumber=2".
+    pub refuse: Option<&'static str>,
 }
 
 /// Bodies this large are worth cutting or corrupting.
@@ -155,15 +157,19 @@ fn serve(client: TcpStream, upstream: u16, sched: Schedule, counts: &Counts) {
                 return;
             }
         }
-        if sched.error_every > 0
-            && (n % sched.error_every == 0 || n % sched.error_every == 1 && n > 1)
+        let refused = sched.refuse.is_some_and(|r| req.first.contains(r));
+        if refused
+            || sched.error_every > 0
+                && (n % sched.error_every == 0 || n % sched.error_every == 1 && n > 1)
         {
             // Read the body so the client sees the answer rather than a reset, then refuse.
             if std::io::copy(&mut (&mut from_client).take(req_len), &mut std::io::sink()).is_err() {
                 return;
             }
             counts.errors.fetch_add(1, SeqCst);
-            let (status, code) = if n % sched.error_every == 0 {
+            let (status, code) = if refused {
+                ("403 Forbidden", "AccessDenied")
+            } else if n % sched.error_every == 0 {
                 ("503 Slow Down", "SlowDown")
             } else {
                 ("500 Internal Server Error", "InternalError")

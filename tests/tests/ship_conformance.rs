@@ -272,7 +272,7 @@ fn s3_targets_pass_the_conformance_suite_through_faults() {
         faults::Schedule {
             error_every: 6,
             cut_every: 3,
-            corrupt: false,
+            ..Default::default()
         },
     );
     let b = Bucket {

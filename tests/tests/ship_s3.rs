@@ -1,0 +1,197 @@
+//! What only S3 targets do, on the built binary against moto's server: archive classes and their restores,
+//! checksum failures on the way back, and uploads that cannot finish.
+
+use std::time::Duration;
+use zstream_tests::bins::bin;
+use zstream_tests::data::Gen;
+use zstream_tests::faults::{Proxy, Schedule};
+use zstream_tests::moto::Moto;
+use zstream_tests::proc::{run_env, Run};
+
+fn ship(env: &[(String, String)], args: &[&str], input: &[u8]) -> Run {
+    let mut a = args.to_vec();
+    a.extend(["--part-size", "5MiB"]);
+    run_env(&bin("zstream-ship"), &a, input, env)
+}
+
+#[test]
+fn deep_archive_objects_are_restored_once_and_waited_for() {
+    let moto = Moto::start();
+    moto.bucket("archive");
+    let env = moto.env();
+    let data = Gen::bytes(31, (6 << 20) + 11);
+    let url = "s3://archive/pool/fs/mon";
+    ship(
+        &env,
+        &["put", "--storage-class", "DEEP_ARCHIVE", url],
+        &data,
+    )
+    .expect_code(0)
+    .expect_clean_stderr("zstream-ship");
+    let listed = ship(&env, &["ls", "--json", "s3://archive/pool/"], b"");
+    listed.expect_code(0);
+    let entry: serde_json::Value = serde_json::from_slice(listed.stdout()).unwrap();
+    assert_eq!(
+        entry["storage_class"],
+        "DEEP_ARCHIVE",
+        "{}",
+        listed.describe()
+    );
+    assert_eq!(entry["restore"], "archived", "{}", listed.describe());
+
+    // moto's restore transition counts from the object's creation (see Moto::slow_restores): wait it out
+    // once so that the restore asked for below reads "ongoing" for 3 s.
+    moto.slow_restores(3);
+    std::thread::sleep(Duration::from_millis(3200));
+
+    // By default a cron job does not hang: the restore is asked for and exit 75 says "come back later".
+    let first = ship(&env, &["get", url], b"");
+    first.expect_code(75).expect_clean_stderr("zstream-ship");
+    assert!(
+        first.stdout().is_empty()
+            && first
+                .stderr()
+                .contains("restore requested (Standard tier, 3 days)"),
+        "{}",
+        first.describe()
+    );
+    assert!(
+        first.stderr().contains("up to 12 hours"),
+        "{}",
+        first.describe()
+    );
+    // Asking again does not ask twice.
+    let again = ship(&env, &["get", url], b"");
+    again.expect_code(75);
+    assert!(
+        !again.stderr().contains("restore requested")
+            && again.stderr().contains("already under way"),
+        "{}",
+        again.describe()
+    );
+    let listed = ship(&env, &["ls", "s3://archive/pool/"], b"");
+    assert!(
+        String::from_utf8_lossy(listed.stdout()).contains("\trestoring\t"),
+        "{}",
+        listed.describe()
+    );
+
+    // --wait polls until the restore is done, saying so, then streams the exact bytes.
+    let r = ship(&env, &["get", "--wait", url], b"");
+    r.expect_code(0).expect_clean_stderr("zstream-ship");
+    assert!(r.stdout() == data.as_slice(), "the restored object differs");
+    assert!(
+        r.stderr().contains("restore under way; checking again"),
+        "{}",
+        r.describe()
+    );
+    let r = ship(&env, &["restore", url], b"");
+    r.expect_code(0);
+    assert!(
+        r.stderr().contains("restored, readable now"),
+        "{}",
+        r.describe()
+    );
+}
+
+#[test]
+fn the_restore_command_asks_and_waits() {
+    let moto = Moto::start();
+    moto.bucket("cold");
+    let env = moto.env();
+    let url = "s3://cold/k";
+    ship(
+        &env,
+        &["put", "--storage-class", "GLACIER", url],
+        b"small and cold",
+    )
+    .expect_code(0);
+    // The restore command succeeds once it has asked (exit 0; a get is what exits 75 while the restore runs).
+    // Without a transition moto restores at once, so the object is readable after.
+    let r = ship(&env, &["restore", "--tier", "Expedited", url], b"");
+    r.expect_code(0);
+    assert!(
+        r.stderr().contains("restore requested (Expedited tier"),
+        "{}",
+        r.describe()
+    );
+    assert_eq!(ship(&env, &["get", url], b"").stdout(), b"small and cold");
+    ship(&env, &["restore", "--wait", "s3://cold/missing"], b"")
+        .expect_code(1)
+        .expect_clean_stderr("zstream-ship");
+}
+
+#[test]
+fn corrupted_reads_exit_3() {
+    let moto = Moto::start();
+    moto.bucket("rot");
+    for (key, len) in [("single", 1 << 20), ("multi", (11 << 20) + 5)] {
+        let url = format!("s3://rot/{key}");
+        ship(&moto.env(), &["put", &url], &Gen::bytes(4, len)).expect_code(0);
+        // A byte flipped on the wire, after the service's own checks: the SHA-256 it stored catches it.
+        let proxy = Proxy::start(
+            moto.port,
+            Schedule {
+                corrupt: true,
+                ..Default::default()
+            },
+        );
+        let r = ship(&Moto::env_for(&proxy.endpoint()), &["get", &url], b"");
+        r.expect_code(3).expect_clean_stderr("zstream-ship");
+        assert!(
+            r.stderr().contains("do not match the SHA-256 checksum"),
+            "{}",
+            r.describe()
+        );
+        assert!(proxy.count(|c| &c.corrupted) > 0);
+    }
+}
+
+#[test]
+fn an_upload_that_cannot_finish_leaves_nothing() {
+    let moto = Moto::start();
+    moto.bucket("fail");
+    let env = moto.env();
+    ship(&env, &["put", "s3://fail/k"], b"the old object").expect_code(0);
+
+    // The service refuses the second part for good: the upload is aborted, the old object stays, and there is
+    // nothing for gc.
+    let proxy = Proxy::start(
+        moto.port,
+        Schedule {
+            refuse: Some("partNumber=2"),
+            ..Default::default()
+        },
+    );
+    let r = ship(
+        &Moto::env_for(&proxy.endpoint()),
+        &["put", "s3://fail/k"],
+        &Gen::bytes(1, 12 << 20),
+    );
+    r.expect_code(1).expect_clean_stderr("zstream-ship");
+    assert!(
+        r.stderr().contains("AccessDenied") && r.stderr().contains("aborted"),
+        "{}",
+        r.describe()
+    );
+    assert_eq!(
+        ship(&env, &["get", "s3://fail/k"], b"").stdout(),
+        b"the old object"
+    );
+    let gc = ship(
+        &env,
+        &["gc", "--dry-run", "--older-than", "0", "s3://fail/"],
+        b"",
+    );
+    gc.expect_code(0);
+    assert!(gc.stdout().is_empty(), "{}", gc.describe());
+
+    // No such bucket: one line, exit 1.
+    let r = ship(
+        &env,
+        &["put", "s3://no-such-bucket/k"],
+        &Gen::bytes(1, 12 << 20),
+    );
+    r.expect_code(1).expect_clean_stderr("zstream-ship");
+    assert!(r.stderr().contains("NoSuchBucket"), "{}", r.describe());
+}
