@@ -8,4 +8,5 @@ pub mod data;
 pub mod faults;
 pub mod moto;
 pub mod proc;
+pub mod vault;
 pub mod zfs;

@@ -116,6 +116,26 @@ impl Moto {
         );
     }
 
+    /// A new Glacier vault. moto picks the service from the request's credential scope, so the request says
+    /// "glacier" there (moto checks no signatures).
+    pub fn vault(&self, name: &str) {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connecting to moto");
+        let req = format!(
+            "PUT /-/vaults/{name} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: AWS4-HMAC-SHA256 \
+             Credential=test/20260101/us-east-1/glacier/aws4_request, SignedHeaders=host, Signature=0\r\n\
+             Content-Length: 0\r\nConnection: close\r\n\r\n",
+            self.port
+        );
+        s.write_all(req.as_bytes())
+            .expect("asking moto for a vault");
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).expect("moto's answer");
+        assert!(
+            resp.starts_with("HTTP/1.1 201"),
+            "creating vault {name}: {resp}"
+        );
+    }
+
     /// Makes archive restores take time (moto completes them at once otherwise). moto's time transition is lazy
     /// and counted from the object's creation: for the first `secs` seconds of an object's life a restore reads
     /// as done, then the first look after that starts it "ongoing" for `secs` more, then it is done. So a test

@@ -37,10 +37,20 @@ fn exit_on_clap_error(name: &str, e: clap::Error) -> ! {
             )
         }
         _ => {
-            // clap renders "error: <what>\n\nUsage: ...\n\nFor more information, try '--help'."; keep the first line.
+            // clap renders "error: <what>\n  <more of what>\n\nUsage: ...\n\nFor more information, try '--help'.";
+            // keep the first paragraph (a missing argument's name is on its second line), as one line.
             let rendered = e.render().to_string();
-            let first = rendered.lines().next().unwrap_or("invalid arguments");
-            let what = first.strip_prefix("error: ").unwrap_or(first);
+            let para: Vec<&str> = rendered
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            let first = if para.is_empty() {
+                "invalid arguments".to_string()
+            } else {
+                para.join(" ")
+            };
+            let what = first.strip_prefix("error: ").unwrap_or(&first);
             let _ = writeln!(std::io::stderr(), "{name}: {what} (try --help)");
             std::process::exit(Code::Usage.as_i32())
         }

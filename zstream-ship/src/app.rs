@@ -3,6 +3,7 @@
 use crate::aws::Endpoint;
 use crate::backend::Backend;
 use crate::file::FileTarget;
+use crate::glacier::{GlacierOptions, GlacierTarget};
 use crate::s3::{S3Options, S3Target};
 use crate::url::Target;
 use clap::{Parser, Subcommand};
@@ -24,7 +25,9 @@ Examples:
   zstream-ship get --wait s3://bucket/pool/fs/tue | ...   # asks for the restore, waits, streams
 
 Targets: s3://bucket/key (any S3-compatible service; credentials, region and endpoint from the standard AWS
-sources or --endpoint/--region), file:///dir/key (a local or mounted directory).
+sources or --endpoint/--region), glacier://vault (legacy Glacier vaults: put prints glacier://vault/ARCHIVE_ID to
+get the archive back by; S3 with an archive class is the recommended target), file:///dir/key (a local or mounted
+directory).
 Exit codes: 0 ok, 1 I/O error, 2 usage error, 3 integrity failure, 75 archive restore not ready (try later).";
 
 /// Streams stdin to a storage target and back, without temporary copies; a failed upload never looks like a
@@ -75,9 +78,20 @@ pub struct RemoteArgs {
     /// Days a restored copy stays readable.
     #[arg(long, global = true, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=30000))]
     pub days: i32,
+    /// The archive description of a Glacier vault upload (printable ASCII, at most 1,024 characters).
+    #[arg(long, global = true, value_parser = parse_description)]
+    pub description: Option<String>,
     /// Wait for an archive restore, polling with backoff, instead of exiting 75.
     #[arg(long, global = true)]
     pub wait: bool,
+}
+
+fn parse_description(s: &str) -> Result<String, String> {
+    if s.len() <= 1024 && s.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+        Ok(s.to_string())
+    } else {
+        Err("a Glacier archive description is at most 1,024 printable ASCII characters".into())
+    }
 }
 
 fn parse_meta(s: &str) -> Result<(String, String), String> {
@@ -146,8 +160,35 @@ fn parse_age(s: &str) -> Result<u64, String> {
     Ok(n * mul)
 }
 
-fn backend(url: &str, key_required: bool, a: &RemoteArgs) -> anyhow::Result<Box<dyn Backend>> {
-    match Target::parse(url, key_required).map_err(usage)? {
+/// What a command does with its target.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Use {
+    /// put: names a new object (a vault, for Glacier, which names the archive itself).
+    Upload,
+    /// get, rm, restore: names an existing object.
+    Object,
+    /// ls, gc: a prefix, or a vault.
+    Prefix,
+}
+
+fn backend(url: &str, how: Use, a: &RemoteArgs) -> anyhow::Result<Box<dyn Backend>> {
+    let target = Target::parse(url, how != Use::Prefix).map_err(usage)?;
+    if let Target::Glacier { vault, archive } = &target {
+        match (how, archive) {
+            (Use::Object, None) => {
+                return Err(usage(format!(
+                    "{url}: name an archive, glacier://{vault}/ARCHIVE_ID (put prints it)"
+                )))
+            }
+            (Use::Upload | Use::Prefix, Some(_)) => {
+                return Err(usage(format!(
+                    "{url}: takes a vault, glacier://{vault} (Glacier names archives itself; put prints the name)"
+                )))
+            }
+            _ => {}
+        }
+    }
+    match target {
         Target::File { path } => Ok(Box::new(FileTarget { path })),
         Target::S3 { bucket, key } => {
             let opts = S3Options {
@@ -168,9 +209,21 @@ fn backend(url: &str, key_required: bool, a: &RemoteArgs) -> anyhow::Result<Box<
             };
             Ok(Box::new(S3Target::new(bucket, key, opts)?))
         }
-        Target::Glacier { .. } => Err(usage(format!(
-            "{url}: glacier:// targets are not in this build yet; use s3:// or file://"
-        ))),
+        Target::Glacier { vault, archive } => {
+            let opts = GlacierOptions {
+                endpoint: Endpoint {
+                    url: a.endpoint.clone(),
+                    region: a.region.clone(),
+                },
+                concurrency: a.concurrency.into(),
+                part_size: a.part_size,
+                size_hint: a.size_hint,
+                description: a.description.clone(),
+                tier: a.tier.clone(),
+                wait: a.wait,
+            };
+            Ok(Box::new(GlacierTarget::new(vault, archive, opts)?))
+        }
     }
 }
 
@@ -178,7 +231,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let a = &args.remote;
     match args.cmd {
         Cmd::Put { dest, progress } => {
-            let b = backend(&dest, true, a)?;
+            let b = backend(&dest, Use::Upload, a)?;
             if std::io::stdin().is_terminal() {
                 return Err(usage(
                     "refusing to read a stream from a terminal; pipe one in",
@@ -196,7 +249,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Get { src, progress } => {
-            let b = backend(&src, true, a)?;
+            let b = backend(&src, Use::Object, a)?;
             pipe::setup_filter()?;
             let mut output = pipe::stdout();
             let mut p = Progress::new(NAME, progress.progress, None);
@@ -209,7 +262,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Ls { prefix, json } => {
-            let entries = backend(&prefix, false, a)?.list()?;
+            let entries = backend(&prefix, Use::Prefix, a)?.list()?;
             for e in entries {
                 if json {
                     println!("{}", serde_json::to_string(&e)?);
@@ -222,10 +275,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Cmd::Rm { url } => backend(&url, true, a)?.remove(),
+        Cmd::Rm { url } => backend(&url, Use::Object, a)?.remove(),
         Cmd::Restore { src } => {
             for s in src {
-                let said = backend(&s, true, a)?.restore(a.wait)?;
+                let said = backend(&s, Use::Object, a)?.restore(a.wait)?;
                 eprintln!("{NAME}: {s}: {said}");
             }
             Ok(())
@@ -235,7 +288,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             older_than,
             dry_run,
         } => {
-            for s in backend(&prefix, false, a)?.gc(older_than, dry_run)? {
+            for s in backend(&prefix, Use::Prefix, a)?.gc(older_than, dry_run)? {
                 println!(
                     "{}\t{}\t{}\t{}",
                     if dry_run { "stale" } else { "removed" },

@@ -51,10 +51,9 @@ pub async fn config(ep: &Endpoint) -> aws_config::SdkConfig {
 }
 
 /// An SDK error as one line: the service's error code and message when it answered, else the transport's story.
-pub fn describe<E, R>(e: &SdkError<E, R>) -> String
+pub fn describe<E>(e: &SdkError<E, HttpResponse>) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
 {
     let text = match e {
         SdkError::ServiceError(s) => {
@@ -62,7 +61,11 @@ where
             match (err.code(), err.message()) {
                 (Some(c), Some(m)) => format!("{c}: {m}"),
                 (Some(c), None) => c.to_string(),
-                _ => DisplayErrorContext(e).to_string(),
+                // The service answered something the SDK could not read (an HTML error page, a missing API).
+                _ => format!(
+                    "HTTP {} with an answer that is not the service's API",
+                    s.raw().status().as_u16()
+                ),
             }
         }
         _ => DisplayErrorContext(e).to_string(),
@@ -86,10 +89,11 @@ pub fn status<E>(e: &SdkError<E, HttpResponse>) -> Option<u16> {
 }
 
 /// `map_err` for SDK calls: "what: service says".
-pub fn err<E, R>(what: impl std::fmt::Display) -> impl FnOnce(SdkError<E, R>) -> anyhow::Error
+pub fn err<E>(
+    what: impl std::fmt::Display,
+) -> impl FnOnce(SdkError<E, HttpResponse>) -> anyhow::Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
 {
     move |e| anyhow::anyhow!("{what}: {}", describe(&e))
 }

@@ -6,15 +6,15 @@
 use super::parts::{sha256_b64, Schedule, MAX_PARTS};
 use super::{S3Target, META_BYTES, META_PART_SIZE, META_PART_STEP, TAG_BYTES};
 use crate::aws::{describe, err};
-use anyhow::{anyhow, bail, Context};
+use crate::pump::Parts;
+use anyhow::Context;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ServerSideEncryption, StorageClass,
     Tag, Tagging,
 };
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io::Read;
-use tokio::task::JoinHandle;
 use zstream_common::pipe::{in_error, read_full};
 
 pub fn put(t: &S3Target, input: &mut dyn Read) -> anyhow::Result<u64> {
@@ -113,41 +113,21 @@ fn upload(
     first: Vec<u8>,
     input: &mut dyn Read,
 ) -> anyhow::Result<u64> {
-    let mut in_flight: VecDeque<JoinHandle<anyhow::Result<CompletedPart>>> = VecDeque::new();
-    let mut parts = Vec::new();
-    let mut total = 0u64;
-    let mut data = first;
-    let mut n = 1u64;
-    loop {
-        total += data.len() as u64;
-        in_flight.push_back(t.rt.spawn(upload_part(t, id, n as i32, data)));
-        if in_flight.len() >= t.opts.concurrency.max(1) {
-            parts.push(join(t, in_flight.pop_front())?);
-        }
-        if n == MAX_PARTS {
-            // More input than 10,000 parts hold must not be cut short: refuse it.
-            let mut probe = [0u8; 1];
-            if read_full(&mut &mut *input, &mut probe).map_err(in_error)? > 0 {
-                bail!(
-                    "the stream is longer than 10,000 parts of this schedule hold ({} bytes); give \
-                     --size-hint or a larger --part-size",
-                    schedule.capacity()
-                );
-            }
-            break;
-        }
-        n += 1;
-        let mut buf = vec![0u8; schedule.size(n) as usize];
-        let got = read_full(&mut &mut *input, &mut buf).map_err(in_error)?;
-        if got == 0 {
-            break;
-        }
-        buf.truncate(got);
-        data = buf;
+    let too_long = format!(
+        "the stream is longer than 10,000 parts of this schedule hold ({} bytes); give --size-hint or a \
+         larger --part-size",
+        schedule.capacity()
+    );
+    let (parts, total) = Parts {
+        rt: &t.rt,
+        concurrency: t.opts.concurrency,
+        size: &|n| schedule.size(n),
+        max_parts: MAX_PARTS,
+        too_long: &too_long,
     }
-    while !in_flight.is_empty() {
-        parts.push(join(t, in_flight.pop_front())?);
-    }
+    .run(first, input, |n, _, data| {
+        t.rt.spawn(upload_part(t, id, n as i32, data))
+    })?;
     let url = t.url(&t.key);
     t.rt.block_on(
         t.client
@@ -165,15 +145,6 @@ fn upload(
     .map_err(err(format!("completing {url}")))?;
     t.rt.block_on(tag_bytes(t, total))?;
     Ok(total)
-}
-
-fn join(
-    t: &S3Target,
-    h: Option<JoinHandle<anyhow::Result<CompletedPart>>>,
-) -> anyhow::Result<CompletedPart> {
-    let h = h.expect("joined only while parts are in flight");
-    t.rt.block_on(h)
-        .map_err(|e| anyhow!("an upload task failed: {e}"))?
 }
 
 /// One part. The SDK retries it on transient failures, resending the same bytes; S3 checks its SHA-256.

@@ -1,0 +1,552 @@
+//! A small Glacier vault endpoint for the tests, because moto has no Glacier multipart upload (it answers 404)
+//! and checks no tree hashes. It speaks the parts of the Glacier REST API that zstream-ship uses: multipart
+//! uploads (initiate, upload part, complete, abort, list), single uploads, deletes, and archive and inventory
+//! retrieval jobs with ranged output. Unlike moto it checks what AWS checks: every part is aligned and of the
+//! declared power-of-two size, and every part's and archive's SHA-256 tree hash is right. Retrieval jobs finish
+//! `job_secs` after they start. Requests are not authenticated.
+
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+#[derive(Default)]
+struct Upload {
+    vault: String,
+    description: String,
+    part_size: u64,
+    created: String,
+    parts: BTreeMap<u64, Vec<u8>>,
+}
+
+struct Archive {
+    vault: String,
+    description: String,
+    body: Vec<u8>,
+    created: String,
+}
+
+struct JobState {
+    vault: String,
+    archive: Option<String>,
+    tier: String,
+    created: String,
+    ready_at: Instant,
+    /// An inventory's output is fixed when the job starts.
+    inventory: Option<Vec<u8>>,
+}
+
+#[derive(Default)]
+struct State {
+    next: u64,
+    vaults: Vec<String>,
+    uploads: BTreeMap<String, Upload>,
+    archives: BTreeMap<String, Archive>,
+    jobs: BTreeMap<String, JobState>,
+}
+
+pub struct Vault {
+    pub port: u16,
+    state: Arc<Mutex<State>>,
+}
+
+/// Glacier's tree hash, written out separately from zstream-ship's so that one checks the other.
+pub fn tree_hash(data: &[u8]) -> String {
+    let mut level: Vec<[u8; 32]> = if data.is_empty() {
+        vec![Sha256::digest(b"").into()]
+    } else {
+        data.chunks(1 << 20)
+            .map(|c| Sha256::digest(c).into())
+            .collect()
+    };
+    while level.len() > 1 {
+        let mut up = Vec::new();
+        for pair in level.chunks(2) {
+            if pair.len() == 2 {
+                let mut h = Sha256::new();
+                h.update(pair[0]);
+                h.update(pair[1]);
+                up.push(h.finalize().into());
+            } else {
+                up.push(pair[0]);
+            }
+        }
+        level = up;
+    }
+    hex::encode(level[0])
+}
+
+fn now() -> String {
+    let t: time::OffsetDateTime = SystemTime::now().into();
+    t.format(&time::format_description::well_known::Rfc3339)
+        .expect("formatting a date")
+}
+
+struct Req {
+    method: String,
+    path: Vec<String>,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Req {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+struct Resp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+fn resp(status: u16, headers: &[(&str, String)], body: Vec<u8>) -> Resp {
+    Resp {
+        status,
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+        body,
+    }
+}
+
+fn error(status: u16, code: &str, message: &str) -> Resp {
+    let body = serde_json::json!({"code": code, "message": message, "type": "Client"});
+    resp(
+        status,
+        &[("x-amzn-ErrorType", code.to_string())],
+        body.to_string().into_bytes(),
+    )
+}
+
+impl Vault {
+    /// Serves on a free loopback port, with the given vaults, until dropped with the test.
+    pub fn start(vaults: &[&str], job_secs: f64) -> Vault {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("binding the vault endpoint");
+        let port = listener.local_addr().expect("address").port();
+        let state = Arc::new(Mutex::new(State {
+            vaults: vaults.iter().map(|v| v.to_string()).collect(),
+            ..State::default()
+        }));
+        let st = state.clone();
+        let job = Duration::from_secs_f64(job_secs);
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let st = st.clone();
+                std::thread::spawn(move || serve(conn, &st, job));
+            }
+        });
+        Vault { port, state }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Unfinished uploads the endpoint holds.
+    pub fn uploads(&self) -> usize {
+        self.state.lock().unwrap().uploads.len()
+    }
+}
+
+fn serve(conn: TcpStream, state: &Mutex<State>, job: Duration) {
+    let mut r = BufReader::new(conn.try_clone().expect("dup"));
+    let mut w = conn;
+    loop {
+        let mut first = String::new();
+        if r.read_line(&mut first).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut headers = Vec::new();
+        loop {
+            let mut line = String::new();
+            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':') {
+                headers.push((k.trim().to_string(), v.trim().to_string()));
+            }
+        }
+        let mut parts = first.split_whitespace();
+        let method = parts.next().unwrap_or_default().to_string();
+        let target = parts.next().unwrap_or_default();
+        let path = target.split('?').next().unwrap_or_default();
+        let mut req = Req {
+            method,
+            path: path
+                .split('/')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+            headers,
+            body: Vec::new(),
+        };
+        if req.header("expect").is_some() && w.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").is_err()
+        {
+            return;
+        }
+        let len: u64 = req
+            .header("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        if (&mut r).take(len).read_to_end(&mut req.body).is_err() {
+            return;
+        }
+        let out = handle(&req, &mut state.lock().unwrap(), job);
+        let mut head = format!(
+            "HTTP/1.1 {} X\r\nContent-Length: {}\r\nContent-Type: application/json\r\n",
+            out.status,
+            out.body.len()
+        );
+        for (k, v) in &out.headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        if w.write_all(head.as_bytes()).is_err() || w.write_all(&out.body).is_err() {
+            return;
+        }
+    }
+}
+
+fn handle(req: &Req, st: &mut State, job: Duration) -> Resp {
+    let p: Vec<&str> = req.path.iter().map(String::as_str).collect();
+    let (vault, rest) = match p.as_slice() {
+        [_, "vaults", v, rest @ ..] => (v.to_string(), rest),
+        _ => return error(404, "ResourceNotFoundException", "no such path"),
+    };
+    if !st.vaults.contains(&vault) {
+        return error(404, "ResourceNotFoundException", "Vault not found");
+    }
+    st.next += 1;
+    let fresh = format!("{:016x}{:08x}", st.next, std::process::id());
+    let m = req.method.as_str();
+    match (m, rest) {
+        ("POST", ["multipart-uploads"]) => {
+            let part_size: u64 = req
+                .header("x-amz-part-size")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            if !(part_size.is_power_of_two() && (1 << 20..=4 << 30).contains(&part_size)) {
+                return error(
+                    400,
+                    "InvalidParameterValueException",
+                    "part size must be 1 MiB x 2^n",
+                );
+            }
+            st.uploads.insert(
+                fresh.clone(),
+                Upload {
+                    vault: vault.clone(),
+                    description: req
+                        .header("x-amz-archive-description")
+                        .unwrap_or_default()
+                        .to_string(),
+                    part_size,
+                    created: now(),
+                    parts: BTreeMap::new(),
+                },
+            );
+            resp(
+                201,
+                &[
+                    (
+                        "Location",
+                        format!("/-/vaults/{vault}/multipart-uploads/{fresh}"),
+                    ),
+                    ("x-amz-multipart-upload-id", fresh),
+                ],
+                Vec::new(),
+            )
+        }
+        ("GET", ["multipart-uploads"]) => {
+            let list: Vec<_> = st
+                .uploads
+                .iter()
+                .filter(|(_, u)| u.vault == vault)
+                .map(|(id, u)| {
+                    serde_json::json!({"ArchiveDescription": u.description, "CreationDate": u.created,
+                        "MultipartUploadId": id, "PartSizeInBytes": u.part_size, "VaultARN": vault})
+                })
+                .collect();
+            resp(
+                200,
+                &[],
+                serde_json::json!({"Marker": null, "UploadsList": list})
+                    .to_string()
+                    .into_bytes(),
+            )
+        }
+        ("PUT", ["multipart-uploads", id]) => {
+            let Some(u) = st.uploads.get_mut(*id) else {
+                return error(404, "ResourceNotFoundException", "no such upload");
+            };
+            let range = req.header("content-range").unwrap_or_default();
+            let Some((a, b)) = range
+                .strip_prefix("bytes ")
+                .and_then(|r| r.strip_suffix("/*"))
+                .and_then(|r| r.split_once('-'))
+                .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)))
+            else {
+                return error(400, "InvalidParameterValueException", "bad Content-Range");
+            };
+            if a % u.part_size != 0
+                || b < a
+                || b + 1 - a != req.body.len() as u64
+                || req.body.len() as u64 > u.part_size
+            {
+                return error(
+                    400,
+                    "InvalidParameterValueException",
+                    "part not aligned or not the part size",
+                );
+            }
+            let sum = tree_hash(&req.body);
+            if req.header("x-amz-sha256-tree-hash") != Some(sum.as_str()) {
+                return error(
+                    400,
+                    "InvalidParameterValueException",
+                    "the part's tree hash is wrong",
+                );
+            }
+            u.parts.insert(a, req.body.clone());
+            resp(204, &[("x-amz-sha256-tree-hash", sum)], Vec::new())
+        }
+        ("POST", ["multipart-uploads", id]) => {
+            let Some(u) = st.uploads.get(*id) else {
+                return error(404, "ResourceNotFoundException", "no such upload");
+            };
+            let mut body = Vec::new();
+            for (at, data) in &u.parts {
+                // Contiguous from 0: with every part aligned and at most the part size, all but the last are full.
+                if *at != body.len() as u64 {
+                    return error(
+                        400,
+                        "InvalidParameterValueException",
+                        "parts missing or short",
+                    );
+                }
+                body.extend_from_slice(data);
+            }
+            let size: u64 = req
+                .header("x-amz-archive-size")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(u64::MAX);
+            let sum = tree_hash(&body);
+            if size != body.len() as u64 {
+                return error(
+                    400,
+                    "InvalidParameterValueException",
+                    "archive size does not match the parts",
+                );
+            }
+            if req.header("x-amz-sha256-tree-hash") != Some(sum.as_str()) {
+                return error(
+                    400,
+                    "InvalidParameterValueException",
+                    "the archive's tree hash is wrong",
+                );
+            }
+            let u = st.uploads.remove(*id).expect("checked above");
+            st.archives.insert(
+                fresh.clone(),
+                Archive {
+                    vault: vault.clone(),
+                    description: u.description,
+                    body,
+                    created: now(),
+                },
+            );
+            resp(
+                201,
+                &[
+                    ("Location", format!("/-/vaults/{vault}/archives/{fresh}")),
+                    ("x-amz-archive-id", fresh),
+                    ("x-amz-sha256-tree-hash", sum),
+                ],
+                Vec::new(),
+            )
+        }
+        ("DELETE", ["multipart-uploads", id]) => match st.uploads.remove(*id) {
+            Some(_) => resp(204, &[], Vec::new()),
+            None => error(404, "ResourceNotFoundException", "no such upload"),
+        },
+        ("POST", ["archives"]) => {
+            let sum = tree_hash(&req.body);
+            if req.header("x-amz-sha256-tree-hash") != Some(sum.as_str()) {
+                return error(
+                    400,
+                    "InvalidParameterValueException",
+                    "the archive's tree hash is wrong",
+                );
+            }
+            st.archives.insert(
+                fresh.clone(),
+                Archive {
+                    vault: vault.clone(),
+                    description: req
+                        .header("x-amz-archive-description")
+                        .unwrap_or_default()
+                        .to_string(),
+                    body: req.body.clone(),
+                    created: now(),
+                },
+            );
+            resp(
+                201,
+                &[
+                    ("Location", format!("/-/vaults/{vault}/archives/{fresh}")),
+                    ("x-amz-archive-id", fresh),
+                    ("x-amz-sha256-tree-hash", sum),
+                ],
+                Vec::new(),
+            )
+        }
+        ("DELETE", ["archives", id]) => match st.archives.remove(*id) {
+            Some(_) => resp(204, &[], Vec::new()),
+            None => error(404, "ResourceNotFoundException", "Archive not found"),
+        },
+        ("POST", ["jobs"]) => {
+            let p: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
+            let archive = p["ArchiveId"].as_str().map(str::to_string);
+            let inventory = match p["Type"].as_str() {
+                Some("archive-retrieval") => {
+                    if archive
+                        .as_ref()
+                        .is_none_or(|a| !st.archives.contains_key(a))
+                    {
+                        return error(404, "ResourceNotFoundException", "Archive not found");
+                    }
+                    None
+                }
+                Some("inventory-retrieval") => {
+                    let list: Vec<_> = st
+                        .archives
+                        .iter()
+                        .filter(|(_, a)| a.vault == vault)
+                        .map(|(id, a)| {
+                            serde_json::json!({"ArchiveId": id, "ArchiveDescription": a.description,
+                                "CreationDate": a.created, "Size": a.body.len(), "SHA256TreeHash": tree_hash(&a.body)})
+                        })
+                        .collect();
+                    Some(
+                        serde_json::json!({"VaultARN": vault, "InventoryDate": now(), "ArchiveList": list})
+                            .to_string()
+                            .into_bytes(),
+                    )
+                }
+                _ => return error(400, "InvalidParameterValueException", "unknown job type"),
+            };
+            st.jobs.insert(
+                fresh.clone(),
+                JobState {
+                    vault: vault.clone(),
+                    archive,
+                    tier: p["Tier"].as_str().unwrap_or("Standard").to_string(),
+                    created: now(),
+                    ready_at: Instant::now() + job,
+                    inventory,
+                },
+            );
+            resp(
+                202,
+                &[
+                    ("Location", format!("/-/vaults/{vault}/jobs/{fresh}")),
+                    ("x-amz-job-id", fresh),
+                ],
+                Vec::new(),
+            )
+        }
+        ("GET", ["jobs"]) => {
+            let list: Vec<_> = st
+                .jobs
+                .iter()
+                .filter(|(_, j)| j.vault == vault)
+                .map(|(id, j)| describe(id, j, st))
+                .collect();
+            resp(
+                200,
+                &[],
+                serde_json::json!({"JobList": list, "Marker": null})
+                    .to_string()
+                    .into_bytes(),
+            )
+        }
+        ("GET", ["jobs", id]) => match st.jobs.get(*id) {
+            Some(j) => resp(200, &[], describe(id, j, st).to_string().into_bytes()),
+            None => error(404, "ResourceNotFoundException", "no such job"),
+        },
+        ("GET", ["jobs", id, "output"]) => {
+            let Some(j) = st.jobs.get(*id) else {
+                return error(404, "ResourceNotFoundException", "no such job");
+            };
+            if Instant::now() < j.ready_at {
+                return error(
+                    400,
+                    "InvalidParameterValueException",
+                    "the job is not finished",
+                );
+            }
+            let body = match (&j.inventory, &j.archive) {
+                (Some(inv), _) => inv.clone(),
+                (None, Some(a)) => match st.archives.get(a) {
+                    Some(a) => a.body.clone(),
+                    None => return error(404, "ResourceNotFoundException", "Archive not found"),
+                },
+                _ => Vec::new(),
+            };
+            let from = req
+                .header("range")
+                .and_then(|r| r.strip_prefix("bytes="))
+                .and_then(|r| r.strip_suffix('-'))
+                .and_then(|r| r.parse::<usize>().ok());
+            match from {
+                Some(f) if f <= body.len() => resp(
+                    206,
+                    &[(
+                        "Content-Range",
+                        format!("bytes {f}-{}/{}", body.len().max(1) - 1, body.len()),
+                    )],
+                    body[f..].to_vec(),
+                ),
+                Some(_) => error(416, "InvalidParameterValueException", "range past the end"),
+                None => {
+                    let sum = tree_hash(&body);
+                    resp(200, &[("x-amz-sha256-tree-hash", sum)], body)
+                }
+            }
+        }
+        _ => error(
+            400,
+            "InvalidParameterValueException",
+            "not served by the test vault",
+        ),
+    }
+}
+
+fn describe(id: &str, j: &JobState, st: &State) -> serde_json::Value {
+    let done = Instant::now() >= j.ready_at;
+    let archive = j.archive.as_ref().and_then(|a| st.archives.get(a));
+    serde_json::json!({
+        "JobId": id,
+        "Action": if j.inventory.is_some() { "InventoryRetrieval" } else { "ArchiveRetrieval" },
+        "ArchiveId": j.archive,
+        "ArchiveSizeInBytes": archive.map(|a| a.body.len()),
+        "ArchiveSHA256TreeHash": archive.map(|a| tree_hash(&a.body)),
+        "Completed": done,
+        "StatusCode": if done { "Succeeded" } else { "InProgress" },
+        "CreationDate": j.created,
+        "Tier": j.tier,
+        "VaultARN": j.vault,
+    })
+}

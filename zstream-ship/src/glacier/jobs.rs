@@ -1,0 +1,323 @@
+//! Reading a vault takes a job: an archive retrieval (hours on AWS; by tier) or an inventory retrieval (the
+//! list of archives, as of the vault's last daily inventory). A get finds the job already running for its
+//! archive or starts one, then exits 75 saying when to come back, or with `--wait` polls with backoff, and
+//! finally streams the job's output, checking it against the archive's tree hash. Running again never starts
+//! a second job while one is running or its output is still there (24 hours).
+
+use super::{treehash, GlacierTarget};
+use crate::aws;
+use crate::backend::Entry;
+use anyhow::{anyhow, Context};
+use aws_sdk_glacier::types::{ActionCode, JobParameters, StatusCode};
+use std::io::Write;
+use std::time::Duration;
+use zstream_common::pipe::out_error;
+use zstream_common::{integrity, Code, Coded};
+
+const POLL_FIRST: Duration = Duration::from_secs(1);
+const POLL_MAX: Duration = Duration::from_secs(15 * 60);
+const RESUMES: u32 = 10;
+
+/// What a job is for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind<'a> {
+    Archive(&'a str),
+    Inventory,
+}
+
+/// A job's id and what describes it.
+pub struct Job {
+    pub id: String,
+    /// An inventory's output has no tree hash to check.
+    pub inventory: bool,
+    pub size: Option<u64>,
+    pub tree_hash: Option<String>,
+}
+
+/// A job from either of the SDK's two shapes of it (ListJobs' and DescribeJob's), which have the same fields.
+macro_rules! job_of {
+    ($d:expr) => {{
+        let d = $d;
+        (
+            Job {
+                id: d.job_id().unwrap_or_default().to_string(),
+                inventory: d.action() == Some(&ActionCode::InventoryRetrieval),
+                size: d
+                    .archive_size_in_bytes()
+                    .filter(|&s| s > 0)
+                    .map(|s| s as u64),
+                tree_hash: d.archive_sha256_tree_hash().map(str::to_string),
+            },
+            d.status_code().cloned(),
+        )
+    }};
+}
+
+/// The newest usable job for `kind`: one that succeeded, else one in progress.
+async fn find(t: &GlacierTarget, kind: Kind<'_>) -> anyhow::Result<Option<(Job, StatusCode)>> {
+    let mut best: Option<(Job, StatusCode)> = None;
+    let mut marker = None;
+    loop {
+        let page = t
+            .client
+            .list_jobs()
+            .account_id("-")
+            .vault_name(&t.vault)
+            .set_marker(marker.take())
+            .send()
+            .await
+            .map_err(aws::err(format!(
+                "listing the jobs of glacier://{}",
+                t.vault
+            )))?;
+        for j in page.job_list() {
+            let fits = match kind {
+                Kind::Archive(a) => {
+                    j.action() == Some(&ActionCode::ArchiveRetrieval) && j.archive_id() == Some(a)
+                }
+                Kind::Inventory => j.action() == Some(&ActionCode::InventoryRetrieval),
+            };
+            let rank = |s: &StatusCode| match s {
+                StatusCode::Succeeded => 2,
+                StatusCode::InProgress => 1,
+                _ => 0,
+            };
+            let (job, status) = job_of!(j);
+            let Some(status) = status else { continue };
+            if fits && rank(&status) > 0 && best.as_ref().is_none_or(|b| rank(&status) > rank(&b.1))
+            {
+                best = Some((job, status));
+            }
+        }
+        match page.marker() {
+            Some(m) if !m.is_empty() => marker = Some(m.to_string()),
+            _ => return Ok(best),
+        }
+    }
+}
+
+enum Ready {
+    Now(Job),
+    Later(String),
+}
+
+/// Finds or starts the job; with `wait` waits until it is done.
+async fn ensure(t: &GlacierTarget, kind: Kind<'_>, wait: bool) -> anyhow::Result<Ready> {
+    let (a, what) = match kind {
+        Kind::Archive(_) => ("a", "retrieval"),
+        Kind::Inventory => ("an", "inventory"),
+    };
+    let url = t.url();
+    let job = match find(t, kind).await? {
+        Some((j, StatusCode::Succeeded)) => return Ok(Ready::Now(j)),
+        Some((j, _)) => {
+            eprintln!("zstream-ship: {url}: {a} {what} job is already under way");
+            j
+        }
+        None => {
+            let params = match kind {
+                Kind::Archive(a) => JobParameters::builder()
+                    .r#type("archive-retrieval")
+                    .archive_id(a)
+                    .tier(&t.opts.tier),
+                Kind::Inventory => JobParameters::builder().r#type("inventory-retrieval"),
+            };
+            let out = t
+                .client
+                .initiate_job()
+                .account_id("-")
+                .vault_name(&t.vault)
+                .job_parameters(params.build())
+                .send()
+                .await
+                .map_err(aws::err(format!("starting a {what} job for {url}")))?;
+            eprintln!(
+                "zstream-ship: {url}: {what} job started ({} tier)",
+                t.opts.tier
+            );
+            Job {
+                id: out
+                    .job_id()
+                    .context("the service returned no job id")?
+                    .to_string(),
+                inventory: kind == Kind::Inventory,
+                size: None,
+                tree_hash: None,
+            }
+        }
+    };
+    if !wait {
+        return Ok(Ready::Later(format!(
+            "the {what} job is under way; run this again in {} or pass --wait",
+            match t.opts.tier.as_str() {
+                "Expedited" => "1-5 minutes",
+                "Bulk" => "5-12 hours",
+                _ => "3-5 hours",
+            }
+        )));
+    }
+    let mut pause = POLL_FIRST;
+    loop {
+        eprintln!(
+            "zstream-ship: {url}: {what} job under way; checking again in {}s",
+            pause.as_secs()
+        );
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(POLL_MAX);
+        let d = t
+            .client
+            .describe_job()
+            .account_id("-")
+            .vault_name(&t.vault)
+            .job_id(&job.id)
+            .send()
+            .await
+            .map_err(aws::err(format!("looking up the {what} job for {url}")))?;
+        match d.status_code() {
+            Some(StatusCode::Succeeded) => return Ok(Ready::Now(job_of!(&d).0)),
+            Some(StatusCode::Failed) => {
+                return Err(anyhow!(
+                    "{url}: the {what} job failed: {}",
+                    d.status_message().unwrap_or("no reason given")
+                ))
+            }
+            _ => {}
+        }
+    }
+}
+
+fn later(url: &str, why: String) -> anyhow::Error {
+    anyhow::Error::new(Coded::new(Code::TempFail, anyhow!("{url}: {why}")))
+}
+
+/// The finished retrieval job of `archive`, or exit 75 / waiting as the options say.
+pub async fn ready(t: &GlacierTarget, archive: &str) -> anyhow::Result<Job> {
+    match ensure(t, Kind::Archive(archive), t.opts.wait).await? {
+        Ready::Now(j) => Ok(j),
+        Ready::Later(why) => Err(later(&t.url(), why)),
+    }
+}
+
+/// The restore command: a retrieval job started or found; with `wait`, finished.
+pub async fn restore(t: &GlacierTarget, archive: &str, wait: bool) -> anyhow::Result<String> {
+    Ok(match ensure(t, Kind::Archive(archive), wait).await? {
+        Ready::Now(_) => "retrieved, readable now (for 24 hours)".into(),
+        Ready::Later(why) => why,
+    })
+}
+
+/// Streams a finished retrieval job's output to `output`, resuming after dropped connections, and checks its
+/// tree hash. Servers that ignore the Range header (moto) answer with the whole output; the part already written
+/// is then skipped.
+pub async fn output(t: &GlacierTarget, job: &Job, output: &mut dyn Write) -> anyhow::Result<u64> {
+    let url = t.url();
+    let mut tree = treehash::Hasher::default();
+    let mut written = 0u64;
+    let mut header_hash: Option<String> = None;
+    let mut resumes = 0;
+    loop {
+        let mut req = t
+            .client
+            .get_job_output()
+            .account_id("-")
+            .vault_name(&t.vault)
+            .job_id(&job.id);
+        if written > 0 {
+            req = req.range(format!("bytes={written}-"));
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(aws::err(format!("reading {url}")))?;
+        if written == 0 {
+            header_hash = resp.checksum().map(str::to_string);
+        }
+        let mut skip = if written > 0 && resp.content_range().is_none() {
+            written
+        } else {
+            0
+        };
+        let mut body = resp.body;
+        let cut = loop {
+            match body.try_next().await {
+                Ok(Some(mut b)) => {
+                    let s = skip.min(b.len() as u64);
+                    skip -= s;
+                    let b = b.split_off(s as usize);
+                    tree.update(&b);
+                    output.write_all(&b).map_err(out_error)?;
+                    written += b.len() as u64;
+                }
+                Ok(None) => break None,
+                Err(e) => break Some(e),
+            }
+        };
+        let short = job.size.is_some_and(|s| written < s);
+        match cut {
+            None if !short => break,
+            _ => {
+                resumes += 1;
+                if resumes > RESUMES {
+                    let why = cut.map_or("the output ended early".to_string(), |e| e.to_string());
+                    return Err(anyhow!(
+                        "reading {url} at byte {written}: {why} ({RESUMES} resumptions failed)"
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(100 << resumes.min(6))).await;
+            }
+        }
+    }
+    if let Some(size) = job.size {
+        if written != size {
+            return Err(integrity(format!(
+                "{url}: read {written} bytes of the archive's {size}"
+            )));
+        }
+    }
+    let ours = hex::encode(tree.finish());
+    match job.tree_hash.as_ref().or(header_hash.as_ref()) {
+        Some(stored) if !stored.eq_ignore_ascii_case(&ours) => Err(integrity(format!(
+            "{url}: the bytes read do not match the archive's SHA-256 tree hash ({stored})"
+        ))),
+        Some(_) => Ok(written),
+        None => {
+            if !job.inventory {
+                eprintln!("zstream-ship: {url}: the service gave no tree hash to check the archive against");
+            }
+            Ok(written)
+        }
+    }
+}
+
+/// `ls` of a vault: its archives as of the last inventory, which itself takes a job.
+pub async fn inventory(t: &GlacierTarget) -> anyhow::Result<Vec<Entry>> {
+    let job = match ensure(t, Kind::Inventory, t.opts.wait).await? {
+        Ready::Now(j) => j,
+        Ready::Later(why) => return Err(later(&t.url(), why)),
+    };
+    let mut body = Vec::new();
+    // The inventory is the job's output; there is no archive tree hash to check it against.
+    output(t, &job, &mut body).await?;
+    let v: serde_json::Value = serde_json::from_slice(&body)
+        .with_context(|| format!("the inventory of {} is not JSON", t.url()))?;
+    if let Some(d) = v["InventoryDate"].as_str() {
+        eprintln!("zstream-ship: {}: inventory of {d}", t.url());
+    }
+    Ok(v["ArchiveList"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|a| Entry {
+            name: format!(
+                "glacier://{}/{}",
+                t.vault,
+                a["ArchiveId"].as_str().unwrap_or_default()
+            ),
+            size: a["Size"].as_u64().unwrap_or(0),
+            storage_class: "GLACIER_VAULT".into(),
+            restore: "archived".into(),
+            date: a["CreationDate"].as_str().unwrap_or_default().to_string(),
+        })
+        .collect())
+}

@@ -1,0 +1,334 @@
+//! `glacier://vault`: Amazon Glacier vaults, the legacy archive API (closed to new AWS customers; S3 with an
+//! archive storage class is the recommended target). An upload is a multipart upload of power-of-two MiB parts,
+//! each with its SHA-256 tree hash, completed with the archive's tree hash, and Glacier assigns the archive id,
+//! which `put` prints as the URL to read it back by. Reading is a retrieval job (hours) and then its output,
+//! checked against the archive's tree hash; see `jobs`.
+
+mod jobs;
+pub mod treehash;
+
+use crate::aws::{self, Endpoint};
+use crate::backend::{rfc3339, Backend, Entry, Stale};
+use crate::pump::Parts;
+use anyhow::{anyhow, Context};
+use aws_sdk_glacier::primitives::ByteStream;
+use std::io::{Read, Write};
+use tokio::runtime::Runtime;
+use zstream_common::pipe::{in_error, read_full};
+use zstream_common::usage;
+
+/// Glacier's part sizes: a power of two from 1 MiB to 4 GiB, at most 10,000 of them, one size for all but the last.
+const MIN_PART: u64 = 1 << 20;
+const MAX_PART: u64 = 4 << 30;
+const MAX_PARTS: u64 = 10_000;
+
+#[derive(Clone, Debug)]
+pub struct GlacierOptions {
+    pub endpoint: Endpoint,
+    pub concurrency: usize,
+    pub part_size: u64,
+    pub size_hint: Option<u64>,
+    pub description: Option<String>,
+    pub tier: String,
+    pub wait: bool,
+}
+
+pub struct GlacierTarget {
+    rt: Runtime,
+    client: aws_sdk_glacier::Client,
+    vault: String,
+    archive: Option<String>,
+    opts: GlacierOptions,
+}
+
+/// The part size: the wanted size, or large enough for the hinted stream in 10,000 parts, as a power of two.
+pub fn part_size(wanted: u64, size_hint: Option<u64>) -> u64 {
+    let need = size_hint.map_or(0, |h| h.div_ceil(MAX_PARTS));
+    wanted
+        .max(need)
+        .clamp(MIN_PART, MAX_PART)
+        .next_power_of_two()
+        .min(MAX_PART)
+}
+
+impl GlacierTarget {
+    pub fn new(
+        vault: String,
+        archive: Option<String>,
+        opts: GlacierOptions,
+    ) -> anyhow::Result<GlacierTarget> {
+        let rt = aws::runtime(opts.concurrency)?;
+        let client =
+            rt.block_on(async { aws_sdk_glacier::Client::new(&aws::config(&opts.endpoint).await) });
+        Ok(GlacierTarget {
+            rt,
+            client,
+            vault,
+            archive,
+            opts,
+        })
+    }
+
+    fn url(&self) -> String {
+        match &self.archive {
+            Some(a) => format!("glacier://{}/{a}", self.vault),
+            None => format!("glacier://{}", self.vault),
+        }
+    }
+
+    fn archive(&self) -> anyhow::Result<&str> {
+        self.archive.as_deref().ok_or_else(|| {
+            usage(format!(
+                "{}: name an archive, glacier://{}/ARCHIVE_ID (put prints it)",
+                self.url(),
+                self.vault
+            ))
+        })
+    }
+
+    fn description(&self) -> String {
+        self.opts
+            .description
+            .clone()
+            .unwrap_or_else(|| "zstream-ship".into())
+    }
+
+    fn put_single(&self, data: Vec<u8>) -> anyhow::Result<String> {
+        let sum = hex::encode(treehash::of(&data));
+        let out = self
+            .rt
+            .block_on(
+                self.client
+                    .upload_archive()
+                    .account_id("-")
+                    .vault_name(&self.vault)
+                    .archive_description(self.description())
+                    .checksum(sum)
+                    .body(ByteStream::from(data))
+                    .send(),
+            )
+            .map_err(aws::err(format!("uploading to {}", self.url())))?;
+        out.archive_id()
+            .map(str::to_string)
+            .context("the service returned no archive id")
+    }
+
+    fn put_multipart(
+        &self,
+        part: u64,
+        first: Vec<u8>,
+        input: &mut dyn Read,
+    ) -> anyhow::Result<(String, u64)> {
+        let url = self.url();
+        let id = self
+            .rt
+            .block_on(
+                self.client
+                    .initiate_multipart_upload()
+                    .account_id("-")
+                    .vault_name(&self.vault)
+                    .archive_description(self.description())
+                    .part_size(part.to_string())
+                    .send(),
+            )
+            .map_err(aws::err(format!("starting an upload to {url}")))?
+            .upload_id()
+            .map(str::to_string)
+            .context("the service returned no upload id")?;
+        let too_long = format!(
+            "the stream is longer than 10,000 parts of {part} bytes; give --size-hint (Glacier parts cannot grow)"
+        );
+        let result = Parts {
+            rt: &self.rt,
+            concurrency: self.opts.concurrency,
+            size: &|_| part,
+            max_parts: MAX_PARTS,
+            too_long: &too_long,
+        }
+        .run(first, input, |_, offset, data| {
+            let req = self
+                .client
+                .upload_multipart_part()
+                .account_id("-")
+                .vault_name(&self.vault)
+                .upload_id(&id);
+            let url = url.clone();
+            self.rt.spawn(async move {
+                let tree = treehash::of(&data);
+                let end = offset + data.len() as u64 - 1;
+                req.range(format!("bytes {offset}-{end}/*"))
+                    .checksum(hex::encode(tree))
+                    .body(ByteStream::from(data))
+                    .send()
+                    .await
+                    .map_err(aws::err(format!("uploading bytes {offset}-{end} to {url}")))?;
+                Ok(tree)
+            })
+        })
+        .and_then(|(trees, total)| {
+            let out = self
+                .rt
+                .block_on(
+                    self.client
+                        .complete_multipart_upload()
+                        .account_id("-")
+                        .vault_name(&self.vault)
+                        .upload_id(&id)
+                        .archive_size(total.to_string())
+                        .checksum(hex::encode(treehash::reduce(&trees)))
+                        .send(),
+                )
+                .map_err(aws::err(format!("completing the upload to {url}")))?;
+            let archive = out
+                .archive_id()
+                .map(str::to_string)
+                .context("the service returned no archive id")?;
+            Ok((archive, total))
+        });
+        result.map_err(|e| {
+            // Nothing half-made may stay behind.
+            let abort = self.rt.block_on(
+                self.client
+                    .abort_multipart_upload()
+                    .account_id("-")
+                    .vault_name(&self.vault)
+                    .upload_id(&id)
+                    .send(),
+            );
+            match abort {
+                Ok(_) => e.context("the upload was aborted; nothing was stored"),
+                Err(a) => e.context(format!(
+                    "aborting the upload failed too ({}); `zstream-ship gc` removes what is left",
+                    aws::describe(&a)
+                )),
+            }
+        })
+    }
+}
+
+impl Backend for GlacierTarget {
+    fn put(&self, input: &mut dyn Read) -> anyhow::Result<u64> {
+        let part = part_size(self.opts.part_size, self.opts.size_hint);
+        let mut first = vec![0u8; part as usize];
+        let got = read_full(&mut &mut *input, &mut first).map_err(in_error)?;
+        first.truncate(got);
+        let (archive, total) = if (got as u64) < part {
+            (self.put_single(first)?, got as u64)
+        } else {
+            self.put_multipart(part, first, input)?
+        };
+        // The archive id is Glacier's name for what was stored: the URL to get it back by goes to stdout.
+        println!("glacier://{}/{archive}", self.vault);
+        Ok(total)
+    }
+
+    fn get(&self, output: &mut dyn Write) -> anyhow::Result<u64> {
+        let archive = self.archive()?;
+        let job = self.rt.block_on(jobs::ready(self, archive))?;
+        self.rt.block_on(jobs::output(self, &job, output))
+    }
+
+    fn restore(&self, wait: bool) -> anyhow::Result<String> {
+        let archive = self.archive()?;
+        self.rt.block_on(jobs::restore(self, archive, wait))
+    }
+
+    fn list(&self) -> anyhow::Result<Vec<Entry>> {
+        self.rt.block_on(jobs::inventory(self))
+    }
+
+    fn remove(&self) -> anyhow::Result<()> {
+        let archive = self.archive()?;
+        self.rt
+            .block_on(
+                self.client
+                    .delete_archive()
+                    .account_id("-")
+                    .vault_name(&self.vault)
+                    .archive_id(archive)
+                    .send(),
+            )
+            .map_err(aws::err(format!("removing {}", self.url())))?;
+        Ok(())
+    }
+
+    fn gc(&self, older_than_secs: u64, dry_run: bool) -> anyhow::Result<Vec<Stale>> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let mut out = Vec::new();
+        let mut marker = None;
+        loop {
+            let page = self
+                .rt
+                .block_on(
+                    self.client
+                        .list_multipart_uploads()
+                        .account_id("-")
+                        .vault_name(&self.vault)
+                        .set_marker(marker.take())
+                        .send(),
+                )
+                .map_err(aws::err(format!(
+                    "listing unfinished uploads in {}",
+                    self.url()
+                )))?;
+            for u in page.uploads_list() {
+                let started = u
+                    .creation_date()
+                    .and_then(|d| {
+                        aws_smithy_types::DateTime::from_str(
+                            d,
+                            aws_smithy_types::date_time::Format::DateTime,
+                        )
+                        .ok()
+                    })
+                    .map_or(now, |d| d.secs());
+                if now - started < older_than_secs as i64 {
+                    continue;
+                }
+                let id = u.multipart_upload_id().unwrap_or_default();
+                if !dry_run {
+                    self.rt
+                        .block_on(
+                            self.client
+                                .abort_multipart_upload()
+                                .account_id("-")
+                                .vault_name(&self.vault)
+                                .upload_id(id)
+                                .send(),
+                        )
+                        .map_err(|e| {
+                            anyhow!(
+                                "aborting upload {id} in {}: {}",
+                                self.url(),
+                                aws::describe(&e)
+                            )
+                        })?;
+                }
+                out.push(Stale {
+                    name: format!("glacier://{}/upload/{id}", self.vault),
+                    size: None,
+                    date: rfc3339(started),
+                });
+            }
+            match page.marker() {
+                Some(m) if !m.is_empty() => marker = Some(m.to_string()),
+                _ => return Ok(out),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn part_sizes_are_powers_of_two_that_fit_the_hint() {
+        assert_eq!(super::part_size(16 << 20, None), 16 << 20);
+        assert_eq!(super::part_size(5 << 20, None), 8 << 20);
+        assert_eq!(super::part_size(1, None), 1 << 20);
+        assert_eq!(super::part_size(16 << 20, Some(500 << 30)), 64 << 20);
+        assert!(super::part_size(16 << 20, Some(500 << 30)) * 10_000 >= 500 << 30);
+        assert_eq!(super::part_size(16 << 20, Some(u64::MAX / 4)), 4 << 30);
+    }
+}
