@@ -1,6 +1,7 @@
 //! Download: concurrent ranged GETs, written to stdout in order. Each range is fetched by a task that resumes at
-//! the byte where a dropped connection stopped; at most `concurrency` ranges of at most one part (and at most
-//! `RANGE` bytes) are held at once. The object is pinned by its ETag, so a concurrent overwrite fails the read
+//! the byte where a dropped connection stopped; at most `concurrency` ranges of `RANGE` bytes are held at once.
+//! With `--concurrency 1` it is one GET streamed straight through, which is what a server that reads the whole
+//! object for every range (moto) or a slow link wants. The object is pinned by its ETag, so a concurrent overwrite fails the read
 //! instead of splicing two objects. Each part's SHA-256 is computed as it is written and the stored checksum
 //! (of the whole object, or S3's composite of the part checksums) is compared at the end: a mismatch exits 3.
 //!
@@ -13,77 +14,89 @@ use crate::aws::{describe, err, status};
 use anyhow::anyhow;
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::types::{ChecksumMode, ChecksumType};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
 use std::io::Write;
 use std::time::Duration;
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use zstream_common::pipe::out_error;
 use zstream_common::{integrity, Code, Coded};
 
-/// The most bytes one ranged GET asks for: parts may be up to 5 GiB, memory may not.
+/// The bytes one ranged GET asks for when several run at once; each is held whole until its turn.
 const RANGE: u64 = 16 << 20;
+/// Chunks a range task may queue: enough for a whole range; and for the single stream, a few MiB.
+const RANGE_DEPTH: usize = 32;
+const STREAM_DEPTH: usize = 8;
+/// Bytes gathered before they are handed to the writing thread.
+const BATCH: usize = 1 << 20;
 /// Resumptions of one range after its connection dropped, each after a growing pause.
 const RESUMES: u32 = 10;
-
-/// One ranged read: bytes [start, start+len) of the object, and whether it ends a part.
-struct Piece {
-    start: u64,
-    len: u64,
-    ends_part: bool,
-}
 
 pub fn get(t: &S3Target, output: &mut dyn Write) -> anyhow::Result<u64> {
     let head = t.rt.block_on(archive::readable(t))?;
     let url = t.url(&t.key);
     let total = head.content_length().unwrap_or(0).max(0) as u64;
-    let etag = head.e_tag().map(str::to_string);
     let (parts, stored) = plan(&head, total);
     if stored.is_none() {
-        eprintln!("zstream-ship: {url}: the object has no SHA-256 checksum (not written by zstream-ship?); its bytes are passed on unchecked");
+        eprintln!(
+            "zstream-ship: {url}: the object has no SHA-256 checksum this reader can check (not written by \
+             zstream-ship?); its bytes are passed on unchecked"
+        );
     }
-    let pieces = pieces(&parts);
-
-    let mut in_flight: VecDeque<(JoinHandle<anyhow::Result<Bytes>>, bool)> = VecDeque::new();
-    let mut next = pieces.iter();
-    let mut digests: Vec<[u8; 32]> = Vec::new();
-    let mut part = Sha256::new();
-    let mut whole = Sha256::new();
-    let mut written = 0u64;
+    let src = Source {
+        client: t.client.clone(),
+        bucket: t.bucket.clone(),
+        key: t.key.clone(),
+        url: url.clone(),
+        etag: head.e_tag().map(str::to_string),
+    };
+    let mut check = Verifier::new(&parts);
+    // Tasks stream their ranges into channels; this thread hashes and writes, in order, while they receive.
+    // Several ranges of RANGE bytes at once, each buffered whole, so that they really move in parallel; with
+    // `--concurrency 1` one GET of the whole object, streamed straight through a short channel (the cheapest
+    // read for the service, and nothing held).
+    let (range, depth) = if t.opts.concurrency <= 1 {
+        (total.max(1), STREAM_DEPTH)
+    } else {
+        (RANGE, RANGE_DEPTH)
+    };
+    // The service's chunks are small (tens of KiB): gathered into large writes, the next stage gets full
+    // pipe buffers and this side makes a fraction of the syscalls.
+    let mut output = std::io::BufWriter::with_capacity(1 << 20, output);
+    let mut in_flight = VecDeque::new();
+    let mut next = (0..total).step_by(range as usize);
     loop {
         while in_flight.len() < t.opts.concurrency.max(1) {
-            let Some(p) = next.next() else { break };
-            in_flight.push_back((
-                t.rt.spawn(fetch(t, etag.clone(), p.start, p.len)),
-                p.ends_part,
-            ));
+            let Some(start) = next.next() else { break };
+            let len = range.min(total - start);
+            let (tx, rx) = mpsc::channel::<Bytes>(depth);
+            let src = src.clone();
+            let task: JoinHandle<anyhow::Result<()>> =
+                t.rt.spawn(async move { stream(&src, start, len, &tx).await });
+            in_flight.push_back((task, rx));
         }
-        let Some((h, ends_part)) = in_flight.pop_front() else {
+        let Some((task, mut rx)) = in_flight.pop_front() else {
             break;
         };
-        let data =
-            t.rt.block_on(h)
-                .map_err(|e| anyhow!("a download task failed: {e}"))??;
-        part.update(&data);
-        if parts.len() <= 1 {
-            whole.update(&data);
+        while let Some(data) = rx.blocking_recv() {
+            check.update(&data);
+            output.write_all(&data).map_err(out_error)?;
         }
-        output.write_all(&data).map_err(out_error)?;
-        written += data.len() as u64;
-        if ends_part {
-            digests.push(std::mem::take(&mut part).finalize().into());
-        }
+        t.rt.block_on(task)
+            .map_err(|e| anyhow!("a download task failed: {e}"))??;
     }
+    output.flush().map_err(out_error)?;
+    let (written, digests, full) = check.finish();
     if written != total {
         return Err(integrity(format!(
             "{url}: read {written} bytes of the {total} the object holds"
         )));
     }
     if let Some(stored) = stored {
-        let full = b64(&whole.finalize());
-        let ok =
-            (parts.len() <= 1 && stored == full) || same_checksum(&stored, &composite(&digests));
+        let ok = (parts.len() <= 1 && stored == b64(&full))
+            || same_checksum(&stored, &composite(&digests));
         if !ok {
             return Err(integrity(format!(
                 "{url}: the bytes read do not match the SHA-256 checksum the service stored ({stored})"
@@ -91,6 +104,55 @@ pub fn get(t: &S3Target, output: &mut dyn Write) -> anyhow::Result<u64> {
         }
     }
     Ok(written)
+}
+
+/// SHA-256 of each part and of the whole, fed the object's bytes in order in pieces of any size.
+struct Verifier {
+    /// Where each part ends.
+    ends: Vec<u64>,
+    at: u64,
+    part: Sha256,
+    whole: Sha256,
+    digests: Vec<[u8; 32]>,
+}
+
+impl Verifier {
+    fn new(parts: &[(u64, u64)]) -> Verifier {
+        Verifier {
+            ends: parts.iter().map(|(s, l)| s + l).collect(),
+            at: 0,
+            part: Sha256::new(),
+            whole: Sha256::new(),
+            digests: Vec::new(),
+        }
+    }
+
+    fn update(&mut self, mut data: &[u8]) {
+        // The whole-object digest only matters for single-part objects; it costs a second pass otherwise.
+        if self.ends.len() <= 1 {
+            self.whole.update(data);
+        }
+        while !data.is_empty() {
+            let end = self
+                .ends
+                .get(self.digests.len())
+                .copied()
+                .unwrap_or(u64::MAX);
+            let take = ((end - self.at) as usize).min(data.len());
+            self.part.update(&data[..take]);
+            self.at += take as u64;
+            data = &data[take..];
+            if self.at == end {
+                self.digests
+                    .push(std::mem::take(&mut self.part).finalize().into());
+            }
+        }
+    }
+
+    /// Bytes seen, the parts' digests, the whole's digest.
+    fn finish(self) -> (u64, Vec<[u8; 32]>, [u8; 32]) {
+        (self.at, self.digests, self.whole.finalize().into())
+    }
 }
 
 /// The part layout and the stored SHA-256 checksum, when there is one this reader can check.
@@ -114,91 +176,88 @@ fn plan(head: &HeadObjectOutput, total: u64) -> (Vec<(u64, u64)>, Option<String>
     }
 }
 
-/// The ranged reads that cover the parts, none longer than RANGE and none across a part boundary.
-fn pieces(parts: &[(u64, u64)]) -> Vec<Piece> {
-    let mut out = Vec::new();
-    for &(start, len) in parts {
-        let mut at = 0;
-        while at < len {
-            let l = (len - at).min(RANGE);
-            out.push(Piece {
-                start: start + at,
-                len: l,
-                ends_part: at + l == len,
-            });
-            at += l;
-        }
-    }
-    out
+/// What a read needs, cheap to clone into a task: the client, the object, and the ETag that pins it.
+#[derive(Clone)]
+struct Source {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    key: String,
+    url: String,
+    etag: Option<String>,
 }
 
-/// Bytes [start, start+len) of the object, resuming where a dropped connection stopped. The SDK retries the
-/// request itself on transient errors; a body cut short is this function's to resume.
-fn fetch(
-    t: &S3Target,
-    etag: Option<String>,
+/// Feeds bytes [start, start+len) of the object to `sink` in order, resuming where a dropped connection
+/// stopped. The SDK retries the request itself on transient errors; a body cut short is this function's to
+/// resume.
+async fn stream(
+    src: &Source,
     start: u64,
     len: u64,
-) -> impl std::future::Future<Output = anyhow::Result<Bytes>> + Send + 'static {
-    let (client, bucket, key, url) = (
-        t.client.clone(),
-        t.bucket.clone(),
-        t.key.clone(),
-        t.url(&t.key),
-    );
-    async move {
-        let mut buf = Vec::with_capacity(len as usize);
-        let mut resumes = 0;
-        while (buf.len() as u64) < len {
-            let from = start + buf.len() as u64;
-            let resp = client
-                .get_object()
-                .bucket(&bucket)
-                .key(&key)
-                .range(format!("bytes={from}-{}", start + len - 1))
-                .set_if_match(etag.clone())
-                .send()
-                .await;
-            let mut body = match resp {
-                Ok(o) => o.body,
-                Err(e) if status(&e) == Some(412) => {
-                    return Err(anyhow::Error::new(Coded::new(
-                        Code::Runtime,
-                        anyhow!(
-                            "{url} changed while it was being read (its ETag no longer matches)"
-                        ),
-                    )))
-                }
-                Err(e) => return Err(err(format!("reading {url}"))(e)),
-            };
-            let cut = loop {
-                match body.try_next().await {
-                    Ok(Some(b)) => {
-                        if buf.len() + b.len() > len as usize {
-                            return Err(anyhow!(
-                                "{url}: the service sent more bytes than the range asked for"
-                            ));
-                        }
-                        buf.extend_from_slice(&b);
-                    }
-                    Ok(None) => break None,
-                    Err(e) => break Some(e),
-                }
-            };
-            if (buf.len() as u64) < len {
-                resumes += 1;
-                if resumes > RESUMES {
-                    let why = cut.map_or("the body ended early".to_string(), |e| e.to_string());
-                    return Err(anyhow!(
-                        "reading {url} at byte {}: {why} ({RESUMES} resumptions failed)",
-                        start + buf.len() as u64
-                    ));
-                }
-                tokio::time::sleep(Duration::from_millis(100 << resumes.min(6))).await;
+    sink: &mpsc::Sender<Bytes>,
+) -> anyhow::Result<()> {
+    let url = &src.url;
+    let mut got = 0u64;
+    // The service's chunks are small; handing them over one by one costs a wakeup each.
+    let mut pending = BytesMut::with_capacity(BATCH);
+    let mut resumes = 0;
+    while got < len {
+        let from = start + got;
+        let resp = src
+            .client
+            .get_object()
+            .bucket(&src.bucket)
+            .key(&src.key)
+            .range(format!("bytes={from}-{}", start + len - 1))
+            .set_if_match(src.etag.clone())
+            .send()
+            .await;
+        let mut body = match resp {
+            Ok(o) => o.body,
+            Err(e) if status(&e) == Some(412) => {
+                return Err(anyhow::Error::new(Coded::new(
+                    Code::Runtime,
+                    anyhow!("{url} changed while it was being read (its ETag no longer matches)"),
+                )))
             }
+            Err(e) => return Err(err(format!("reading {url}"))(e)),
+        };
+        let cut = loop {
+            match body.try_next().await {
+                Ok(Some(b)) => {
+                    if got + b.len() as u64 > len {
+                        return Err(anyhow!(
+                            "{url}: the service sent more bytes than the range asked for"
+                        ));
+                    }
+                    got += b.len() as u64;
+                    pending.extend_from_slice(&b);
+                    if pending.len() >= BATCH && sink.send(pending.split().freeze()).await.is_err()
+                    {
+                        // The writer stopped (its error is the one to report).
+                        return Ok(());
+                    }
+                }
+                Ok(None) => break None,
+                Err(e) => break Some(e),
+            }
+        };
+        // What arrived before a cut is good: pass it on, then resume after it.
+        if !pending.is_empty() && sink.send(pending.split().freeze()).await.is_err() {
+            return Ok(());
         }
-        Ok(Bytes::from(buf))
+        if got < len {
+            resumes += 1;
+            if resumes > RESUMES {
+                let why = cut.map_or("the body ended early".to_string(), |e| e.to_string());
+                return Err(anyhow!(
+                    "reading {url} at byte {}: {why} ({RESUMES} resumptions failed)",
+                    start + got
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100 << resumes.min(6))).await;
+        }
     }
+    Ok(())
 }
 
 /// A HEAD with the stored checksum.

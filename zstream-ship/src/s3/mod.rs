@@ -11,6 +11,7 @@ mod put;
 
 use crate::aws::{self, Endpoint};
 use crate::backend::{Backend, Entry, Stale};
+use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
 use std::io::{Read, Write};
 use tokio::runtime::Runtime;
 
@@ -57,8 +58,13 @@ impl S3Target {
             let conf = aws::config(&opts.endpoint).await;
             // Path-style addressing works with every S3-compatible service, and with a loopback endpoint, where
             // virtual-host names do not resolve.
+            // Checksums are this tool's business: put sends each part's SHA-256 itself and get checks the
+            // stored ones itself, so the SDK computes and validates none of its own (a second pass over every
+            // byte otherwise).
             let s3 = aws_sdk_s3::config::Builder::from(&conf)
                 .force_path_style(true)
+                .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+                .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
                 .build();
             aws_sdk_s3::Client::from_conf(s3)
         });
