@@ -30,8 +30,10 @@ fn sha256sum_of(data: &[u8]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Scratch files, in cargo's scratch directory for tests (inside the build cache): one directory reused by every
+/// run, so runs leave nothing behind in /tmp.
 fn tmp(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("zstream-hash-cli-{}", std::process::id()));
+    let d = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("zstream-hash-cli");
     std::fs::create_dir_all(&d).unwrap();
     d.join(name)
 }
