@@ -83,6 +83,71 @@ where
     line
 }
 
+/// Waiting for an archive restore or retrieval job (hours on AWS): the first look after 1 s, each pause twice
+/// the last, at most 15 minutes.
+pub struct Poll(Duration);
+
+impl Default for Poll {
+    fn default() -> Poll {
+        Poll(Duration::from_secs(1))
+    }
+}
+
+impl Poll {
+    /// Says on stderr what is awaited and when the next look is, then sleeps until it.
+    pub async fn wait(&mut self, what: std::fmt::Arguments<'_>) {
+        eprintln!(
+            "zstream-ship: {what}; checking again in {}s",
+            self.0.as_secs()
+        );
+        tokio::time::sleep(self.0).await;
+        self.0 = (self.0 * 2).min(Duration::from_secs(15 * 60));
+    }
+}
+
+/// Resuming a read whose connection dropped: up to 10 times, after a growing pause.
+#[derive(Default)]
+pub struct Resume(u32);
+
+impl Resume {
+    const MAX: u32 = 10;
+
+    /// Another try after a pause, or the error when the tries are used up.
+    pub async fn again(
+        &mut self,
+        url: &str,
+        at: u64,
+        why: impl std::fmt::Display,
+    ) -> anyhow::Result<()> {
+        self.0 += 1;
+        if self.0 > Resume::MAX {
+            anyhow::bail!(
+                "reading {url} at byte {at}: {why} ({} resumptions failed)",
+                Resume::MAX
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100 << self.0.min(6))).await;
+        Ok(())
+    }
+}
+
+/// The error of an upload that failed, with what became of aborting it.
+pub fn after_abort<E>(
+    e: anyhow::Error,
+    abort: Result<(), SdkError<E, HttpResponse>>,
+) -> anyhow::Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match abort {
+        Ok(()) => e.context("the upload was aborted; nothing was stored"),
+        Err(a) => e.context(format!(
+            "aborting the upload failed too ({}); `zstream-ship gc` removes what is left",
+            describe(&a)
+        )),
+    }
+}
+
 /// The HTTP status of the answer behind an SDK error, if the service answered.
 pub fn status<E>(e: &SdkError<E, HttpResponse>) -> Option<u16> {
     e.raw_response().map(|r| r.status().as_u16())

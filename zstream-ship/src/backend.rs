@@ -45,6 +45,13 @@ pub trait Backend {
     fn gc(&self, older_than_secs: u64, dry_run: bool) -> anyhow::Result<Vec<Stale>>;
 }
 
+/// Seconds since the epoch, now (what gc measures ages against).
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
 /// Seconds since the epoch as RFC 3339 UTC, without a date crate.
 pub fn rfc3339(secs: i64) -> String {
     let days = secs.div_euclid(86_400);

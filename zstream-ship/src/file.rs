@@ -171,9 +171,7 @@ impl Backend for FileTarget {
     }
 
     fn gc(&self, older_than_secs: u64, dry_run: bool) -> anyhow::Result<Vec<Stale>> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
+        let now = crate::backend::now_secs();
         let mut stale = Vec::new();
         for (name, path, m) in self.walk()? {
             if !is_partial(&name) || now - m.mtime() < older_than_secs as i64 {

@@ -10,13 +10,8 @@ use crate::backend::Entry;
 use anyhow::{anyhow, Context};
 use aws_sdk_glacier::types::{ActionCode, JobParameters, StatusCode};
 use std::io::Write;
-use std::time::Duration;
 use zstream_common::pipe::out_error;
 use zstream_common::{integrity, Code, Coded};
-
-const POLL_FIRST: Duration = Duration::from_secs(1);
-const POLL_MAX: Duration = Duration::from_secs(15 * 60);
-const RESUMES: u32 = 10;
 
 /// What a job is for.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -156,14 +151,9 @@ async fn ensure(t: &GlacierTarget, kind: Kind<'_>, wait: bool) -> anyhow::Result
             }
         )));
     }
-    let mut pause = POLL_FIRST;
+    let mut poll = aws::Poll::default();
     loop {
-        eprintln!(
-            "zstream-ship: {url}: {what} job under way; checking again in {}s",
-            pause.as_secs()
-        );
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(POLL_MAX);
+        poll.wait(format_args!("{url}: {what} job under way")).await;
         let d = t
             .client
             .describe_job()
@@ -214,7 +204,7 @@ pub async fn output(t: &GlacierTarget, job: &Job, output: &mut dyn Write) -> any
     let mut tree = treehash::Hasher::default();
     let mut written = 0u64;
     let mut header_hash: Option<String> = None;
-    let mut resumes = 0;
+    let mut resume = aws::Resume::default();
     loop {
         let mut req = t
             .client
@@ -256,14 +246,8 @@ pub async fn output(t: &GlacierTarget, job: &Job, output: &mut dyn Write) -> any
         match cut {
             None if !short => break,
             _ => {
-                resumes += 1;
-                if resumes > RESUMES {
-                    let why = cut.map_or("the output ended early".to_string(), |e| e.to_string());
-                    return Err(anyhow!(
-                        "reading {url} at byte {written}: {why} ({RESUMES} resumptions failed)"
-                    ));
-                }
-                tokio::time::sleep(Duration::from_millis(100 << resumes.min(6))).await;
+                let why = cut.map_or("the output ended early".to_string(), |e| e.to_string());
+                resume.again(&url, written, why).await?;
             }
         }
     }

@@ -195,13 +195,7 @@ impl GlacierTarget {
                     .upload_id(&id)
                     .send(),
             );
-            match abort {
-                Ok(_) => e.context("the upload was aborted; nothing was stored"),
-                Err(a) => e.context(format!(
-                    "aborting the upload failed too ({}); `zstream-ship gc` removes what is left",
-                    aws::describe(&a)
-                )),
-            }
+            aws::after_abort(e, abort.map(|_| ()))
         })
     }
 }
@@ -253,9 +247,7 @@ impl Backend for GlacierTarget {
     }
 
     fn gc(&self, older_than_secs: u64, dry_run: bool) -> anyhow::Result<Vec<Stale>> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
+        let now = crate::backend::now_secs();
         let mut out = Vec::new();
         let mut marker = None;
         loop {

@@ -2,9 +2,8 @@
 
 use super::archive::State;
 use super::S3Target;
-use crate::aws::{err, status};
+use crate::aws::err;
 use crate::backend::{rfc3339, Entry, Stale};
-use anyhow::anyhow;
 
 pub async fn list(t: &S3Target) -> anyhow::Result<Vec<Entry>> {
     let mut out = Vec::new();
@@ -53,16 +52,7 @@ pub async fn list(t: &S3Target) -> anyhow::Result<Vec<Entry>> {
 pub async fn remove(t: &S3Target) -> anyhow::Result<()> {
     let url = t.url(&t.key);
     // S3 deletes of a missing key succeed; say so instead, as rm(1) would.
-    t.client
-        .head_object()
-        .bucket(&t.bucket)
-        .key(&t.key)
-        .send()
-        .await
-        .map_err(|e| match status(&e) {
-            Some(404) => anyhow!("{url}: no such object"),
-            _ => err(format!("looking up {url}"))(e),
-        })?;
+    super::get::head(t).await?;
     t.client
         .delete_object()
         .bucket(&t.bucket)
@@ -75,9 +65,7 @@ pub async fn remove(t: &S3Target) -> anyhow::Result<()> {
 
 /// Unfinished multipart uploads (killed puts) under the prefix: their parts cost storage until aborted.
 pub async fn gc(t: &S3Target, older_than_secs: u64, dry_run: bool) -> anyhow::Result<Vec<Stale>> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    let now = crate::backend::now_secs();
     let mut out = Vec::new();
     let (mut key_marker, mut id_marker) = (None, None);
     loop {

@@ -5,16 +5,11 @@
 
 use super::get::head;
 use super::S3Target;
-use crate::aws::describe;
+use crate::aws::{describe, Poll};
 use anyhow::anyhow;
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::types::{GlacierJobParameters, RestoreRequest, StorageClass, Tier};
-use std::time::Duration;
 use zstream_common::{Code, Coded};
-
-/// First and longest pause between polls of a restore.
-const POLL_FIRST: Duration = Duration::from_secs(1);
-const POLL_MAX: Duration = Duration::from_secs(15 * 60);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
@@ -115,14 +110,9 @@ async fn ensure(t: &S3Target, wait: bool) -> anyhow::Result<Ready> {
             expected(&class, &t.opts.tier)
         )));
     }
-    let mut pause = POLL_FIRST;
+    let mut poll = Poll::default();
     while state == State::Restoring {
-        eprintln!(
-            "zstream-ship: {url}: restore under way; checking again in {}s",
-            pause.as_secs()
-        );
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(POLL_MAX);
+        poll.wait(format_args!("{url}: restore under way")).await;
         state = State::of(&head(t).await?);
     }
     Ok(Ready::Now("restored, readable now".into()))

@@ -10,7 +10,7 @@
 
 use super::parts::{b64, composite, same_checksum, Schedule};
 use super::{archive, S3Target, META_PART_SIZE, META_PART_STEP};
-use crate::aws::{describe, err, status};
+use crate::aws::{describe, err, status, Resume};
 use anyhow::anyhow;
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::types::{ChecksumMode, ChecksumType};
@@ -18,7 +18,6 @@ use bytes::{Bytes, BytesMut};
 use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
 use std::io::Write;
-use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use zstream_common::pipe::out_error;
@@ -31,8 +30,6 @@ const RANGE_DEPTH: usize = 32;
 const STREAM_DEPTH: usize = 8;
 /// Bytes gathered before they are handed to the writing thread.
 const BATCH: usize = 1 << 20;
-/// Resumptions of one range after its connection dropped, each after a growing pause.
-const RESUMES: u32 = 10;
 
 pub fn get(t: &S3Target, output: &mut dyn Write) -> anyhow::Result<u64> {
     let head = t.rt.block_on(archive::readable(t))?;
@@ -199,7 +196,7 @@ async fn stream(
     let mut got = 0u64;
     // The service's chunks are small; handing them over one by one costs a wakeup each.
     let mut pending = BytesMut::with_capacity(BATCH);
-    let mut resumes = 0;
+    let mut resume = Resume::default();
     while got < len {
         let from = start + got;
         let resp = src
@@ -246,15 +243,8 @@ async fn stream(
             return Ok(());
         }
         if got < len {
-            resumes += 1;
-            if resumes > RESUMES {
-                let why = cut.map_or("the body ended early".to_string(), |e| e.to_string());
-                return Err(anyhow!(
-                    "reading {url} at byte {}: {why} ({RESUMES} resumptions failed)",
-                    start + got
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(100 << resumes.min(6))).await;
+            let why = cut.map_or("the body ended early".to_string(), |e| e.to_string());
+            resume.again(url, start + got, why).await?;
         }
     }
     Ok(())

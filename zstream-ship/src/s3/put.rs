@@ -5,7 +5,7 @@
 
 use super::parts::{sha256_b64, Schedule, MAX_PARTS};
 use super::{S3Target, META_BYTES, META_PART_SIZE, META_PART_STEP, TAG_BYTES};
-use crate::aws::{describe, err};
+use crate::aws::{after_abort, err};
 use crate::pump::Parts;
 use anyhow::Context;
 use aws_sdk_s3::primitives::ByteStream;
@@ -40,13 +40,7 @@ pub fn put(t: &S3Target, input: &mut dyn Read) -> anyhow::Result<u64> {
                     .upload_id(&id)
                     .send(),
             );
-            match abort {
-                Ok(_) => Err(e.context("the upload was aborted; nothing was stored")),
-                Err(a) => Err(e.context(format!(
-                    "aborting the upload failed too ({}); `zstream-ship gc` removes what is left",
-                    describe(&a)
-                ))),
-            }
+            Err(after_abort(e, abort.map(|_| ())))
         }
     }
 }
