@@ -18,6 +18,12 @@ _apt_updated=
 ensure_apt() {
     local cmd=$1; shift
     command -v "$cmd" >/dev/null 2>&1 && return 0
+    _apt_install "$@"
+    command -v "$cmd" >/dev/null 2>&1 || die "installed $* but $cmd is still missing"
+}
+
+# _apt_install PACKAGE...: apt-get install, after one apt-get update per run.
+_apt_install() {
     need_root
     if [ -z "$_apt_updated" ]; then
         say "apt-get update"
@@ -26,7 +32,6 @@ ensure_apt() {
     fi
     say "installing $*"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
-    command -v "$cmd" >/dev/null 2>&1 || die "installed $* but $cmd is still missing"
 }
 
 # ensure_rust_component NAME: rustfmt and clippy for the checks.
@@ -53,11 +58,7 @@ ensure_moto() {
 
 # ensure_apt_pkg PACKAGE: installs a package that brings no command of its own name.
 ensure_apt_pkg() {
-    dpkg -s "$1" >/dev/null 2>&1 && return 0
-    need_root
-    say "installing $1"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$1" >/dev/null
+    dpkg -s "$1" >/dev/null 2>&1 || _apt_install "$1"
 }
 
 ZFS_FUSE_PID=
@@ -87,31 +88,5 @@ stop_zfs() {
     done
     kill -KILL "$ZFS_FUSE_PID" 2>/dev/null || true
     rm -f "${TMPDIR:-/tmp}/zstream-zfs-fuse.$$.log"
-    # moto's server (a real S3/Glacier/EC2 API on loopback) lives in a venv outside the clone, like the build cache.
-export ZSTREAM_MOTO_VENV="${ZSTREAM_MOTO_VENV:-/var/tmp/zstream-moto-venv}"
-MOTO_VERSION=5.2.5
-# ensure_moto: installs moto[server] (with awscrt and crc32c, without which it mislabels checksums) when missing.
-ensure_moto() {
-    if "$ZSTREAM_MOTO_VENV/bin/python" -c "import moto, awscrt, crc32c; assert moto.__version__ == '$MOTO_VERSION'" \
-        2>/dev/null; then
-        return 0
-    fi
-    ensure_apt python3 python3
-    python3 -m venv --help >/dev/null 2>&1 && python3 -c 'import ensurepip' 2>/dev/null \
-        || ensure_apt_pkg python3-venv
-    say "installing moto[server]==$MOTO_VERSION into $ZSTREAM_MOTO_VENV"
-    python3 -m venv "$ZSTREAM_MOTO_VENV"
-    "$ZSTREAM_MOTO_VENV/bin/pip" install -q "moto[server]==$MOTO_VERSION" awscrt crc32c
-}
-
-# ensure_apt_pkg PACKAGE: installs a package that brings no command of its own name.
-ensure_apt_pkg() {
-    dpkg -s "$1" >/dev/null 2>&1 && return 0
-    need_root
-    say "installing $1"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$1" >/dev/null
-}
-
-ZFS_FUSE_PID=
+    ZFS_FUSE_PID=
 }
