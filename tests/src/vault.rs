@@ -358,24 +358,7 @@ fn handle(req: &Req, st: &mut State, job: Duration) -> Resp {
                 );
             }
             let u = st.uploads.remove(*id).expect("checked above");
-            st.archives.insert(
-                fresh.clone(),
-                Archive {
-                    vault: vault.clone(),
-                    description: u.description,
-                    body,
-                    created: now(),
-                },
-            );
-            resp(
-                201,
-                &[
-                    ("Location", format!("/-/vaults/{vault}/archives/{fresh}")),
-                    ("x-amz-archive-id", fresh),
-                    ("x-amz-sha256-tree-hash", sum),
-                ],
-                Vec::new(),
-            )
+            store(st, fresh, vault, u.description, body, sum)
         }
         ("DELETE", ["multipart-uploads", id]) => match st.uploads.remove(*id) {
             Some(_) => resp(204, &[], Vec::new()),
@@ -390,26 +373,14 @@ fn handle(req: &Req, st: &mut State, job: Duration) -> Resp {
                     "the archive's tree hash is wrong",
                 );
             }
-            st.archives.insert(
-                fresh.clone(),
-                Archive {
-                    vault: vault.clone(),
-                    description: req
-                        .header("x-amz-archive-description")
-                        .unwrap_or_default()
-                        .to_string(),
-                    body: req.body.clone(),
-                    created: now(),
-                },
-            );
-            resp(
-                201,
-                &[
-                    ("Location", format!("/-/vaults/{vault}/archives/{fresh}")),
-                    ("x-amz-archive-id", fresh),
-                    ("x-amz-sha256-tree-hash", sum),
-                ],
-                Vec::new(),
+            let description = req.header("x-amz-archive-description").unwrap_or_default();
+            store(
+                st,
+                fresh,
+                vault,
+                description.to_string(),
+                req.body.clone(),
+                sum,
             )
         }
         ("DELETE", ["archives", id]) => match st.archives.remove(*id) {
@@ -532,6 +503,36 @@ fn handle(req: &Req, st: &mut State, job: Duration) -> Resp {
             "not served by the test vault",
         ),
     }
+}
+
+/// A new archive (from a single upload or a completed multipart one), and the answer that names it.
+fn store(
+    st: &mut State,
+    id: String,
+    vault: String,
+    description: String,
+    body: Vec<u8>,
+    sum: String,
+) -> Resp {
+    let location = format!("/-/vaults/{vault}/archives/{id}");
+    st.archives.insert(
+        id.clone(),
+        Archive {
+            vault,
+            description,
+            body,
+            created: now(),
+        },
+    );
+    resp(
+        201,
+        &[
+            ("Location", location),
+            ("x-amz-archive-id", id),
+            ("x-amz-sha256-tree-hash", sum),
+        ],
+        Vec::new(),
+    )
 }
 
 fn describe(id: &str, j: &JobState, st: &State) -> serde_json::Value {

@@ -188,14 +188,15 @@ fn backend(url: &str, how: Use, a: &RemoteArgs) -> anyhow::Result<Box<dyn Backen
             _ => {}
         }
     }
+    let endpoint = Endpoint {
+        url: a.endpoint.clone(),
+        region: a.region.clone(),
+    };
     match target {
         Target::File { path } => Ok(Box::new(FileTarget { path })),
         Target::S3 { bucket, key } => {
             let opts = S3Options {
-                endpoint: Endpoint {
-                    url: a.endpoint.clone(),
-                    region: a.region.clone(),
-                },
+                endpoint,
                 concurrency: a.concurrency.into(),
                 part_size: a.part_size,
                 size_hint: a.size_hint,
@@ -211,10 +212,7 @@ fn backend(url: &str, how: Use, a: &RemoteArgs) -> anyhow::Result<Box<dyn Backen
         }
         Target::Glacier { vault, archive } => {
             let opts = GlacierOptions {
-                endpoint: Endpoint {
-                    url: a.endpoint.clone(),
-                    region: a.region.clone(),
-                },
+                endpoint,
                 concurrency: a.concurrency.into(),
                 part_size: a.part_size,
                 size_hint: a.size_hint,
