@@ -2,8 +2,9 @@
 //! bucket on moto's server reached through a proxy that injects 500/503 answers and drops connections mid-body.
 
 use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use zstream_tests::bins::bin;
 use zstream_tests::data::Gen;
@@ -170,17 +171,19 @@ fn names(place: &dyn Place) -> Vec<(String, u64)> {
     v
 }
 
-/// Starts a put, feeds it `fed` bytes, waits until its unfinished upload is there to see, and kills it with
-/// SIGKILL while it waits for more input.
-fn killed_put(place: &dyn Place, key: &str, fed: usize) {
+/// Starts a put (with `extra` options), feeds it `fed` bytes and returns it, still waiting for more input, once
+/// its unfinished upload is there to see.
+fn started_put(place: &dyn Place, key: &str, fed: usize, extra: &[&str]) -> Child {
     let before = stale(place);
     let mut child = Command::new(bin("zstream-ship"))
-        .args(["put", &place.target(key)])
+        .arg("put")
+        .args(extra)
+        .arg(place.target(key))
         .args(place.options())
         .envs(place.env())
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     child
@@ -198,8 +201,78 @@ fn killed_put(place: &dyn Place, key: &str, fed: usize) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    child
+}
+
+/// A put killed halfway with SIGKILL: it can clean nothing up (gc's work).
+fn killed_put(place: &dyn Place, key: &str, fed: usize) {
+    let mut child = started_put(place, key, fed, &[]);
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+/// A put stopped halfway with SIGTERM or SIGINT (a cron timeout, Ctrl-C) cleans up before it dies: no
+/// unfinished upload stays for gc, and the process dies of the signal, saying so.
+fn signalled_put(place: &dyn Place, key: &str, fed: usize, (sig, num): (&str, i32)) {
+    let p = place.name();
+    let before = stale(place);
+    let child = started_put(place, key, fed, &[]);
+    let killed = Command::new("kill")
+        .args([format!("-{num}"), child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.signal(),
+        Some(num),
+        "{p}: {sig} put: {}; {err}",
+        out.status
+    );
+    assert!(err.contains(&format!("interrupted by {sig}")), "{p}: {err}");
+    assert_eq!(
+        stale(place),
+        before,
+        "{p}: a {sig} put left an unfinished upload: {err}"
+    );
+}
+
+/// A put never replaces an object unless told to: a cut stream (a dying upstream) cannot tell itself from a
+/// whole one, so the store is what must refuse. Checked up front, and at the commit for an object that appears
+/// while the upload runs.
+fn never_replaces(place: &dyn Place, one: &str, kept: &[u8]) {
+    let p = place.name();
+    for len in [3usize, 6 << 20] {
+        let r = place.ship(&["put", &place.target("pool/fs/1")], &Gen::bytes(5, len));
+        r.expect_code(1).expect_clean_stderr("zstream-ship");
+        assert!(r.stderr().contains("exists"), "{p}: {}", r.describe());
+        assert_eq!(
+            place.ship(&["get", one], b"").stdout(),
+            kept,
+            "{p}: a refused put replaced the object"
+        );
+    }
+    let before = stale(place);
+    let mut racing = started_put(place, "pool/fs/raced", 6 << 20, &[]);
+    place.put("pool/fs/raced", b"first");
+    drop(racing.stdin.take());
+    let out = racing.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{p}: the racing put: {err}");
+    assert!(err.contains("exists"), "{p}: {err}");
+    let raced = place.url("pool/fs/raced");
+    assert_eq!(
+        place.ship(&["get", &raced], b"").stdout(),
+        b"first",
+        "{p}: the racing put replaced it"
+    );
+    assert_eq!(
+        stale(place),
+        before,
+        "{p}: the refused upload was not aborted"
+    );
+    place.ship(&["rm", &raced], b"").expect_code(0);
 }
 
 /// How many unfinished uploads gc would take now.
@@ -240,10 +313,16 @@ fn conformance(place: &dyn Place) {
     assert_eq!(listed, stored, "{p}: ls does not list what was put");
     let one = stored.iter().find(|(_, l)| *l == 1).unwrap().0.clone();
 
-    // Overwrite: the new object replaces the old one whole (vaults never overwrite: each put is a new archive).
+    // Overwrite only when asked: the new object replaces the old one whole (vaults never overwrite: each put is
+    // a new archive).
     let mut listed = listed;
     if place.overwrites() {
-        assert_eq!(place.put("pool/fs/1", b"second"), one);
+        never_replaces(place, &one, &Gen::bytes(1, 1));
+        let r = place.ship(
+            &["put", "--overwrite", &place.target("pool/fs/1")],
+            b"second",
+        );
+        r.expect_code(0).expect_clean_stderr("zstream-ship");
         assert_eq!(place.ship(&["get", &one], b"").stdout(), b"second");
         listed
             .iter_mut()
@@ -252,10 +331,21 @@ fn conformance(place: &dyn Place) {
     }
     let kept = place.ship(&["get", &one], b"").stdout().to_vec();
 
-    // A put killed halfway leaves no object, and an old object under that name stays as it was.
+    // A put killed halfway leaves no object, and an old object under that name stays as it was; one stopped by
+    // SIGTERM or SIGINT leaves not even an unfinished upload.
+    signalled_put(place, "pool/fs/termed", 6 << 20, ("SIGTERM", 15));
+    signalled_put(place, "pool/fs/interrupted", 6 << 20, ("SIGINT", 2));
+    assert_eq!(names(place), listed, "{p}: a signalled put left an object");
     killed_put(place, "pool/fs/killed", 6 << 20);
     assert_eq!(names(place), listed, "{p}: a killed put left an object");
-    killed_put(place, "pool/fs/1", 6 << 20);
+    let extra: &[&str] = if place.overwrites() {
+        &["--overwrite"]
+    } else {
+        &[]
+    };
+    let mut over = started_put(place, "pool/fs/1", 6 << 20, extra);
+    over.kill().unwrap();
+    over.wait().unwrap();
     assert_eq!(
         place.ship(&["get", &one], b"").stdout(),
         kept,

@@ -1,11 +1,12 @@
 //! What every zstream filter repeats, kept in one small place so that each tool behaves the same at its edges:
 //! exit codes (`exit`), the main wrapper that prints one-line errors (`cli`), pipe set-up and full-buffer reads
-//! (`pipe`), progress on stderr (`progress`), byte sizes on the command line (`size`) and sidecar files written
-//! atomically (`atomic`).
+//! (`pipe`), progress on stderr (`progress`), byte sizes on the command line (`size`), files written whole or not at all
+//! (`atomic`) and the cleanup of unfinished writes when a signal arrives (`interrupt`).
 
 pub mod atomic;
 pub mod cli;
 pub mod exit;
+pub mod interrupt;
 pub mod ordered;
 pub mod pipe;
 pub mod progress;

@@ -4,9 +4,11 @@ use crate::{passthrough, sidecar, zfs};
 use anyhow::Context;
 use clap::Parser;
 use sha2::{Digest, Sha256};
+use std::io::Write;
 use std::path::PathBuf;
+use zstream_common::atomic::{Pending, Replace};
 use zstream_common::progress::{Progress, ProgressArg};
-use zstream_common::{atomic, integrity, pipe, usage};
+use zstream_common::{integrity, interrupt, pipe, usage};
 
 const NAME: &str = "zstream-hash";
 
@@ -53,6 +55,24 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     // Everything that can be wrong with the arguments fails before a byte is read.
     let expected = args.check.as_deref().map(expected_digest).transpose()?;
+    // The sidecars' temporary files exist before the first byte is read: a directory they cannot be written in
+    // fails the run now, not after the stream has passed on (and been stored) downstream.
+    let sidecars: Vec<(PathBuf, Pending)> = [&args.output, &args.json]
+        .into_iter()
+        .flatten()
+        .map(|p| Ok((p.clone(), Pending::create(p)?)))
+        .collect::<anyhow::Result<_>>()?;
+    let temps: Vec<PathBuf> = sidecars
+        .iter()
+        .map(|(_, p)| p.temp_path().to_path_buf())
+        .collect();
+    let _armed = (!temps.is_empty()).then(|| {
+        interrupt::arm(NAME, move || {
+            temps.iter().for_each(|t| drop(std::fs::remove_file(t)));
+            "no digest file was written".to_string()
+        })
+    });
+    let mut sidecars = sidecars.into_iter();
     pipe::setup_filter()?;
     let mut input = pipe::stdin();
     let mut output = pipe::stdout();
@@ -94,18 +114,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     let line = sidecar::sha256sum_line(&digest, &args.name);
-    match &args.output {
-        Some(path) => atomic::write(path, line.as_bytes())?,
-        None if !args.quiet => eprint!("{line}"),
-        None => {}
+    if args.output.is_some() {
+        commit(sidecars.next(), line.as_bytes())?;
+    } else if !args.quiet {
+        eprint!("{line}");
     }
-    if let Some(path) = &args.json {
-        atomic::write(
-            path,
+    if args.json.is_some() {
+        commit(
+            sidecars.next(),
             sidecar::json(&digest, bytes, info.as_ref()).as_bytes(),
         )?;
     }
     Ok(())
+}
+
+fn commit(sidecar: Option<(PathBuf, Pending)>, contents: &[u8]) -> anyhow::Result<()> {
+    let (path, mut pending) = sidecar.expect("one pending file per sidecar option");
+    pending
+        .file()
+        .write_all(contents)
+        .with_context(|| format!("writing {}", path.display()))?;
+    pending.commit(Replace::Yes)
 }
 
 /// `--check` takes a file (sha256sum format) or the digest itself. A file wins when both readings are possible.
@@ -113,8 +142,7 @@ fn expected_digest(arg: &str) -> anyhow::Result<[u8; 32]> {
     let path = std::path::Path::new(arg);
     let text = if path.exists() {
         std::fs::read_to_string(path)
-            .with_context(|| format!("reading --check file {arg}"))
-            .map_err(usage)?
+            .map_err(|e| usage(format!("reading --check file {arg}: {e}")))?
     } else if arg.len() == 64 && arg.bytes().all(|b| b.is_ascii_hexdigit()) {
         arg.to_string()
     } else {

@@ -296,28 +296,11 @@ fn zfs_walker_keeps_its_place_across_many_reads() {
     hash(&["--zfs", "-q"], &s).expect_code(3);
 }
 
-/// A valid stream of 128 KiB WRITE records built by the library's own example generator.
+/// A valid stream of 128 KiB WRITE records from the library's own generator (no cargo run from a test).
 fn zstream_tests_synth() -> Vec<u8> {
-    let out = Command::new(env!("CARGO"))
-        .args([
-            "run",
-            "--quiet",
-            "-p",
-            "zstream-hash",
-            "--features",
-            "synth",
-            "--example",
-            "synth-stream",
-            "40",
-        ])
-        .output()
-        .expect("cargo run --example synth-stream");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    let mut out = Vec::new();
+    zstream_hash::zfs::synth::Synth::random_writes(40, &mut out).unwrap();
+    out
 }
 
 #[test]
@@ -358,4 +341,60 @@ fn binary_output_to_a_terminal_is_refused() {
         text.contains("refusing to write binary data to a terminal"),
         "{text}"
     );
+}
+
+#[test]
+fn sidecars_never_follow_a_planted_link_and_fail_before_the_stream_passes() {
+    let d = tempfile::tempdir().unwrap();
+    let victim = d.path().join("victim");
+    std::fs::write(&victim, b"precious").unwrap();
+    // The old temporary name was .NAME.tmp.PID: plant it for every PID the next runs could get, and more.
+    let sidecar = d.path().join("x.sha256");
+    let pid_max: u32 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .map_or(32768, |s| s.trim().parse().unwrap());
+    let me = std::process::id();
+    for pid in me..(me + 2000).min(pid_max) {
+        std::os::unix::fs::symlink(&victim, d.path().join(format!(".x.sha256.tmp.{pid}"))).unwrap();
+    }
+    let out = sidecar.to_str().unwrap();
+    hash(&["-o", out, "--json", &format!("{out}.json")], b"data").expect_code(0);
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    assert!(std::fs::read_to_string(&sidecar)
+        .unwrap()
+        .ends_with("  -\n"));
+
+    // An unwritable sidecar directory fails before one byte is passed on.
+    for opt in ["-o", "--json"] {
+        let r = hash(&[opt, "/nonexistent-dir/x.sha256"], &Gen::bytes(1, 3 << 20));
+        r.expect_code(1).expect_clean_stderr("zstream-hash");
+        assert!(r.stdout().is_empty(), "{}", r.describe());
+        assert!(r.stderr().contains("/nonexistent-dir"), "{}", r.describe());
+    }
+}
+
+#[test]
+fn names_are_escaped_and_check_files_are_strict() {
+    let out = tmp("escaped.sha256");
+    let o = out.to_str().unwrap();
+    hash(&["-o", o, "--name", "two\nlines"], b"abc").expect_code(0);
+    let line = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(line.lines().count(), 1, "{line:?}");
+    assert!(
+        line.starts_with('\\') && line.ends_with("  two\\nlines\n"),
+        "{line:?}"
+    );
+    hash(&["--check", o, "-q"], b"abc").expect_code(0);
+
+    // sha256sum -c --strict refuses lines it cannot read; so does --check, instead of skipping them.
+    let bad = tmp("bad.sha256");
+    std::fs::write(&bad, format!("{line}not a digest line\n")).unwrap();
+    let r = hash(&["--check", bad.to_str().unwrap()], b"abc");
+    r.expect_code(2).expect_clean_stderr("zstream-hash");
+    assert!(r.stderr().contains("line 2"), "{}", r.describe());
+
+    // A directory given to --check says why it cannot be read.
+    let dir = tmp("");
+    let r = hash(&["--check", dir.to_str().unwrap()], b"abc");
+    r.expect_code(2).expect_clean_stderr("zstream-hash");
+    assert!(r.stderr().contains("directory"), "{}", r.describe());
 }

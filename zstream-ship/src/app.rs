@@ -1,7 +1,7 @@
 //! The command line of zstream-ship.
 
 use crate::aws::Endpoint;
-use crate::backend::Backend;
+use crate::backend::{Backend, Replace};
 use crate::file::FileTarget;
 use crate::glacier::{GlacierOptions, GlacierTarget};
 use crate::s3::{S3Options, S3Target};
@@ -108,9 +108,13 @@ fn parse_meta(s: &str) -> Result<(String, String), String> {
 
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
-    /// Store stdin as the object DEST (whole or not at all).
+    /// Store stdin as the object DEST (whole or not at all; an existing object is never replaced).
     Put {
         dest: String,
+        /// Replace an object already at DEST (without it put refuses, exit 1: a cut stream from a dying
+        /// upstream must not be able to replace a good backup).
+        #[arg(long)]
+        overwrite: bool,
         #[command(flatten)]
         progress: ProgressArg,
     },
@@ -228,7 +232,16 @@ fn backend(url: &str, how: Use, a: &RemoteArgs) -> anyhow::Result<Box<dyn Backen
 pub fn run(args: Args) -> anyhow::Result<()> {
     let a = &args.remote;
     match args.cmd {
-        Cmd::Put { dest, progress } => {
+        Cmd::Put {
+            dest,
+            overwrite,
+            progress,
+        } => {
+            if overwrite && dest.starts_with("glacier:") {
+                return Err(usage(
+                    "--overwrite: a Glacier vault never replaces an archive (each put makes a new one)",
+                ));
+            }
             let b = backend(&dest, Use::Upload, a)?;
             if std::io::stdin().is_terminal() {
                 return Err(usage(
@@ -242,7 +255,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 inner: &mut *input,
                 progress: &mut p,
             };
-            b.put(&mut counted)?;
+            let replace = if overwrite { Replace::Yes } else { Replace::No };
+            b.put(&mut counted, replace)?;
             p.finish();
             Ok(())
         }

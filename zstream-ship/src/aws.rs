@@ -132,18 +132,11 @@ impl Resume {
 }
 
 /// The error of an upload that failed, with what became of aborting it.
-pub fn after_abort<E>(
-    e: anyhow::Error,
-    abort: Result<(), SdkError<E, HttpResponse>>,
-) -> anyhow::Error
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
+pub fn after_abort(e: anyhow::Error, abort: anyhow::Result<()>) -> anyhow::Error {
     match abort {
         Ok(()) => e.context("the upload was aborted; nothing was stored"),
         Err(a) => e.context(format!(
-            "aborting the upload failed too ({}); `zstream-ship gc` removes what is left",
-            describe(&a)
+            "aborting the upload failed too ({a:#}); `zstream-ship gc` removes what is left"
         )),
     }
 }

@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 use std::io::{Read, Write};
+pub use zstream_common::atomic::Replace;
 
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct Entry {
@@ -28,8 +29,10 @@ pub struct Stale {
 
 pub trait Backend {
     /// Stores everything `input` yields as the object; returns its size. The object appears whole or not at all:
-    /// any failure leaves the old object (if any) untouched and no new one.
-    fn put(&self, input: &mut dyn Read) -> anyhow::Result<u64>;
+    /// any failure leaves the old object (if any) untouched and no new one. With `Replace::No` an object already
+    /// at the key is never replaced (checked up front and again, race-free, at the commit): a pipe cannot tell a
+    /// clean end of input from a dying upstream, so a run must not be able to destroy what is stored.
+    fn put(&self, input: &mut dyn Read, replace: Replace) -> anyhow::Result<u64>;
     /// Writes the object to `output`; returns its size.
     fn get(&self, output: &mut dyn Write) -> anyhow::Result<u64>;
     /// The objects under this prefix.
@@ -43,6 +46,11 @@ pub trait Backend {
     }
     /// Unfinished uploads under this prefix older than `older_than_secs`; removed unless `dry_run`.
     fn gc(&self, older_than_secs: u64, dry_run: bool) -> anyhow::Result<Vec<Stale>>;
+}
+
+/// The refusal of a put that would replace an object.
+pub fn exists(url: &str) -> anyhow::Error {
+    anyhow::anyhow!("{url} exists; put never replaces an object (give --overwrite to replace it)")
 }
 
 /// Seconds since the epoch, now (what gc measures ages against).

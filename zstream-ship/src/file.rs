@@ -1,14 +1,18 @@
 //! `file://`: a local or mounted directory (an off-site disk, a NAS). An object is written under a temporary
 //! name beside its final one, fsynced, and renamed into place, then the directory is fsynced: a crash or a failed
-//! put leaves no complete-looking object, and an existing object is replaced only by a whole new one. Temporary
-//! files left by a killed put are what `gc` finds.
+//! put leaves no complete-looking object, an existing object is replaced only with --overwrite and then only by
+//! a whole new one, and a SIGTERM or SIGINT removes the temporary file before the process dies. Temporary files
+//! left by a SIGKILLed put are what `gc` finds.
 
-use crate::backend::{rfc3339, Backend, Entry, Stale};
+use crate::app::NAME;
+use crate::backend::{exists, rfc3339, Backend, Entry, Replace, Stale};
 use anyhow::Context;
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use zstream_common::atomic::{self, sync_dir, Pending};
+use zstream_common::interrupt;
 use zstream_common::pipe::{in_error, out_error, read_full};
 
 /// Marks a file as an unfinished upload: `.NAME.zstream-partial.PID.RANDOM`.
@@ -20,21 +24,6 @@ pub struct FileTarget {
 }
 
 impl FileTarget {
-    fn temp_path(&self) -> anyhow::Result<PathBuf> {
-        let name = self
-            .path
-            .file_name()
-            .context("no object name")?
-            .to_string_lossy();
-        let mut r = [0u8; 6];
-        getrandom::fill(&mut r)
-            .map_err(|e| anyhow::anyhow!("the system random generator failed: {e}"))?;
-        let tag: String = r.iter().map(|b| format!("{b:02x}")).collect();
-        Ok(self
-            .path
-            .with_file_name(format!(".{name}{PARTIAL}{}.{tag}", std::process::id())))
-    }
-
     /// The directory to walk and the name prefix within it.
     fn prefix(&self) -> (PathBuf, String) {
         let s = self.path.to_string_lossy();
@@ -91,44 +80,46 @@ fn is_partial(name: &str) -> bool {
         .is_some_and(|n| n.starts_with('.') && n.contains(PARTIAL))
 }
 
-fn sync_dir(dir: &Path) {
-    // The rename is durable only once the directory is synced; a filesystem that cannot sync a directory has
-    // nothing more to give.
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-}
-
 impl Backend for FileTarget {
-    fn put(&self, input: &mut dyn Read) -> anyhow::Result<u64> {
+    fn put(&self, input: &mut dyn Read, replace: Replace) -> anyhow::Result<u64> {
+        let url = format!("file://{}", self.path.display());
+        if replace == Replace::No && self.path.exists() {
+            return Err(exists(&url));
+        }
         let dir = self.path.parent().context("no directory")?;
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let tmp = self.temp_path()?;
-        let result = (|| {
-            let mut f =
-                File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-            let mut buf = vec![0u8; zstream_common::BUF_SIZE];
-            let mut total = 0u64;
-            loop {
-                let n = read_full(&mut &mut *input, &mut buf).map_err(in_error)?;
-                if n == 0 {
-                    break;
-                }
-                f.write_all(&buf[..n])
-                    .with_context(|| format!("writing {}", tmp.display()))?;
-                total += n as u64;
+        let name = self
+            .path
+            .file_name()
+            .context("no object name")?
+            .to_string_lossy();
+        let prefix = format!(".{name}{PARTIAL}{}.", std::process::id());
+        let mut pending = Pending::create_with_prefix(&self.path, &prefix)?;
+        let tmp = pending.temp_path().to_path_buf();
+        let armed = interrupt::arm(NAME, move || match fs::remove_file(&tmp) {
+            Ok(()) => format!("removed the unfinished {}", tmp.display()),
+            Err(e) => format!("removing the unfinished {} failed: {e}", tmp.display()),
+        });
+        let mut buf = vec![0u8; zstream_common::BUF_SIZE];
+        let mut total = 0u64;
+        loop {
+            let n = read_full(&mut &mut *input, &mut buf).map_err(in_error)?;
+            if n == 0 {
+                break;
             }
-            f.sync_all()
-                .with_context(|| format!("syncing {}", tmp.display()))?;
-            fs::rename(&tmp, &self.path)
-                .with_context(|| format!("renaming into {}", self.path.display()))?;
-            sync_dir(dir);
-            Ok(total)
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
+            pending
+                .file()
+                .write_all(&buf[..n])
+                .with_context(|| format!("writing {}", pending.temp_path().display()))?;
+            total += n as u64;
         }
-        result
+        armed.commit(|| pending.commit(replace)).map_err(|e| {
+            match e.downcast_ref::<atomic::Exists>() {
+                Some(_) => exists(&url),
+                None => e,
+            }
+        })?;
+        Ok(total)
     }
 
     fn get(&self, output: &mut dyn Write) -> anyhow::Result<u64> {

@@ -1,12 +1,19 @@
 //! The upload loop S3 and Glacier share: read stdin in parts on the calling thread while up to `concurrency`
 //! earlier parts upload on the runtime, so memory stays within part size x (concurrency + 1) and the reading
-//! never waits for the network unless the network is the slower side.
+//! never waits for the network unless the network is the slower side. And what undoing such an upload takes:
+//! the parts still in flight are cancelled and awaited before the upload is aborted, since a part that is still
+//! sending when the abort lands can survive it (AWS says so of AbortMultipartUpload).
 
+use crate::app::NAME;
 use anyhow::{anyhow, bail};
 use std::collections::VecDeque;
+use std::future::Future;
 use std::io::Read;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
-use tokio::task::JoinHandle;
+use tokio::task::{AbortHandle, JoinHandle};
+use zstream_common::interrupt::{self, Armed};
 use zstream_common::pipe::{in_error, read_full};
 
 pub struct Parts<'a> {
@@ -17,11 +24,37 @@ pub struct Parts<'a> {
     pub max_parts: u64,
     /// Said when the stream is longer than `max_parts` parts hold.
     pub too_long: &'a str,
+    /// The parts in flight, for an interrupt to cancel.
+    pub in_flight: &'a InFlight,
+}
+
+/// The part uploads running now, shared with the interrupt cleanup.
+#[derive(Clone, Default)]
+pub struct InFlight(Arc<Mutex<Vec<AbortHandle>>>);
+
+impl InFlight {
+    fn add(&self, h: AbortHandle) {
+        let mut v = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        v.retain(|h| !h.is_finished());
+        v.push(h);
+    }
+
+    /// Cancels every part in flight and waits (at most `limit`) until their tasks have ended, which drops
+    /// their connections mid-body: S3 and Glacier store no part whose body did not arrive whole.
+    fn cancel(&self, limit: Duration) {
+        let v = std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()));
+        v.iter().for_each(AbortHandle::abort);
+        let end = Instant::now() + limit;
+        while v.iter().any(|h| !h.is_finished()) && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
 }
 
 impl Parts<'_> {
     /// Uploads `first` (already read, a full part) and the rest of `input`: `start(n, offset, bytes)` spawns the
-    /// upload of part n. Returns every part's result in order and the byte count; the first failure stops it.
+    /// upload of part n. Returns every part's result in order and the byte count. The first failure stops it,
+    /// and every part still in flight is cancelled and has ended before the error returns.
     pub fn run<T: Send + 'static>(
         &self,
         first: Vec<u8>,
@@ -30,12 +63,35 @@ impl Parts<'_> {
     ) -> anyhow::Result<(Vec<T>, u64)> {
         let mut in_flight: VecDeque<JoinHandle<anyhow::Result<T>>> = VecDeque::new();
         let mut done = Vec::new();
+        let result = self.pump(first, input, &mut start, &mut in_flight, &mut done);
+        if result.is_err() {
+            for h in &in_flight {
+                h.abort();
+            }
+            for h in in_flight.drain(..) {
+                // Cancelled, finished or failed: all that matters is that it no longer runs.
+                let _ = self.rt.block_on(h);
+            }
+        }
+        result.map(|total| (done, total))
+    }
+
+    fn pump<T: Send + 'static>(
+        &self,
+        first: Vec<u8>,
+        input: &mut dyn Read,
+        start: &mut impl FnMut(u64, u64, Vec<u8>) -> JoinHandle<anyhow::Result<T>>,
+        in_flight: &mut VecDeque<JoinHandle<anyhow::Result<T>>>,
+        done: &mut Vec<T>,
+    ) -> anyhow::Result<u64> {
         let mut total = 0u64;
         let mut data = first;
         let mut n = 1u64;
         loop {
             let len = data.len() as u64;
-            in_flight.push_back(start(n, total, data));
+            let h = start(n, total, data);
+            self.in_flight.add(h.abort_handle());
+            in_flight.push_back(h);
             total += len;
             if in_flight.len() >= self.concurrency.max(1) {
                 done.push(self.join(in_flight.pop_front())?);
@@ -60,7 +116,7 @@ impl Parts<'_> {
         while !in_flight.is_empty() {
             done.push(self.join(in_flight.pop_front())?);
         }
-        Ok((done, total))
+        Ok(total)
     }
 
     fn join<T>(&self, h: Option<JoinHandle<anyhow::Result<T>>>) -> anyhow::Result<T> {
@@ -69,4 +125,28 @@ impl Parts<'_> {
             .block_on(h)
             .map_err(|e| anyhow!("an upload task failed: {e}"))?
     }
+}
+
+/// Arms the interrupt cleanup of the multipart upload to `url`: on SIGTERM, SIGINT or SIGHUP the parts in flight
+/// are cancelled, then `abort` runs (at most 60 s). The returned guard's `commit` wraps the completing call.
+pub fn arm_abort(
+    rt: &Runtime,
+    url: String,
+    in_flight: &InFlight,
+    abort: impl Future<Output = anyhow::Result<()>> + Send + 'static,
+) -> Armed {
+    let handle = rt.handle().clone();
+    let in_flight = in_flight.clone();
+    interrupt::arm(NAME, move || {
+        in_flight.cancel(Duration::from_secs(10));
+        match handle.block_on(async { tokio::time::timeout(Duration::from_secs(60), abort).await }) {
+            Ok(Ok(())) => format!("the upload to {url} was aborted; nothing was stored"),
+            Ok(Err(e)) => format!(
+                "aborting the upload to {url} failed ({e:#}); `zstream-ship gc` removes what is left"
+            ),
+            Err(_) => format!(
+                "aborting the upload to {url} took over 60 s; `zstream-ship gc` removes what is left"
+            ),
+        }
+    })
 }

@@ -5,7 +5,8 @@ pub mod fletcher;
 pub mod record;
 pub mod walker;
 
-#[cfg(any(test, feature = "synth"))]
+/// Builds valid synthetic send streams, for tests and the benchmark's data generator; not part of the tool.
+#[doc(hidden)]
 pub mod synth;
 
 pub use walker::{StreamInfo, Substream, Walker, ZfsError};

@@ -133,3 +133,27 @@ impl Synth {
         s.out
     }
 }
+
+impl Synth {
+    /// A little-endian stream of about `mib` MiB of 128 KiB WRITE records of pseudo-random (incompressible, like
+    /// sealed or compressed data) bytes, written to `out` as it is built.
+    pub fn random_writes(mib: u64, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        let mut s = Synth::new(Order::Little, true);
+        s.begin(1, 42, 0, "bench/fs@snap", &[]);
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut block = vec![0u8; 128 << 10];
+        for i in 0..mib * 8 {
+            for w in block.chunks_exact_mut(8) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                w.copy_from_slice(&x.to_le_bytes());
+            }
+            s.write(8, i * block.len() as u64, &block);
+            out.write_all(&s.out)?;
+            s.out.clear();
+        }
+        s.end(42);
+        out.write_all(&s.out)
+    }
+}

@@ -8,8 +8,8 @@ mod jobs;
 pub mod treehash;
 
 use crate::aws::{self, Endpoint};
-use crate::backend::{rfc3339, Backend, Entry, Stale};
-use crate::pump::Parts;
+use crate::backend::{rfc3339, Backend, Entry, Replace, Stale};
+use crate::pump::{arm_abort, InFlight, Parts};
 use anyhow::{anyhow, Context};
 use aws_sdk_glacier::primitives::ByteStream;
 use std::io::{Read, Write};
@@ -138,12 +138,15 @@ impl GlacierTarget {
         let too_long = format!(
             "the stream is longer than 10,000 parts of {part} bytes; give --size-hint (Glacier parts cannot grow)"
         );
+        let in_flight = InFlight::default();
+        let armed = arm_abort(&self.rt, url.clone(), &in_flight, self.abort(&id));
         let result = Parts {
             rt: &self.rt,
             concurrency: self.opts.concurrency,
             size: &|_| part,
             max_parts: MAX_PARTS,
             too_long: &too_long,
+            in_flight: &in_flight,
         }
         .run(first, input, |_, offset, data| {
             let req = self
@@ -166,42 +169,50 @@ impl GlacierTarget {
             })
         })
         .and_then(|(trees, total)| {
-            let out = self
-                .rt
-                .block_on(
-                    self.client
-                        .complete_multipart_upload()
-                        .account_id("-")
-                        .vault_name(&self.vault)
-                        .upload_id(&id)
-                        .archive_size(total.to_string())
-                        .checksum(hex::encode(treehash::reduce(&trees)))
-                        .send(),
-                )
-                .map_err(aws::err(format!("completing the upload to {url}")))?;
+            let complete = self
+                .client
+                .complete_multipart_upload()
+                .account_id("-")
+                .vault_name(&self.vault)
+                .upload_id(&id)
+                .archive_size(total.to_string())
+                .checksum(hex::encode(treehash::reduce(&trees)));
+            let out = armed
+                .commit(|| self.rt.block_on(complete.send()).map_err(Box::new))
+                .map_err(|e| aws::err(format!("completing the upload to {url}"))(*e))?;
             let archive = out
                 .archive_id()
                 .map(str::to_string)
                 .context("the service returned no archive id")?;
             Ok((archive, total))
         });
-        result.map_err(|e| {
-            // Nothing half-made may stay behind.
-            let abort = self.rt.block_on(
-                self.client
-                    .abort_multipart_upload()
-                    .account_id("-")
-                    .vault_name(&self.vault)
-                    .upload_id(&id)
-                    .send(),
-            );
-            aws::after_abort(e, abort.map(|_| ()))
-        })
+        // Nothing half-made may stay behind.
+        result.map_err(|e| aws::after_abort(e, self.rt.block_on(self.abort(&id))))
+    }
+
+    /// Aborting the upload `id`, as a future that owns what it needs (the interrupt cleanup runs it too).
+    fn abort(
+        &self,
+        id: &str,
+    ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static {
+        let req = self
+            .client
+            .abort_multipart_upload()
+            .account_id("-")
+            .vault_name(&self.vault)
+            .upload_id(id);
+        async move {
+            req.send()
+                .await
+                .map(drop)
+                .map_err(|e| anyhow::anyhow!("{}", aws::describe(&e)))
+        }
     }
 }
 
 impl Backend for GlacierTarget {
-    fn put(&self, input: &mut dyn Read) -> anyhow::Result<u64> {
+    /// A vault names every archive itself: a put never replaces anything, whatever `_replace` says.
+    fn put(&self, input: &mut dyn Read, _replace: Replace) -> anyhow::Result<u64> {
         let part = part_size(self.opts.part_size, self.opts.size_hint);
         let mut first = vec![0u8; part as usize];
         let got = read_full(&mut &mut *input, &mut first).map_err(in_error)?;

@@ -52,7 +52,7 @@ pub async fn list(t: &S3Target) -> anyhow::Result<Vec<Entry>> {
 pub async fn remove(t: &S3Target) -> anyhow::Result<()> {
     let url = t.url(&t.key);
     // S3 deletes of a missing key succeed; say so instead, as rm(1) would.
-    super::get::head(t).await?;
+    t.head().await?;
     t.client
         .delete_object()
         .bucket(&t.bucket)

@@ -3,7 +3,6 @@
 //! with `--wait` polls with backoff, saying the state on stderr, until the copy is there. The object's
 //! x-amz-restore header says whether a restore is under way, so running again never asks twice.
 
-use super::get::head;
 use super::S3Target;
 use crate::aws::{describe, Poll};
 use anyhow::anyhow;
@@ -54,11 +53,11 @@ impl State {
 /// The object's HEAD once it is readable; until then a restore is asked for (once) and, without --wait, the
 /// error says so with exit 75.
 pub async fn readable(t: &S3Target) -> anyhow::Result<HeadObjectOutput> {
-    let h = head(t).await?;
+    let h = t.head().await?;
     match State::of(&h) {
         State::Available | State::Restored => Ok(h),
         _ => match ensure(t, t.opts.wait).await? {
-            Ready::Now(_) => head(t).await,
+            Ready::Now(_) => t.head().await,
             Ready::Later(why) => Err(anyhow::Error::new(Coded::new(
                 Code::TempFail,
                 anyhow!("{}: {why}", t.url(&t.key)),
@@ -82,7 +81,7 @@ pub async fn restore(t: &S3Target, wait: bool) -> anyhow::Result<String> {
 /// Asks for a restore unless one is under way or done; with `wait` waits for it.
 async fn ensure(t: &S3Target, wait: bool) -> anyhow::Result<Ready> {
     let url = t.url(&t.key);
-    let h = head(t).await?;
+    let h = t.head().await?;
     let class = h
         .storage_class()
         .map_or("STANDARD".to_string(), |c| c.as_str().to_string());
@@ -98,7 +97,7 @@ async fn ensure(t: &S3Target, wait: bool) -> anyhow::Result<Ready> {
                 t.opts.tier, t.opts.days
             );
             // Some restores are ready at once (Expedited on GLACIER can be, and test servers are).
-            state = match State::of(&head(t).await?) {
+            state = match State::of(&t.head().await?) {
                 State::Restored => return Ok(Ready::Now("restored, readable now".into())),
                 _ => State::Restoring,
             };
@@ -113,7 +112,7 @@ async fn ensure(t: &S3Target, wait: bool) -> anyhow::Result<Ready> {
     let mut poll = Poll::default();
     while state == State::Restoring {
         poll.wait(format_args!("{url}: restore under way")).await;
-        state = State::of(&head(t).await?);
+        state = State::of(&t.head().await?);
     }
     Ok(Ready::Now("restored, readable now".into()))
 }

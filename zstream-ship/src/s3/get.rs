@@ -10,10 +10,10 @@
 
 use super::parts::{b64, composite, same_checksum, Schedule};
 use super::{archive, S3Target, META_PART_SIZE, META_PART_STEP};
-use crate::aws::{describe, err, status, Resume};
+use crate::aws::{err, status, Resume};
 use anyhow::anyhow;
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
-use aws_sdk_s3::types::{ChecksumMode, ChecksumType};
+use aws_sdk_s3::types::ChecksumType;
 use bytes::{Bytes, BytesMut};
 use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
@@ -248,20 +248,4 @@ async fn stream(
         }
     }
     Ok(())
-}
-
-/// A HEAD with the stored checksum.
-pub async fn head(t: &S3Target) -> anyhow::Result<HeadObjectOutput> {
-    let url = t.url(&t.key);
-    t.client
-        .head_object()
-        .bucket(&t.bucket)
-        .key(&t.key)
-        .checksum_mode(ChecksumMode::Enabled)
-        .send()
-        .await
-        .map_err(|e| match status(&e) {
-            Some(404) => anyhow!("{url}: no such object"),
-            _ => anyhow!("looking up {url}: {}", describe(&e)),
-        })
 }

@@ -9,19 +9,20 @@ mod get;
 pub mod parts;
 mod put;
 
-use crate::aws::{self, Endpoint};
-use crate::backend::{Backend, Entry, Stale};
+use crate::aws::{self, describe, status, Endpoint};
+use crate::backend::{Backend, Entry, Replace, Stale};
+use anyhow::anyhow;
 use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::operation::head_object::HeadObjectOutput;
+use aws_sdk_s3::types::ChecksumMode;
 use std::io::{Read, Write};
 use tokio::runtime::Runtime;
 
 /// Metadata keys this tool writes (S3 sends them as x-amz-meta-*).
 pub const META_PART_SIZE: &str = "zstream-part-size";
 pub const META_PART_STEP: &str = "zstream-part-step";
+/// A single PUT's byte count (a multipart object's length is its own; nothing is written after it exists).
 pub const META_BYTES: &str = "zstream-bytes";
-/// The tag that records a multipart object's byte count: its metadata is fixed when the upload starts, before
-/// the stream's length is known.
-pub const TAG_BYTES: &str = "zstream-bytes";
 
 /// What put, get and restore may be told beyond the target.
 #[derive(Clone, Debug)]
@@ -80,11 +81,39 @@ impl S3Target {
     fn url(&self, key: &str) -> String {
         format!("s3://{}/{key}", self.bucket)
     }
+
+    /// The object's HEAD with its stored checksum, or None when there is no object at the key.
+    async fn lookup(&self) -> anyhow::Result<Option<HeadObjectOutput>> {
+        let res = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await;
+        match res {
+            Ok(h) => Ok(Some(h)),
+            Err(e) if status(&e) == Some(404) => Ok(None),
+            Err(e) => Err(anyhow!(
+                "looking up {}: {}",
+                self.url(&self.key),
+                describe(&e)
+            )),
+        }
+    }
+
+    /// The object's HEAD; a missing object is an error.
+    async fn head(&self) -> anyhow::Result<HeadObjectOutput> {
+        self.lookup()
+            .await?
+            .ok_or_else(|| anyhow!("{}: no such object", self.url(&self.key)))
+    }
 }
 
 impl Backend for S3Target {
-    fn put(&self, input: &mut dyn Read) -> anyhow::Result<u64> {
-        put::put(self, input)
+    fn put(&self, input: &mut dyn Read, replace: Replace) -> anyhow::Result<u64> {
+        put::put(self, input, replace)
     }
 
     fn get(&self, output: &mut dyn Write) -> anyhow::Result<u64> {

@@ -1,23 +1,32 @@
 //! Upload: stdin straight into a multipart upload. The calling thread reads the next part while up to
 //! `concurrency` parts upload on the runtime, so memory stays within part size x (concurrency + 1). Every part
 //! carries its SHA-256, which S3 checks before it accepts the part. Any failure aborts the upload, so no object
-//! appears at the key and an older object there stays as it was.
+//! appears at the key and an older object there stays as it was; a SIGTERM or SIGINT aborts it too.
+//!
+//! Unless told to replace, a put never replaces an object: it looks before reading a byte (so a refused put
+//! fails at once, not after 300 GiB), and the request that creates the object (PutObject, or
+//! CompleteMultipartUpload) carries `If-None-Match: *`, so an object that appeared meanwhile is not replaced
+//! either (412, and the upload is aborted). Nothing runs after the object exists: its length is its own.
 
-use super::parts::{sha256_b64, Schedule, MAX_PARTS};
-use super::{S3Target, META_BYTES, META_PART_SIZE, META_PART_STEP, TAG_BYTES};
-use crate::aws::{after_abort, err};
-use crate::pump::Parts;
-use anyhow::Context;
+use super::parts::{composite, same_checksum, sha256_b64, Schedule, MAX_PARTS};
+use super::{S3Target, META_BYTES, META_PART_SIZE, META_PART_STEP};
+use crate::aws::{after_abort, describe, err, status};
+use crate::backend::{exists, Replace};
+use crate::pump::{arm_abort, InFlight, Parts};
+use anyhow::{anyhow, Context};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ServerSideEncryption, StorageClass,
-    Tag, Tagging,
 };
 use std::collections::HashMap;
+use std::future::Future;
 use std::io::Read;
 use zstream_common::pipe::{in_error, read_full};
 
-pub fn put(t: &S3Target, input: &mut dyn Read) -> anyhow::Result<u64> {
+pub fn put(t: &S3Target, input: &mut dyn Read, replace: Replace) -> anyhow::Result<u64> {
+    if replace == Replace::No && t.rt.block_on(t.lookup())?.is_some() {
+        return Err(exists(&t.url(&t.key)));
+    }
     let schedule = Schedule::new(t.opts.part_size, t.opts.size_hint);
     let mut first = vec![0u8; schedule.first as usize];
     let got = read_full(&mut &mut *input, &mut first).map_err(in_error)?;
@@ -25,23 +34,39 @@ pub fn put(t: &S3Target, input: &mut dyn Read) -> anyhow::Result<u64> {
     if (got as u64) < schedule.first {
         // The whole stream fits in one part: one PUT with its checksum and byte count (an empty stream is a
         // valid, empty object).
-        return t.rt.block_on(put_single(t, first));
+        return t.rt.block_on(put_single(t, first, replace));
     }
     let id = t.rt.block_on(create(t, schedule))?;
-    match upload(t, &id, schedule, first, input) {
+    match upload(t, &id, schedule, first, input, replace) {
         Ok(total) => Ok(total),
-        Err(e) => {
-            // Nothing half-made may stay behind looking like a backup.
-            let abort = t.rt.block_on(
-                t.client
-                    .abort_multipart_upload()
-                    .bucket(&t.bucket)
-                    .key(&t.key)
-                    .upload_id(&id)
-                    .send(),
-            );
-            Err(after_abort(e, abort.map(|_| ())))
-        }
+        // Nothing half-made may stay behind looking like a backup.
+        Err(e) => Err(after_abort(e, t.rt.block_on(abort(t, &id)))),
+    }
+}
+
+/// Aborting the upload `id`, as a future that owns what it needs (the interrupt cleanup runs it on its thread).
+fn abort(t: &S3Target, id: &str) -> impl Future<Output = anyhow::Result<()>> + Send + 'static {
+    let req = t
+        .client
+        .abort_multipart_upload()
+        .bucket(&t.bucket)
+        .key(&t.key)
+        .upload_id(id);
+    async move {
+        req.send()
+            .await
+            .map(drop)
+            .map_err(|e| anyhow!("{}", describe(&e)))
+    }
+}
+
+/// A refused conditional write (412) means an object is at the key. It may be our own: when the answer to the
+/// write that stored it was lost, the SDK sent it again and that second try was refused. The stored checksum
+/// tells which (identical bytes from another writer are as good).
+async fn settle(t: &S3Target, ours: &str) -> anyhow::Result<()> {
+    match t.lookup().await? {
+        Some(h) if h.checksum_sha256().is_some_and(|s| same_checksum(s, ours)) => Ok(()),
+        _ => Err(exists(&t.url(&t.key))),
     }
 }
 
@@ -52,7 +77,7 @@ fn metadata(t: &S3Target, schedule: Schedule) -> HashMap<String, String> {
     m
 }
 
-async fn put_single(t: &S3Target, data: Vec<u8>) -> anyhow::Result<u64> {
+async fn put_single(t: &S3Target, data: Vec<u8>, replace: Replace) -> anyhow::Result<u64> {
     let len = data.len() as u64;
     // One part as long as the object: the reader's layout of a single-part object whatever the schedule.
     let mut meta = metadata(
@@ -63,26 +88,27 @@ async fn put_single(t: &S3Target, data: Vec<u8>) -> anyhow::Result<u64> {
         },
     );
     meta.insert(META_BYTES.into(), len.to_string());
+    let sum = sha256_b64(&data);
     let req = t
         .client
         .put_object()
         .bucket(&t.bucket)
         .key(&t.key)
         .checksum_algorithm(ChecksumAlgorithm::Sha256)
-        .checksum_sha256(sha256_b64(&data))
+        .checksum_sha256(&sum)
         .set_metadata(Some(meta))
         .set_storage_class(t.opts.storage_class.as_deref().map(StorageClass::from))
         .set_server_side_encryption(t.opts.sse.as_deref().map(ServerSideEncryption::from))
         .set_ssekms_key_id(t.opts.sse_kms_key_id.clone())
+        .set_if_none_match((replace == Replace::No).then(|| "*".to_string()))
         .body(ByteStream::from(data));
     // The signed x-amz-checksum-sha256 header already binds the body (S3 checks it), so SigV4 need not hash
     // the payload a second time: one SHA-256 pass per byte instead of two.
-    req.customize()
-        .disable_payload_signing()
-        .send()
-        .await
-        .map_err(err(format!("uploading {}", t.url(&t.key))))?;
-    Ok(len)
+    match req.customize().disable_payload_signing().send().await {
+        Ok(_) => Ok(len),
+        Err(e) if status(&e) == Some(412) => settle(t, &sum).await.map(|()| len),
+        Err(e) => Err(anyhow!("uploading {}: {}", t.url(&t.key), describe(&e))),
+    }
 }
 
 async fn create(t: &S3Target, schedule: Schedule) -> anyhow::Result<String> {
@@ -110,39 +136,58 @@ fn upload(
     schedule: Schedule,
     first: Vec<u8>,
     input: &mut dyn Read,
+    replace: Replace,
 ) -> anyhow::Result<u64> {
+    let url = t.url(&t.key);
     let too_long = format!(
         "the stream is longer than 10,000 parts of this schedule hold ({} bytes); give --size-hint or a \
          larger --part-size",
         schedule.capacity()
     );
+    let in_flight = InFlight::default();
+    let armed = arm_abort(&t.rt, url.clone(), &in_flight, abort(t, id));
     let (parts, total) = Parts {
         rt: &t.rt,
         concurrency: t.opts.concurrency,
         size: &|n| schedule.size(n),
         max_parts: MAX_PARTS,
         too_long: &too_long,
+        in_flight: &in_flight,
     }
     .run(first, input, |n, _, data| {
         t.rt.spawn(upload_part(t, id, n as i32, data))
     })?;
-    let url = t.url(&t.key);
-    t.rt.block_on(
-        t.client
-            .complete_multipart_upload()
-            .bucket(&t.bucket)
-            .key(&t.key)
-            .upload_id(id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build(),
-            )
-            .send(),
-    )
-    .map_err(err(format!("completing {url}")))?;
-    t.rt.block_on(tag_bytes(t, total))?;
-    Ok(total)
+    let ours = composite(
+        &parts
+            .iter()
+            .map(|p| part_digest(p.checksum_sha256()))
+            .collect::<anyhow::Result<Vec<_>>>()?,
+    );
+    let complete = t
+        .client
+        .complete_multipart_upload()
+        .bucket(&t.bucket)
+        .key(&t.key)
+        .upload_id(id)
+        .set_if_none_match((replace == Replace::No).then(|| "*".to_string()))
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        );
+    match armed.commit(|| t.rt.block_on(complete.send()).map_err(Box::new)) {
+        Ok(_) => Ok(total),
+        Err(e) if status(&*e) == Some(412) => t.rt.block_on(settle(t, &ours)).map(|()| total),
+        Err(e) => Err(anyhow!("completing {url}: {}", describe(&e))),
+    }
+}
+
+/// The raw SHA-256 of a part from the base64 checksum it was sent with.
+fn part_digest(b64: Option<&str>) -> anyhow::Result<[u8; 32]> {
+    aws_smithy_types::base64::decode(b64.context("a part without its checksum")?)
+        .ok()
+        .and_then(|v| v.try_into().ok())
+        .context("a part checksum that is not a SHA-256")
 }
 
 /// One part. The SDK retries it on transient failures, resending the same bytes; S3 checks its SHA-256.
@@ -176,25 +221,4 @@ fn upload_part(
             .checksum_sha256(sum)
             .build())
     }
-}
-
-/// The byte count of a multipart object goes on as a tag, since its metadata was fixed before the length was
-/// known. The object is complete by now; a failure here still fails the put, so a cron job hears of it.
-async fn tag_bytes(t: &S3Target, total: u64) -> anyhow::Result<()> {
-    let tag = Tag::builder()
-        .key(TAG_BYTES)
-        .value(total.to_string())
-        .build()?;
-    t.client
-        .put_object_tagging()
-        .bucket(&t.bucket)
-        .key(&t.key)
-        .tagging(Tagging::builder().tag_set(tag).build()?)
-        .send()
-        .await
-        .map_err(err(format!(
-            "{} is stored whole, but tagging it with its byte count failed",
-            t.url(&t.key)
-        )))?;
-    Ok(())
 }

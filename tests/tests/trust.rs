@@ -1,0 +1,78 @@
+//! What a failed run must never do, on the whole pipe: replace a good backup. A filter cannot see its upstream's
+//! exit status, so a `zfs send` that dies midway looks to every stage like a clean end of a shorter stream; the
+//! store is what must refuse (put never replaces an object unless told to).
+
+use zstream_tests::bins::bin;
+use zstream_tests::data::Gen;
+use zstream_tests::moto::Moto;
+use zstream_tests::proc::sh_env;
+
+/// Stores a good backup at `url` through the whole pipe, then runs the same pipe from an upstream that dies of
+/// SIGKILL after 2 MB: the put must fail and the good backup must come back whole.
+fn a_dying_upstream_keeps_the_good_backup(url: &str, env: &[(String, String)]) {
+    let d = tempfile::tempdir().unwrap();
+    let f = |n: &str| d.path().join(n).to_str().unwrap().to_string();
+    let [hash, seal, par, ship] = [
+        "zstream-hash",
+        "zstream-seal",
+        "zstream-par",
+        "zstream-ship",
+    ]
+    .map(|b| bin(b).to_str().unwrap().to_string());
+    std::fs::write(f("full.zfs"), Gen::bytes(77, 6 << 20)).unwrap();
+    for k in ["a.key", "b.key"] {
+        sh_env(&format!("{seal} keygen -o {}", f(k)), &[]).expect_code(0);
+    }
+    let keys = format!("--key-file {} --key-file {}", f("a.key"), f("b.key"));
+    let put = format!(
+        "{hash} -o {} | {seal} {keys} | {par} | {ship} put --part-size 5MiB {url}",
+        f("x.sha256")
+    );
+    sh_env(&format!("cat {} | {put}", f("full.zfs")), env).expect_code(0);
+    std::fs::copy(f("x.sha256"), f("good.sha256")).unwrap();
+
+    let r = sh_env(
+        &format!(
+            "set +e; (head -c 2000000 {}; kill -9 $BASHPID) | {put}; echo \"${{PIPESTATUS[*]}}\"",
+            f("full.zfs")
+        ),
+        env,
+    );
+    // ship refuses before it reads a byte, so the stages before it may also fail on the pipe it closed.
+    let status = String::from_utf8_lossy(r.stdout()).trim().to_string();
+    let codes: Vec<&str> = status.split(' ').collect();
+    assert!(
+        codes.len() == 5 && codes[0] == "137" && codes[4] == "1",
+        "{url}: {status}: {}",
+        r.describe()
+    );
+    assert!(r.stderr().contains("exists"), "{url}: {}", r.describe());
+
+    let back = sh_env(
+        &format!(
+            "{ship} get {url} | {par} -d | {seal} -d {keys} | {hash} --check {} > {}",
+            f("good.sha256"),
+            f("back.zfs")
+        ),
+        env,
+    );
+    back.expect_code(0);
+    assert!(
+        std::fs::read(f("back.zfs")).unwrap() == std::fs::read(f("full.zfs")).unwrap(),
+        "{url}: the stored backup changed"
+    );
+}
+
+#[test]
+fn a_dying_upstream_does_not_replace_a_file_backup() {
+    let d = tempfile::tempdir().unwrap();
+    let url = format!("file://{}/pool/fs/mon", d.path().display());
+    a_dying_upstream_keeps_the_good_backup(&url, &[]);
+}
+
+#[test]
+fn a_dying_upstream_does_not_replace_an_s3_backup() {
+    let moto = Moto::start();
+    moto.bucket("trust");
+    a_dying_upstream_keeps_the_good_backup("s3://trust/pool/fs/mon", &moto.env());
+}

@@ -1,0 +1,76 @@
+//! SIGTERM, SIGINT and SIGHUP (a cron timeout, Ctrl-C, a closed terminal) end the process only after the cleanup
+//! that an unfinished write registered has run: an aborted upload, a removed temporary file. The default action
+//! would leave them behind, for `gc` to find days later or never.
+//!
+//! One cleanup is armed at a time. `Armed::commit` runs the step that makes the write final (a rename, a
+//! CompleteMultipartUpload) while holding the same lock the signal thread takes, so a signal either cleans up
+//! before the commit or waits for it and finds nothing left to undo; it never undoes half of a commit.
+
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use std::sync::{Mutex, Once};
+
+type Cleanup = Box<dyn FnOnce() -> String + Send>;
+
+static SLOT: Mutex<Option<Cleanup>> = Mutex::new(None);
+static INSTALL: Once = Once::new();
+
+/// Arms `cleanup` (it returns what it did, for the message) until the returned guard commits or drops.
+/// `name` prefixes the message printed when a signal arrives.
+pub fn arm(name: &'static str, cleanup: impl FnOnce() -> String + Send + 'static) -> Armed {
+    INSTALL.call_once(|| install(name));
+    *lock() = Some(Box::new(cleanup));
+    Armed(())
+}
+
+/// An armed cleanup. Dropping it disarms it (the caller's own error path cleans up then).
+pub struct Armed(());
+
+impl Armed {
+    /// Disarms the cleanup and runs `commit` with signals held off until it returns.
+    pub fn commit<T>(self, commit: impl FnOnce() -> T) -> T {
+        let mut slot = lock();
+        *slot = None;
+        commit()
+    }
+}
+
+impl Drop for Armed {
+    fn drop(&mut self) {
+        *lock() = None;
+    }
+}
+
+fn lock() -> std::sync::MutexGuard<'static, Option<Cleanup>> {
+    // A panic while holding the lock cannot leave the slot inconsistent: it is only ever set or taken whole.
+    SLOT.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn install(name: &'static str) {
+    let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]) {
+        Ok(s) => s,
+        // Without the handler the default action stays: the process dies as it would have before.
+        Err(_) => return,
+    };
+    std::thread::spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            let mut slot = lock();
+            let said = match slot.take() {
+                Some(cleanup) => format!("; {}", cleanup()),
+                None => String::new(),
+            };
+            eprintln!("{name}: interrupted by {}{said}", signal_name(sig));
+            // Die of the signal itself, so the parent (a shell, cron, systemd) sees what happened.
+            let _ = signal_hook::low_level::emulate_default_handler(sig);
+            std::process::exit(128 + sig);
+        }
+    });
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        SIGTERM => "SIGTERM",
+        SIGINT => "SIGINT",
+        SIGHUP => "SIGHUP",
+        _ => "a signal",
+    }
+}
