@@ -11,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
         Secret::KeyFile { name: "b".into(), key: Key::from_bytes([2; 32]) },
     ];
     let mut out = Vec::new();
-    let r = filter::open(data, &mut out, &secrets, 0, |_| {});
+    let r = filter::open(data, &mut out, &secrets, &filter::OpenOptions::threads(0), |_| {});
     assert!(r.is_err() && out.is_empty(), "a forged stream was accepted");
     // Header parsing and key checks on their own, with the magic in place so the fuzzer gets past it.
     let mut framed = b"ZSTSEAL\x01".to_vec();

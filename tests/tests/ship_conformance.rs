@@ -216,13 +216,16 @@ fn killed_put(place: &dyn Place, key: &str, fed: usize) {
 fn signalled_put(place: &dyn Place, key: &str, fed: usize, (sig, num): (&str, i32)) {
     let p = place.name();
     let before = stale(place);
-    let child = started_put(place, key, fed, &[]);
+    let mut child = started_put(place, key, fed, &[]);
+    // Its stdin stays open until it has died: the signal, not an end of input, must end it.
+    let stdin = child.stdin.take();
     let killed = Command::new("kill")
         .args([format!("-{num}"), child.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
     let out = child.wait_with_output().unwrap();
+    drop(stdin);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         out.status.signal(),
@@ -410,6 +413,12 @@ fn bad_targets_and_arguments_exit_2() {
         &["get", "glacier://vault"],
         &["put", "--description", "tab\there", "glacier://vault"],
         &["gc", "--older-than", "soon", "file:///tmp/"],
+        &["gc", "--older-than", "9999999999999999999", "file:///tmp/"],
+        &["put", "--part-size", "1", "s3://bucket/key"],
+        &["put", "--part-size", "10T", "s3://bucket/key"],
+        &["put", "--size-hint", "100P", "s3://bucket/key"],
+        &["put", "--part-size", "8GiB", "glacier://vault"],
+        &["put", "--overwrite", "glacier://vault"],
         &["frobnicate"],
     ] {
         ship(args, b"x")

@@ -165,7 +165,7 @@ fn an_upload_that_cannot_finish_leaves_nothing() {
     );
     let r = ship(
         &Moto::env_for(&proxy.endpoint()),
-        &["put", "s3://fail/k"],
+        &["put", "--overwrite", "s3://fail/k"],
         &Gen::bytes(1, 12 << 20),
     );
     r.expect_code(1).expect_clean_stderr("zstream-ship");

@@ -76,3 +76,77 @@ fn a_dying_upstream_does_not_replace_an_s3_backup() {
     moto.bucket("trust");
     a_dying_upstream_keeps_the_good_backup("s3://trust/pool/fs/mon", &moto.env());
 }
+
+/// Runs `bin args` with `input` on stdin and a stdout pipe whose reading end is already closed.
+fn into_closed_pipe(bin: &str, args: &[&str], input: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    let (reader, writer) = rustix::pipe::pipe().unwrap();
+    drop(reader);
+    let mut child = std::process::Command::new(zstream_tests::bins::bin(bin))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let _ = stdin.write_all(input);
+    drop(stdin);
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn reports_into_a_closed_pipe_fail_in_one_line_without_a_panic() {
+    let d = tempfile::tempdir().unwrap();
+    let key = d.path().join("a.key");
+    let seal = bin("zstream-seal");
+    sh_env(
+        &format!("{} keygen -o {}", seal.display(), key.display()),
+        &[],
+    )
+    .expect_code(0);
+    let sealed = sh_env(
+        &format!(
+            "echo data | {} --key-file {}",
+            seal.display(),
+            key.display()
+        ),
+        &[],
+    );
+    let par = sh_env(
+        &format!("echo data | {}", bin("zstream-par").display()),
+        &[],
+    );
+    let dir = d.path().join("store");
+    sh_env(
+        &format!(
+            "echo x | {} put file://{}/obj",
+            bin("zstream-ship").display(),
+            dir.display()
+        ),
+        &[],
+    )
+    .expect_code(0);
+    let ls_url = format!("file://{}/", dir.display());
+    for (b, args, input) in [
+        ("zstream-seal", vec!["inspect"], sealed.stdout()),
+        ("zstream-seal", vec!["inspect", "--json"], sealed.stdout()),
+        ("zstream-par", vec!["--verify", "--json"], par.stdout()),
+        ("zstream-ship", vec!["ls", &ls_url], b""),
+        ("zstream-ship", vec!["ls", "--json", &ls_url], b""),
+    ] {
+        let out = into_closed_pipe(b, &args, input);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{b} {args:?}: {}: {err}",
+            out.status
+        );
+        assert!(
+            !err.contains("panicked") && !err.contains("internal error"),
+            "{b} {args:?}: {err}"
+        );
+        assert!(err.contains("stdout was closed"), "{b} {args:?}: {err}");
+    }
+}

@@ -77,3 +77,46 @@ fn install_panic_hook(name: &'static str) {
         std::process::exit(Code::Runtime.as_i32());
     }));
 }
+
+/// `--threads N` of the stages with workers (seal, par). Bounded: a thread costs a stack and its buffers, and a
+/// count in the thousands is a typo, not a plan.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct ThreadsArg {
+    /// Worker threads, 1 to 256 [default: the cores, as many as keep the buffers within 112 MiB].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: Option<u16>,
+}
+
+/// What the default thread count keeps a stage's buffers within; with the rest of the process the tool stays
+/// under 128 MiB (README: memory).
+pub const THREADS_BUDGET: u64 = 112 << 20;
+
+impl ThreadsArg {
+    /// The count given, or the cores, but no more than keep (2 x threads + 2) work units of `unit` bytes (what a
+    /// worker holds: a chunk, a group) within `THREADS_BUDGET`; at least 1.
+    pub fn get(&self, unit: u64) -> usize {
+        if let Some(n) = self.threads {
+            return n.into();
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let units = THREADS_BUDGET / unit.max(1);
+        let fit = (units.saturating_sub(2) / 2).max(1);
+        cores.min(usize::try_from(fit).unwrap_or(usize::MAX))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_threads_fit_the_budget() {
+        let t = ThreadsArg { threads: None };
+        // 12 MiB groups (par's 10+2 of 1 MiB): at most (112/12 - 2)/2 = 3.
+        assert!((1..=3).contains(&t.get(12 << 20)));
+        // A unit larger than the budget still gets one worker.
+        assert_eq!(t.get(1 << 30), 1);
+        let given = ThreadsArg { threads: Some(200) };
+        assert_eq!(given.get(1 << 30), 200);
+    }
+}

@@ -4,15 +4,21 @@
 //!
 //! One cleanup is armed at a time. `Armed::commit` runs the step that makes the write final (a rename, a
 //! CompleteMultipartUpload) while holding the same lock the signal thread takes, so a signal either cleans up
-//! before the commit or waits for it and finds nothing left to undo; it never undoes half of a commit.
+//! before the commit or waits for it and finds nothing left to undo; it never undoes half of a commit. And no
+//! commit starts once a signal has arrived: the handler itself sets a flag (before the signal thread runs), and
+//! a commit that finds it leaves the cleanup to that thread. A cron timeout signals the whole process group, so
+//! the end of input that follows a SIGTERM is most likely the upstream dying, not a clean end.
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-use std::sync::{Mutex, Once};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Once, OnceLock};
 
 type Cleanup = Box<dyn FnOnce() -> String + Send>;
 
 static SLOT: Mutex<Option<Cleanup>> = Mutex::new(None);
 static INSTALL: Once = Once::new();
+/// Set by the signal handler itself, at delivery.
+static SIGNALLED: OnceLock<Arc<AtomicBool>> = OnceLock::new();
 
 /// Arms `cleanup` (it returns what it did, for the message) until the returned guard commits or drops.
 /// `name` prefixes the message printed when a signal arrives.
@@ -26,9 +32,17 @@ pub fn arm(name: &'static str, cleanup: impl FnOnce() -> String + Send + 'static
 pub struct Armed(());
 
 impl Armed {
-    /// Disarms the cleanup and runs `commit` with signals held off until it returns.
+    /// Disarms the cleanup and runs `commit` with signals held off until it returns. If a signal has already
+    /// arrived, the commit never runs: this thread waits for the signal thread to clean up and end the process.
     pub fn commit<T>(self, commit: impl FnOnce() -> T) -> T {
         let mut slot = lock();
+        if SIGNALLED.get().is_some_and(|f| f.load(Ordering::SeqCst)) {
+            drop(slot);
+            std::mem::forget(self);
+            loop {
+                std::thread::park();
+            }
+        }
         *slot = None;
         commit()
     }
@@ -46,6 +60,10 @@ fn lock() -> std::sync::MutexGuard<'static, Option<Cleanup>> {
 }
 
 fn install(name: &'static str) {
+    let flag = SIGNALLED.get_or_init(Arc::default);
+    for sig in [SIGTERM, SIGINT, SIGHUP] {
+        let _ = signal_hook::flag::register(sig, Arc::clone(flag));
+    }
     let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]) {
         Ok(s) => s,
         // Without the handler the default action stays: the process dies as it would have before.

@@ -22,19 +22,64 @@ pub struct Chunk<T = Vec<u8>> {
 
 /// Runs `read` (which fills a recycled item, or returns None at the end), `work` on every chunk in parallel, and
 /// `emit` on every chunk in order. `read` and `emit` run on one thread each, so they may hold the input and output.
-pub fn map<T, R, F, E>(threads: usize, mut read: R, work: F, mut emit: E) -> anyhow::Result<()>
+pub fn map<T, R, F, E>(threads: usize, read: R, work: F, emit: E) -> anyhow::Result<()>
 where
     T: Default + Send,
     R: FnMut(T, u64) -> anyhow::Result<Option<Chunk<T>>>,
     F: Fn(&mut Chunk<T>) -> anyhow::Result<()> + Sync,
     E: FnMut(&Chunk<T>) -> anyhow::Result<()> + Send,
 {
+    run::<T, (), _, _, _>(threads, None, read, |c, _| work(c), emit)
+}
+
+/// `map` with sequential work inside the parallel stage: each chunk's `work` gets that chunk's `Turn` on
+/// `order`, and `Turn::with` runs on the shared state for chunk 0, then chunk 1, and so on, whichever worker
+/// holds each (a digest of the whole stream, beside reading and writing instead of on their threads). A turn
+/// that work drops unused (an early return, an error) still waits for its place and passes it on, so no path
+/// through `work` can leave the next chunk's worker waiting for ever.
+pub fn map_in_order<S, T, R, F, E>(
+    threads: usize,
+    order: &InOrder<S>,
+    read: R,
+    work: F,
+    emit: E,
+) -> anyhow::Result<()>
+where
+    S: Send,
+    T: Default + Send,
+    R: FnMut(T, u64) -> anyhow::Result<Option<Chunk<T>>>,
+    F: Fn(&mut Chunk<T>, Turn<'_, S>) -> anyhow::Result<()> + Sync,
+    E: FnMut(&Chunk<T>) -> anyhow::Result<()> + Send,
+{
+    run(threads, Some(order), read, work, emit)
+}
+
+fn run<T, S, R, F, E>(
+    threads: usize,
+    order: Option<&InOrder<S>>,
+    mut read: R,
+    work: F,
+    mut emit: E,
+) -> anyhow::Result<()>
+where
+    S: Send,
+    T: Default + Send,
+    R: FnMut(T, u64) -> anyhow::Result<Option<Chunk<T>>>,
+    F: Fn(&mut Chunk<T>, Turn<'_, S>) -> anyhow::Result<()> + Sync,
+    E: FnMut(&Chunk<T>) -> anyhow::Result<()> + Send,
+{
+    let turn = |index: u64| Turn {
+        order,
+        index,
+        taken: false,
+    };
     if threads == 0 {
         // No threads, no channels: for in-process callers that want none (test vectors, fuzzing).
         let mut buf = T::default();
         let mut index = 0;
         while let Some(mut chunk) = read(buf, index)? {
-            work(&mut chunk)?;
+            let t = turn(chunk.index);
+            work(&mut chunk, t)?;
             emit(&chunk)?;
             index += 1;
             if chunk.last {
@@ -54,12 +99,14 @@ where
 
     std::thread::scope(|s| {
         for _ in 0..threads {
-            let (done_tx, job_rx, work) = (done_tx.clone(), Arc::clone(&job_rx), &work);
+            let (done_tx, job_rx, work, turn) =
+                (done_tx.clone(), Arc::clone(&job_rx), &work, &turn);
             s.spawn(move || loop {
                 // Hold the lock only to take a job, not while working on it.
                 let job = job_rx.lock().map(|rx| rx.recv());
                 let Ok(Ok(mut chunk)) = job else { return };
-                let result = work(&mut chunk);
+                let t = turn(chunk.index);
+                let result = work(&mut chunk, t);
                 if done_tx.send((chunk, result)).is_err() {
                     return;
                 }
@@ -122,10 +169,7 @@ where
     Ok(())
 }
 
-/// Sequential work inside the parallel stage: `with(index, f)` runs `f` on the shared state for chunk 0, then
-/// chunk 1, and so on, whichever worker holds each. Used for a digest of the whole stream, so that it runs beside
-/// reading and writing instead of on their threads. Workers take chunks in order, so the chunk whose turn it is
-/// is always held by a running worker and waiting cannot deadlock.
+/// The shared state of `map_in_order`'s sequential work, and whose turn it is.
 pub struct InOrder<S> {
     state: Mutex<(u64, S)>,
     turn: std::sync::Condvar,
@@ -139,7 +183,13 @@ impl<S> InOrder<S> {
         }
     }
 
-    pub fn with<T>(&self, index: u64, f: impl FnOnce(&mut S) -> T) -> T {
+    pub fn into_inner(self) -> S {
+        self.state.into_inner().unwrap_or_else(|e| e.into_inner()).1
+    }
+
+    /// Waits for chunk `index`'s turn, runs `f`, and passes the turn on. Workers take chunks in order, so the
+    /// chunk whose turn it is is always held by a running worker and waiting cannot deadlock.
+    fn take<T>(&self, index: u64, f: impl FnOnce(&mut S) -> T) -> T {
         let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
         while guard.0 != index {
             guard = self.turn.wait(guard).unwrap_or_else(|e| e.into_inner());
@@ -148,6 +198,32 @@ impl<S> InOrder<S> {
         guard.0 += 1;
         self.turn.notify_all();
         out
+    }
+}
+
+/// One chunk's place in the sequence of `map_in_order`. Used (`with`) or dropped, it is passed on exactly once.
+pub struct Turn<'a, S> {
+    order: Option<&'a InOrder<S>>,
+    index: u64,
+    taken: bool,
+}
+
+impl<S> Turn<'_, S> {
+    /// Runs `f` on the shared state when every earlier chunk has had its turn.
+    pub fn with<T>(mut self, f: impl FnOnce(&mut S) -> T) -> T {
+        self.taken = true;
+        let order = self
+            .order
+            .expect("with() is only reachable through map_in_order");
+        order.take(self.index, f)
+    }
+}
+
+impl<S> Drop for Turn<'_, S> {
+    fn drop(&mut self) {
+        if let (false, Some(order)) = (self.taken, self.order) {
+            order.take(self.index, |_| ());
+        }
     }
 }
 
@@ -195,6 +271,44 @@ mod tests {
             },
         );
         (out, r)
+    }
+
+    #[test]
+    fn a_turn_skipped_by_an_early_return_does_not_hang_the_rest() {
+        for threads in [0, 1, 2, 4] {
+            let order = InOrder::new(Vec::new());
+            let mut emitted = 0;
+            let r = map_in_order(
+                threads,
+                &order,
+                |_: Vec<u8>, index| {
+                    Ok(Some(Chunk {
+                        index,
+                        data: Vec::new(),
+                        last: index == 99,
+                    }))
+                },
+                |c, turn| {
+                    if c.index % 3 == 0 {
+                        return Ok(()); // returns before its turn
+                    }
+                    turn.with(|seen: &mut Vec<u64>| seen.push(c.index));
+                    Ok(())
+                },
+                |_| {
+                    emitted += 1;
+                    Ok(())
+                },
+            );
+            r.unwrap();
+            assert_eq!(emitted, 100);
+            let want: Vec<u64> = (0..100).filter(|i| i % 3 != 0).collect();
+            assert_eq!(
+                order.into_inner(),
+                want,
+                "threads {threads}: in order, none skipped but the returned"
+            );
+        }
     }
 
     #[test]

@@ -76,6 +76,15 @@ pub fn write_out(w: &mut impl Write, buf: &[u8]) -> anyhow::Result<()> {
     w.write_all(buf).map_err(out_error)
 }
 
+/// Prints one line of a report (ls, inspect, --json) on stdout, with the data path's closed-pipe handling:
+/// `println!` panics when stdout is closed, and a report cut short is a failure like a stream cut short.
+pub fn print_line(line: impl std::fmt::Display) -> anyhow::Result<()> {
+    let mut out = io::stdout().lock();
+    writeln!(out, "{line}")
+        .and_then(|()| out.flush())
+        .map_err(out_error)
+}
+
 /// The error for a failed write to stdout. A closed pipe is a failure for a filter (the stream did not get
 /// through), so it is said plainly rather than hidden.
 pub fn out_error(e: io::Error) -> anyhow::Error {

@@ -3,6 +3,7 @@
 use crate::decode::{self, Mode};
 use crate::encode::{self, Params};
 use clap::Parser;
+use zstream_common::cli::ThreadsArg;
 use zstream_common::progress::{Progress, ProgressArg};
 use zstream_common::{integrity, pipe, size, usage};
 
@@ -51,20 +52,20 @@ pub struct Args {
     #[arg(long, default_value_t = 1, value_name = "D")]
     pub interleave: u16,
 
-    /// Worker threads [default: all cores].
-    #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub threads: ThreadsArg,
 
     #[command(flatten)]
     pub progress: ProgressArg,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let threads = match args.threads {
-        Some(0) => return Err(usage("--threads must be at least 1")),
-        Some(n) => n,
-        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
+    // A worker holds an interleaved set of groups; decoding reads the geometry from the stream, so the
+    // default is sized by the options' geometry (the defaults, unless given).
+    let set = u64::from(args.interleave)
+        * (u64::from(args.data) + u64::from(args.parity))
+        * args.block_size;
+    let threads = args.threads.get(set);
     let mut input = pipe::stdin();
     let mut progress = Progress::new(NAME, args.progress.progress, pipe::known_size(&*input));
     if args.verify {
@@ -89,7 +90,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if args.json {
             let mut v = serde_json::to_value(&report)?;
             v["verdict"] = verdict.into();
-            println!("{v}");
+            pipe::print_line(format_args!("{v}"))?;
         } else {
             let worst = report
                 .worst_group

@@ -81,8 +81,9 @@ pub fn decode<R: Read, W: Write + Send>(
     let codec = std::sync::OnceLock::<Codec>::new();
     let mut stats = Stats::default();
 
-    let result = ordered::map(
+    let result = ordered::map_in_order(
         threads,
+        &sha,
         |recycled: Group, _| {
             asm.recycle(recycled);
             let g = asm.next_group()?;
@@ -95,7 +96,7 @@ pub fn decode<R: Read, W: Write + Send>(
                 }
             }))
         },
-        |c| {
+        |c, turn| {
             let g = &mut c.data;
             if let Some(f) = g.shape {
                 let codec = match codec.get() {
@@ -107,7 +108,7 @@ pub fn decode<R: Read, W: Write + Send>(
                 };
                 repair(codec, g)?;
             }
-            sha.with(c.index, |sha| {
+            turn.with(|sha| {
                 let (Some(f), true, Some(h)) = (g.shape, g.lost.is_empty(), sha.as_mut()) else {
                     *sha = None;
                     return;

@@ -101,8 +101,9 @@ pub fn encode<R: Read, W: Write + Send>(
     let mut total = 0u64;
     let mut next_group = 0u64;
     let mut ended = false;
-    ordered::map(
+    ordered::map_in_order(
         threads,
+        &sha,
         |mut batch: Batch, index| {
             if ended {
                 return Ok(None);
@@ -136,8 +137,8 @@ pub fn encode<R: Read, W: Write + Send>(
                 last: ended,
             }))
         },
-        |c| {
-            sha.with(c.index, |sha| {
+        |c, turn| {
+            turn.with(|sha| {
                 for g in &mut c.data.groups {
                     sha.update(&g.buf[..g.len]);
                     if let Some(total) = g.total {

@@ -1,13 +1,14 @@
 //! The command line of zstream-seal.
 
-use crate::filter::{self, SealOptions, Secret};
+use crate::filter::{self, OpenOptions, SealOptions, Secret};
 use crate::header::{Header, DEFAULT_CHUNK};
-use crate::kdf::Argon2Params;
+use crate::kdf::{Argon2Params, KdfLimit};
 use crate::key;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
+use zstream_common::cli::ThreadsArg;
 use zstream_common::progress::{Progress, ProgressArg};
 use zstream_common::{integrity, pipe, size, usage};
 
@@ -42,9 +43,8 @@ pub struct Args {
     #[arg(long = "passphrase-file", value_name = "FILE")]
     pub passphrase_files: Vec<PathBuf>,
 
-    /// Worker threads [default: all cores].
-    #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub threads: ThreadsArg,
 
     /// Plaintext bytes per chunk when sealing (opening reads it from the header).
     #[arg(long, value_name = "SIZE", value_parser = size::parse, default_value_t = DEFAULT_CHUNK as u64)]
@@ -57,6 +57,14 @@ pub struct Args {
     /// Argon2id passes for passphrases when sealing.
     #[arg(long, value_name = "N", default_value_t = Argon2Params::DEFAULT.t_cost)]
     pub argon2_passes: u32,
+
+    /// When opening: the most Argon2id memory (KiB) a header may ask for, checked before any key is tried.
+    #[arg(long, value_name = "KIB", default_value_t = KdfLimit::DEFAULT.memory_kib)]
+    pub max_argon2_memory: u32,
+
+    /// When opening: the most Argon2id passes a header may ask for.
+    #[arg(long, value_name = "N", default_value_t = KdfLimit::DEFAULT.passes)]
+    pub max_argon2_passes: u32,
 
     #[command(flatten)]
     pub progress: ProgressArg,
@@ -98,11 +106,8 @@ fn seal_or_open(args: &Args) -> anyhow::Result<()> {
     if secrets.is_empty() {
         return Err(usage("give at least one --key-file or --passphrase-file"));
     }
-    let threads = match args.threads {
-        Some(0) => return Err(usage("--threads must be at least 1")),
-        Some(n) => n,
-        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
+    // A worker holds a chunk; opening sizes its default by the header's chunk size.
+    let threads = args.threads.get(args.chunk_size);
     let chunk_size =
         u32::try_from(args.chunk_size).map_err(|_| usage("--chunk-size is too large"))?;
     pipe::setup_filter()?;
@@ -111,7 +116,14 @@ fn seal_or_open(args: &Args) -> anyhow::Result<()> {
     let mut progress = Progress::new(NAME, args.progress.progress, pipe::known_size(&*input));
     let count = |n: u64| progress.add(n);
     if args.decrypt {
-        filter::open(&*input, &mut *output, &secrets, threads, count)?;
+        let opts = OpenOptions {
+            threads: args.threads,
+            kdf_limit: KdfLimit {
+                memory_kib: args.max_argon2_memory,
+                passes: args.max_argon2_passes,
+            },
+        };
+        filter::open(&*input, &mut *output, &secrets, &opts, count)?;
     } else {
         let opts = SealOptions {
             chunk_size,
@@ -147,19 +159,24 @@ fn load_secrets(args: &Args) -> anyhow::Result<Vec<Secret>> {
     Ok(secrets)
 }
 
-/// The first line of the file, without its line end. Wiped from memory after use.
+/// The first line of the file, without its line end (`\n` or `\r\n`, seal-v1.md). Wiped from memory after use.
 fn read_passphrase(path: &Path) -> anyhow::Result<Zeroizing<Vec<u8>>> {
-    use std::os::unix::fs::MetadataExt;
     let what = || format!("passphrase file {}", path.display());
-    let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| usage(format!("{}: {e}", what())))?);
-    if std::fs::metadata(path).is_ok_and(|m| m.mode() & 0o077 != 0) {
-        eprintln!(
-            "{NAME}: warning: {} is readable by others; chmod 600 it",
+    let bytes = key::read_secret_file(path, "passphrase file", NAME)?;
+    if key::looks_like_key_file(&bytes) {
+        return Err(usage(format!(
+            "{} is a key file: give it with --key-file",
             what()
-        );
+        )));
     }
-    let line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let line = match bytes.iter().position(|&b| b == b'\n') {
+        Some(end) => {
+            let l = &bytes[..end];
+            l.strip_suffix(b"\r").unwrap_or(l)
+        }
+        // No line end: the whole file is the line, a final \r included.
+        None => &bytes[..],
+    };
     if line.is_empty() {
         return Err(usage(format!("{}: the first line is empty", what())));
     }
@@ -187,27 +204,27 @@ fn inspect(json: bool) -> anyhow::Result<()> {
             "salt": hex::encode(h.salt),
             "header_bytes": h.encoded_len(),
         });
-        println!("{v}");
+        pipe::print_line(format_args!("{v}"))?;
     } else {
-        println!(
+        pipe::print_line(format_args!(
             "zstream-seal version {} stream, chunks of {} bytes",
             crate::header::VERSION,
             h.chunk_size
-        );
-        println!(
+        ))?;
+        pipe::print_line(format_args!(
             "key files needed: {} ({})",
             h.key_ids.len(),
             ids(&h.key_ids).join(", ")
-        );
+        ))?;
         match h.argon2 {
-            Some(a) => println!(
+            Some(a) => pipe::print_line(format_args!(
                 "passphrases needed: {} (Argon2id, {} KiB, {} passes, {} lane)",
                 h.passphrase_ids.len(),
                 a.m_cost_kib,
                 a.t_cost,
                 a.p_cost
-            ),
-            None => println!("passphrases needed: 0"),
+            ))?,
+            None => pipe::print_line(format_args!("passphrases needed: 0"))?,
         }
     }
     Ok(())

@@ -2,11 +2,13 @@
 //! checks every key against the header before it writes a byte, and writes a chunk only after its tag holds.
 
 use crate::header::{Header, DEFAULT_CHUNK, MAX_CHUNK, MAX_KEYS, MIN_CHUNK, TAG_LEN};
+use crate::kdf::KdfLimit;
 use crate::kdf::{self, Argon2Params};
 use crate::key::{Key, KeyId};
 use crate::stream::PayloadCipher;
 use std::io::{Read, Write};
 use zeroize::Zeroizing;
+use zstream_common::cli::ThreadsArg;
 use zstream_common::ordered;
 use zstream_common::pipe::{write_out, ChunkReader};
 use zstream_common::{integrity, usage};
@@ -129,15 +131,39 @@ pub fn seal<R: Read, W: Write + Send>(
     Ok(total)
 }
 
+/// What opening may be asked to spend, beyond the stream itself.
+#[derive(Clone, Copy, Debug)]
+pub struct OpenOptions {
+    /// Workers (the default is sized by the header's chunk size).
+    pub threads: ThreadsArg,
+    /// The most Argon2id work a header may ask for before anything is authenticated.
+    pub kdf_limit: KdfLimit,
+}
+
+impl OpenOptions {
+    /// `n` workers (0: the default) and the default Argon2id limit.
+    pub fn threads(n: usize) -> OpenOptions {
+        OpenOptions {
+            threads: ThreadsArg {
+                threads: u16::try_from(n).ok().filter(|&n| n > 0),
+            },
+            kdf_limit: KdfLimit::DEFAULT,
+        }
+    }
+}
+
 /// Reads the header, checks every key against it, and opens the stream; returns the number of plaintext bytes.
 pub fn open<R: Read, W: Write + Send>(
     mut input: R,
     output: &mut W,
     secrets: &[Secret],
-    threads: usize,
+    opts: &OpenOptions,
     mut progress: impl FnMut(u64) + Send,
 ) -> anyhow::Result<u64> {
     let header = Header::read(&mut input).map_err(integrity)?;
+    if let Some(a) = header.argon2 {
+        opts.kdf_limit.allows(a).map_err(integrity)?;
+    }
     let keys = check_keys(&header, secrets)?;
     let stream_keys = kdf::stream_keys(&keys, &header.salt);
     if !header.verify(&stream_keys) {
@@ -151,7 +177,7 @@ pub fn open<R: Read, W: Write + Send>(
     let mut reader = ChunkReader::new(input, sealed_chunk as usize, 0);
     let mut total = 0u64;
     ordered::map(
-        threads,
+        opts.threads.get(sealed_chunk),
         |buf, index| reader.chunk(buf, index),
         |c| {
             cipher
@@ -215,6 +241,12 @@ fn check_keys(h: &Header, secrets: &[Secret]) -> anyhow::Result<Vec<Key>> {
         if !file_ids.contains(id) {
             problems.push(format!("key {} is missing", hex::encode(id)));
         }
+    }
+    // Two equal ids (a key file whose material equals a passphrase's) are not allowed (seal-v1.md).
+    let mut all: Vec<KeyId> = keys.iter().map(Key::id).collect();
+    all.sort();
+    if all.windows(2).any(|w| w[0] == w[1]) {
+        problems.push("two of the keys given have the same id".into());
     }
     if problems.is_empty() {
         Ok(keys)

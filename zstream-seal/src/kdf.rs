@@ -47,6 +47,35 @@ impl Argon2Params {
     }
 }
 
+/// The Argon2id work an opener accepts from a header, which nothing has authenticated yet: a forged header could
+/// otherwise make every open spend 4 GiB and minutes before it fails. Sealing with more needs the opener to
+/// raise it (`--max-argon2-memory`, `--max-argon2-passes`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KdfLimit {
+    pub memory_kib: u32,
+    pub passes: u32,
+}
+
+impl KdfLimit {
+    /// 1 GiB and 16 passes: sixteen times the default memory, five times its passes.
+    pub const DEFAULT: KdfLimit = KdfLimit {
+        memory_kib: 1024 * 1024,
+        passes: 16,
+    };
+
+    pub fn allows(&self, p: Argon2Params) -> Result<(), String> {
+        if p.m_cost_kib <= self.memory_kib && p.t_cost <= self.passes {
+            return Ok(());
+        }
+        Err(format!(
+            "the header asks Argon2id for {} KiB and {} passes, more than this opener allows ({} KiB, {} passes): \
+             a forged header, or a stream sealed with --argon2-memory/--argon2-passes above them (raise \
+             --max-argon2-memory/--max-argon2-passes to open it)",
+            p.m_cost_kib, p.t_cost, self.memory_kib, self.passes
+        ))
+    }
+}
+
 /// The key material of a passphrase for one stream (its salt).
 pub fn passphrase_key(passphrase: &[u8], salt: &[u8; 32], p: Argon2Params) -> anyhow::Result<Key> {
     p.check().map_err(anyhow::Error::msg)?;

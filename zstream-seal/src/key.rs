@@ -186,25 +186,56 @@ pub fn from_text(text: &str) -> Result<Key, KeyFileError> {
     Ok(key)
 }
 
-/// Loads a key file. A file that others can read draws a warning on stderr (it still works: the warning is for
-/// the person who left it so).
-pub fn load(path: &Path, prog: &str) -> anyhow::Result<Key> {
+/// The most a key or passphrase file may hold: a key file is about 400 bytes, and reading `/dev/zero` or a
+/// mistaken multi-GiB path must fail at once instead of filling memory.
+pub const MAX_SECRET_FILE: u64 = 64 << 10;
+
+/// Reads a key or passphrase file whole, within `MAX_SECRET_FILE`, into memory that is wiped after use. A file
+/// that others can read draws a warning on stderr (it still works: the warning is for the person who left it so).
+pub fn read_secret_file(path: &Path, what: &str, prog: &str) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+    use std::io::Read;
     use std::os::unix::fs::MetadataExt;
-    let what = || format!("key file {}", path.display());
-    let meta =
-        std::fs::metadata(path).map_err(|e| zstream_common::usage(format!("{}: {e}", what())))?;
+    let what = format!("{what} {}", path.display());
+    let bad = |e: &dyn std::fmt::Display| zstream_common::usage(format!("{what}: {e}"));
+    let f = std::fs::File::open(path).map_err(|e| bad(&e))?;
+    let meta = f.metadata().map_err(|e| bad(&e))?;
+    if meta.is_dir() {
+        return Err(bad(&"is a directory"));
+    }
     if meta.mode() & 0o077 != 0 {
         eprintln!(
-            "{prog}: warning: {} is readable by others (mode {:o}); chmod 600 it",
-            what(),
+            "{prog}: warning: {what} is readable by others (mode {:o}); chmod 600 it",
             meta.mode() & 0o777
         );
     }
-    let text = Zeroizing::new(
-        std::fs::read_to_string(path)
-            .map_err(|e| zstream_common::usage(format!("{}: {e}", what())))?,
-    );
-    from_text(&text).map_err(|e| zstream_common::usage(format!("{}: {e}", what())))
+    let mut bytes = Zeroizing::new(Vec::new());
+    f.take(MAX_SECRET_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| bad(&e))?;
+    if bytes.len() as u64 > MAX_SECRET_FILE {
+        return Err(bad(&format_args!(
+            "larger than {} KiB: not a key or passphrase file",
+            MAX_SECRET_FILE >> 10
+        )));
+    }
+    Ok(bytes)
+}
+
+/// Whether `bytes` are a key file's text (what a passphrase file must not be).
+pub fn looks_like_key_file(bytes: &[u8]) -> bool {
+    bytes
+        .split(|&b| b == b'\n')
+        .any(|l| l.strip_suffix(b"\r").unwrap_or(l) == FIRST_LINE.as_bytes())
+}
+
+/// Loads a key file.
+pub fn load(path: &Path, prog: &str) -> anyhow::Result<Key> {
+    let what = || format!("key file {}", path.display());
+    let bytes = read_secret_file(path, "key file", prog)?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| {
+        zstream_common::usage(format!("{}: not text (a key file is ASCII)", what()))
+    })?;
+    from_text(text).map_err(|e| zstream_common::usage(format!("{}: {e}", what())))
 }
 
 /// Writes a new random key to `path` with mode 0600. Never overwrites: an existing file is an error.

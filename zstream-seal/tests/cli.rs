@@ -371,3 +371,99 @@ fn closed_stdout_exits_1() {
     };
     r.expect_code(1).expect_clean_stderr("zstream-seal");
 }
+
+#[test]
+fn a_forged_argon2_cost_is_refused_before_any_work() {
+    let d = Dir::new("kdf-limit");
+    let pw = d.p("pw");
+    std::fs::write(&pw, "a passphrase\n").unwrap();
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let args = [
+        "--passphrase-file",
+        pw.as_str(),
+        "--argon2-memory",
+        "1024",
+        "--argon2-passes",
+        "1",
+    ];
+    let s = seal(&args, b"secret");
+    s.expect_code(0);
+    // Memory at offset 16, passes at 20 (big-endian): ask for 4 GiB and 64 passes, the format's own maxima.
+    let mut forged = s.stdout().to_vec();
+    forged[16..20].copy_from_slice(&(4u32 << 20).to_be_bytes());
+    forged[20..24].copy_from_slice(&64u32.to_be_bytes());
+    let r = seal(&["-d", "--passphrase-file", &pw], &forged);
+    r.expect_code(3).expect_clean_stderr("zstream-seal");
+    assert!(
+        r.stderr().contains("more than this opener allows") && r.stdout().is_empty(),
+        "{}",
+        r.describe()
+    );
+    // The limit bounds, it does not match: one lowered to the stream's own cost still opens it.
+    let r = seal(
+        &[
+            "-d",
+            "--passphrase-file",
+            &pw,
+            "--max-argon2-memory",
+            "1024",
+            "--max-argon2-passes",
+            "1",
+        ],
+        s.stdout(),
+    );
+    r.expect_code(0);
+    assert_eq!(r.stdout(), b"secret");
+}
+
+#[test]
+fn secret_files_are_bounded_and_not_mixed_up() {
+    let d = Dir::new("secret-files");
+    let a = d.keygen("a.key");
+    // /dev/zero never ends: it must be refused at its bound, not read until memory runs out.
+    for opt in ["--key-file", "--passphrase-file"] {
+        let r = seal(&[opt, "/dev/zero"], b"x");
+        r.expect_code(2).expect_clean_stderr("zstream-seal");
+        assert!(
+            r.stderr().contains("larger than 64 KiB"),
+            "{}",
+            r.describe()
+        );
+    }
+    // A key file given as a passphrase would silently use its comment line as the passphrase.
+    let r = seal(&["--passphrase-file", &a], b"x");
+    r.expect_code(2).expect_clean_stderr("zstream-seal");
+    assert!(r.stderr().contains("is a key file"), "{}", r.describe());
+    // A key file that is not text says so, not "stream did not contain valid UTF-8".
+    let bin = d.p("bin.key");
+    std::fs::write(&bin, [0xff, 0xfe, 0x00, 0x80]).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let r = seal(&["--key-file", &bin], b"x");
+    r.expect_code(2).expect_clean_stderr("zstream-seal");
+    assert!(r.stderr().contains("not text"), "{}", r.describe());
+    // --threads is bounded.
+    seal(&["--key-file", &a, "--threads", "100000"], b"x")
+        .expect_code(2)
+        .expect_clean_stderr("zstream-seal");
+}
+
+#[test]
+fn a_passphrase_line_ends_as_the_spec_says() {
+    let d = Dir::new("pass-line-end");
+    let (crlf, cr, plain) = (d.p("crlf"), d.p("cr"), d.p("plain"));
+    std::fs::write(&crlf, "pw\r\n").unwrap();
+    std::fs::write(&cr, "pw\r").unwrap();
+    std::fs::write(&plain, "pw").unwrap();
+    for f in [&crlf, &cr, &plain] {
+        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let cheap = ["--argon2-memory", "1024", "--argon2-passes", "1"];
+    let s = seal(
+        &[&["--passphrase-file", crlf.as_str()][..], &cheap].concat(),
+        b"x",
+    );
+    s.expect_code(0);
+    // "pw\r\n" and "pw" are the passphrase "pw"; "pw\r" with no line end is "pw\r" (seal-v1.md).
+    seal(&["-d", "--passphrase-file", &plain], s.stdout()).expect_code(0);
+    seal(&["-d", "--passphrase-file", &cr], s.stdout()).expect_code(3);
+}

@@ -30,7 +30,13 @@ fn seal(plain: &[u8], keys: &[u8], threads: usize) -> Vec<u8> {
 
 fn open(sealed: &[u8], keys: &[u8], threads: usize) -> (Vec<u8>, anyhow::Result<u64>) {
     let mut out = Vec::new();
-    let r = filter::open(sealed, &mut out, &secrets(keys), threads, |_| {});
+    let r = filter::open(
+        sealed,
+        &mut out,
+        &secrets(keys),
+        &filter::OpenOptions::threads(threads),
+        |_| {},
+    );
     (out, r)
 }
 

@@ -44,8 +44,14 @@ fn committed_vectors_open() {
         secrets.reverse();
         let sealed = hex::decode(vec["sealed"].as_str().unwrap()).unwrap();
         let mut out = Vec::new();
-        filter::open(&sealed[..], &mut out, &secrets, 1, |_| {})
-            .unwrap_or_else(|e| panic!("{}: {e:#}", vec["name"]));
+        filter::open(
+            &sealed[..],
+            &mut out,
+            &secrets,
+            &filter::OpenOptions::threads(1),
+            |_| {},
+        )
+        .unwrap_or_else(|e| panic!("{}: {e:#}", vec["name"]));
         assert_eq!(
             hex::encode(&out),
             vec["plaintext"].as_str().unwrap(),

@@ -3,8 +3,8 @@
 use crate::aws::Endpoint;
 use crate::backend::{Backend, Replace};
 use crate::file::FileTarget;
-use crate::glacier::{GlacierOptions, GlacierTarget};
-use crate::s3::{S3Options, S3Target};
+use crate::glacier::{self, GlacierOptions, GlacierTarget};
+use crate::s3::{self, S3Options, S3Target};
 use crate::url::Target;
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
@@ -149,19 +149,21 @@ pub enum Cmd {
     },
 }
 
+/// The longest age gc takes: a century. Anything longer is a mistake, not a policy.
+const MAX_AGE_SECS: u64 = 100 * 365 * 86_400;
+
 fn parse_age(s: &str) -> Result<u64, String> {
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("'{s}' is not an age (examples: 0, 90m, 24h, 7d)"))?;
-    let mul = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(format!("'{s}': the unit is s, m, h or d")),
+    let secs = if s == "0" {
+        0
+    } else {
+        humantime::parse_duration(s)
+            .map_err(|e| format!("'{s}' is not an age ({e}; examples: 0, 90m, 24h, 7d)"))?
+            .as_secs()
     };
-    Ok(n * mul)
+    if secs > MAX_AGE_SECS {
+        return Err(format!("'{s}' is more than a century"));
+    }
+    Ok(secs)
 }
 
 /// What a command does with its target.
@@ -191,6 +193,23 @@ fn backend(url: &str, how: Use, a: &RemoteArgs) -> anyhow::Result<Box<dyn Backen
             }
             _ => {}
         }
+    }
+    match &target {
+        Target::S3 { .. } => limits(
+            a,
+            "S3",
+            s3::parts::MIN_PART,
+            s3::parts::MAX_PART,
+            s3::parts::MAX_OBJECT,
+        )?,
+        Target::Glacier { .. } => limits(
+            a,
+            "Glacier",
+            glacier::MIN_PART,
+            glacier::MAX_PART,
+            glacier::MAX_PART * glacier::MAX_PARTS,
+        )?,
+        Target::File { .. } => {}
     }
     let endpoint = Endpoint {
         url: a.endpoint.clone(),
@@ -227,6 +246,27 @@ fn backend(url: &str, how: Use, a: &RemoteArgs) -> anyhow::Result<Box<dyn Backen
             Ok(Box::new(GlacierTarget::new(vault, archive, opts)?))
         }
     }
+}
+
+/// The service's own bounds on --part-size and --size-hint, refused with the range rather than clamped.
+fn limits(a: &RemoteArgs, service: &str, min: u64, max: u64, largest: u64) -> anyhow::Result<()> {
+    let b = |n: u64| bytesize::ByteSize::b(n).display().iec().to_string();
+    if !(min..=max).contains(&a.part_size) {
+        return Err(usage(format!(
+            "--part-size {}: {service} parts are {} to {}",
+            b(a.part_size),
+            b(min),
+            b(max)
+        )));
+    }
+    if let Some(h) = a.size_hint.filter(|&h| h > largest) {
+        return Err(usage(format!(
+            "--size-hint {}: {service} holds at most {} in one object",
+            b(h),
+            b(largest)
+        )));
+    }
+    Ok(())
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -277,12 +317,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let entries = backend(&prefix, Use::Prefix, a)?.list()?;
             for e in entries {
                 if json {
-                    println!("{}", serde_json::to_string(&e)?);
+                    pipe::print_line(format_args!("{}", serde_json::to_string(&e)?))?;
                 } else {
-                    println!(
+                    pipe::print_line(format_args!(
                         "{}\t{}\t{}\t{}\t{}",
                         e.name, e.size, e.storage_class, e.restore, e.date
-                    );
+                    ))?;
                 }
             }
             Ok(())
@@ -301,13 +341,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             dry_run,
         } => {
             for s in backend(&prefix, Use::Prefix, a)?.gc(older_than, dry_run)? {
-                println!(
+                pipe::print_line(format_args!(
                     "{}\t{}\t{}\t{}",
                     if dry_run { "stale" } else { "removed" },
                     s.name,
                     s.size.map_or("-".to_string(), |n| n.to_string()),
                     s.date
-                );
+                ))?;
             }
             Ok(())
         }
@@ -352,7 +392,11 @@ mod tests {
         assert_eq!(super::parse_age("90m"), Ok(5400));
         assert_eq!(super::parse_age("24h"), Ok(86_400));
         assert_eq!(super::parse_age("7d"), Ok(604_800));
+        assert_eq!(super::parse_age("1h 30m"), Ok(5400));
         assert!(super::parse_age("soon").is_err());
-        assert!(super::parse_age("3w").is_err());
+        assert!(super::parse_age("3x").is_err());
+        assert!(super::parse_age("9999999999999999999").is_err());
+        assert!(super::parse_age("9999999999999999999d").is_err());
+        assert!(super::parse_age("101y").is_err());
     }
 }

@@ -53,6 +53,14 @@ pub fn exists(url: &str) -> anyhow::Error {
     anyhow::anyhow!("{url} exists; put never replaces an object (give --overwrite to replace it)")
 }
 
+/// Whether an upload begun at `started` is at least `older_than_secs` old at `now` (epoch seconds). A start in
+/// the future (a skewed clock) is young.
+pub fn is_stale(now: i64, started: i64, older_than_secs: u64) -> bool {
+    now.checked_sub(started)
+        .and_then(|age| u64::try_from(age).ok())
+        .is_some_and(|age| age >= older_than_secs)
+}
+
 /// Seconds since the epoch, now (what gc measures ages against).
 pub fn now_secs() -> i64 {
     std::time::SystemTime::now()
@@ -84,6 +92,21 @@ pub fn rfc3339(secs: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ages_never_wrap() {
+        assert!(super::is_stale(100, 40, 60));
+        assert!(!super::is_stale(100, 41, 60));
+        assert!(
+            !super::is_stale(100, 200, 0),
+            "a start in the future is young"
+        );
+        assert!(
+            !super::is_stale(i64::MAX, i64::MIN, 0),
+            "an overflowing age is not taken"
+        );
+        assert!(!super::is_stale(100, 0, u64::MAX));
+    }
+
     #[test]
     fn dates() {
         assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");

@@ -165,7 +165,7 @@ impl Backend for FileTarget {
         let now = crate::backend::now_secs();
         let mut stale = Vec::new();
         for (name, path, m) in self.walk()? {
-            if !is_partial(&name) || now - m.mtime() < older_than_secs as i64 {
+            if !is_partial(&name) || !crate::backend::is_stale(now, m.mtime(), older_than_secs) {
                 continue;
             }
             if !dry_run {

@@ -18,9 +18,9 @@ use zstream_common::pipe::{in_error, read_full};
 use zstream_common::usage;
 
 /// Glacier's part sizes: a power of two from 1 MiB to 4 GiB, at most 10,000 of them, one size for all but the last.
-const MIN_PART: u64 = 1 << 20;
-const MAX_PART: u64 = 4 << 30;
-const MAX_PARTS: u64 = 10_000;
+pub const MIN_PART: u64 = 1 << 20;
+pub const MAX_PART: u64 = 4 << 30;
+pub const MAX_PARTS: u64 = 10_000;
 
 #[derive(Clone, Debug)]
 pub struct GlacierOptions {
@@ -223,7 +223,9 @@ impl Backend for GlacierTarget {
             self.put_multipart(part, first, input)?
         };
         // The archive id is Glacier's name for what was stored: the URL to get it back by goes to stdout.
-        println!("glacier://{}/{archive}", self.vault);
+        let url = format!("glacier://{}/{archive}", self.vault);
+        zstream_common::pipe::print_line(&url)
+            .map_err(|e| e.context(format!("{url} is stored, but its URL could not be printed")))?;
         Ok(total)
     }
 
@@ -287,7 +289,7 @@ impl Backend for GlacierTarget {
                         .ok()
                     })
                     .map_or(now, |d| d.secs());
-                if now - started < older_than_secs as i64 {
+                if !crate::backend::is_stale(now, started, older_than_secs) {
                     continue;
                 }
                 let id = u.multipart_upload_id().unwrap_or_default();

@@ -84,7 +84,7 @@ pub async fn gc(t: &S3Target, older_than_secs: u64, dry_run: bool) -> anyhow::Re
             )))?;
         for u in list.uploads() {
             let started = u.initiated().map_or(now, |d| d.secs());
-            if now - started < older_than_secs as i64 {
+            if !crate::backend::is_stale(now, started, older_than_secs) {
                 continue;
             }
             let (key, id) = (

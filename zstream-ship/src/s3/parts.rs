@@ -10,6 +10,8 @@ pub const MIN_PART: u64 = 5 << 20;
 pub const MAX_PART: u64 = 5 << 30;
 /// S3's most parts in one upload.
 pub const MAX_PARTS: u64 = 10_000;
+/// The largest object S3 stores: 5 TiB.
+pub const MAX_OBJECT: u64 = 5 << 40;
 /// Without a size hint, parts keep one size for this many parts, then double.
 const STEP: u64 = 1000;
 /// With a size hint, the hinted stream fits in this many parts of one size; the rest double, for a low hint.
