@@ -398,3 +398,50 @@ fn names_are_escaped_and_check_files_are_strict() {
     r.expect_code(2).expect_clean_stderr("zstream-hash");
     assert!(r.stderr().contains("directory"), "{}", r.describe());
 }
+
+#[test]
+fn compound_streams_with_a_substream_dropped_or_repeated_exit_3() {
+    use zstream_hash::zfs::synth::pieces;
+    // zfs-fuse's `zfs send -R tp1/fs@s3`: header, fs@s1, fs@s2, fs@s3, fs/child@s3, final END.
+    let p = pieces(include_bytes!("data/compound.zfs"));
+    assert_eq!(p.len(), 6);
+    let dropped = [&p[0], &p[1], &p[3], &p[4], &p[5]]
+        .map(|v| v.as_slice())
+        .concat();
+    let r = hash(&["--zfs", "-q"], &dropped);
+    r.expect_code(3).expect_clean_stderr("zstream-hash");
+    assert!(
+        r.stderr().contains("tp1/fs@s3") && r.stderr().contains("dropped"),
+        "{}",
+        r.describe()
+    );
+    let twice = [&p[0], &p[1], &p[2], &p[2], &p[3], &p[4], &p[5]]
+        .map(|v| v.as_slice())
+        .concat();
+    hash(&["--zfs", "-q"], &twice).expect_code(3);
+    let header_only = [&p[0], &p[5]].map(|v| v.as_slice()).concat();
+    let r = hash(&["--zfs", "-q"], &header_only);
+    r.expect_code(3);
+    assert!(
+        r.stderr().contains("holds no substream"),
+        "{}",
+        r.describe()
+    );
+}
+
+#[test]
+fn every_openzfs_stream_passes_the_binary() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/openzfs");
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "zsend") {
+            let d = std::fs::read(&p).unwrap();
+            let r = hash(&["--zfs", "-q"], &d);
+            r.expect_code(0);
+            assert!(r.stdout() == d.as_slice(), "{}", p.display());
+            n += 1;
+        }
+    }
+    assert_eq!(n, 15);
+}

@@ -2,6 +2,7 @@
 //! stream as it passes (`walker`).
 
 pub mod fletcher;
+pub mod nvlist;
 pub mod record;
 pub mod walker;
 

@@ -119,9 +119,16 @@ impl Synth {
     }
 
     /// A compound stream: header with an 8-byte "nvlist", two chained substreams, final END.
+    /// `zfs send -R pool/fs@b` of a dataset with snapshots a (guid 0xa) and b (0xb). Its header list is XDR
+    /// for a little-endian stream and native for a big-endian one, so both encodings are walked.
     pub fn compound(order: Order, record_sums: bool) -> Vec<u8> {
         let mut s = Synth::new(order, record_sums);
-        s.begin(2, 0, 0, "pool/fs@b", &[1, 2, 3, 4, 5, 6, 7, 8]);
+        let snaps = [("a", 0xa), ("b", 0xb)];
+        let header = match order {
+            Order::Little => Nv::Xdr.header("b", None, &[("pool/fs", &snaps)]),
+            Order::Big => Nv::Native { little: false }.header("b", None, &[("pool/fs", &snaps)]),
+        };
+        s.begin(2, 0, 0, "pool/fs@b", &header);
         s.end(0);
         s.begin(1, 0xa, 0, "pool/fs@a", &[]);
         s.write(8, 0, &[1u8; 256]);
@@ -156,4 +163,176 @@ impl Synth {
         s.end(42);
         out.write_all(&s.out)
     }
+}
+
+/// A stream cut after every END record: for a compound stream the header (BEGIN..END), each substream, and
+/// the final END; for tests that rejoin them wrongly. The stream must be well formed.
+pub fn pieces(data: &[u8]) -> Vec<Vec<u8>> {
+    use super::record::{self, Type};
+    let order = record::begin_order(data).expect("a send stream");
+    let (mut out, mut start, mut at) = (Vec::new(), 0usize, 0usize);
+    while at + RECORD_LEN <= data.len() {
+        let rec: &[u8; RECORD_LEN] = data[at..at + RECORD_LEN].try_into().expect("a record");
+        let ty = Type::from_u32(order.u32(rec)).expect("a known record type");
+        at += RECORD_LEN + record::payload_len(ty, rec, order) as usize;
+        if ty == Type::End {
+            out.push(data[start..at].to_vec());
+            start = at;
+        }
+    }
+    out
+}
+
+/// Packed nvlists of a compound stream's header (see nvlist.rs for the two layouts).
+#[derive(Clone, Copy)]
+pub enum Nv {
+    Xdr,
+    Native { little: bool },
+}
+
+/// A value to pack.
+pub enum NvValue<'a> {
+    U64(u64),
+    Str(&'a str),
+    List(Vec<(&'a str, NvValue<'a>)>),
+}
+
+impl Nv {
+    /// `{tosnap, [fromsnap], fss: {0x<n>: {name, snaps: {snap: guid}}}}`, as `zfs send -R` writes it.
+    pub fn header(
+        self,
+        tosnap: &str,
+        fromsnap: Option<&str>,
+        fss: &[(&str, &[(&str, u64)])],
+    ) -> Vec<u8> {
+        let mut top = vec![("tosnap", NvValue::Str(tosnap))];
+        if let Some(f) = fromsnap {
+            top.push(("fromsnap", NvValue::Str(f)));
+        }
+        let ids: Vec<String> = (0..fss.len()).map(|i| format!("0x{:x}", i + 1)).collect();
+        let list = fss
+            .iter()
+            .zip(&ids)
+            .map(|((name, snaps), id)| {
+                let snaps = snaps.iter().map(|(n, g)| (*n, NvValue::U64(*g))).collect();
+                (
+                    id.as_str(),
+                    NvValue::List(vec![
+                        ("name", NvValue::Str(name)),
+                        ("snaps", NvValue::List(snaps)),
+                    ]),
+                )
+            })
+            .collect();
+        top.push(("fss", NvValue::List(list)));
+        self.pack(&top)
+    }
+
+    pub fn pack(self, pairs: &[(&str, NvValue)]) -> Vec<u8> {
+        match self {
+            Nv::Xdr => {
+                let mut out = vec![1, 1, 0, 0];
+                xdr_list(&mut out, pairs);
+                out
+            }
+            Nv::Native { little } => {
+                let mut out = vec![0, little as u8, 0, 0];
+                let n32 = |v: u32| {
+                    if little {
+                        v.to_le_bytes()
+                    } else {
+                        v.to_be_bytes()
+                    }
+                };
+                out.extend(n32(0)); // version
+                out.extend(n32(1)); // flags
+                native_pairs(&mut out, pairs, little);
+                out
+            }
+        }
+    }
+}
+
+fn xdr_str(out: &mut Vec<u8>, s: &str) {
+    out.extend((s.len() as u32).to_be_bytes());
+    out.extend(s.as_bytes());
+    out.resize(out.len().next_multiple_of(4), 0);
+}
+
+fn xdr_list(out: &mut Vec<u8>, pairs: &[(&str, NvValue)]) {
+    out.extend(0u32.to_be_bytes());
+    out.extend(1u32.to_be_bytes());
+    for (name, v) in pairs {
+        let mut body = Vec::new();
+        xdr_str(&mut body, name);
+        let ty = match v {
+            NvValue::U64(_) => 8u32,
+            NvValue::Str(_) => 9,
+            NvValue::List(_) => 19,
+        };
+        body.extend(ty.to_be_bytes());
+        body.extend(1u32.to_be_bytes());
+        match v {
+            NvValue::U64(g) => body.extend(g.to_be_bytes()),
+            NvValue::Str(s) => xdr_str(&mut body, s),
+            NvValue::List(l) => xdr_list(&mut body, l),
+        }
+        out.extend((body.len() as u32 + 8).to_be_bytes()); // encoded size
+        out.extend((body.len() as u32 + 8).to_be_bytes()); // decoded size (not read)
+        out.extend(body);
+    }
+    out.extend([0u8; 8]);
+}
+
+fn native_pairs(out: &mut Vec<u8>, pairs: &[(&str, NvValue)], little: bool) {
+    let n32 = |v: u32| {
+        if little {
+            v.to_le_bytes()
+        } else {
+            v.to_be_bytes()
+        }
+    };
+    let n16 = |v: u16| {
+        if little {
+            v.to_le_bytes()
+        } else {
+            v.to_be_bytes()
+        }
+    };
+    for (name, v) in pairs {
+        let mut pair = Vec::new();
+        let ty = match v {
+            NvValue::U64(_) => 8u32,
+            NvValue::Str(_) => 9,
+            NvValue::List(_) => 19,
+        };
+        pair.extend([0u8; 4]); // size, below
+        pair.extend(n16(name.len() as u16 + 1));
+        pair.extend([0u8; 2]);
+        pair.extend(n32(1));
+        pair.extend(n32(ty));
+        pair.extend(name.as_bytes());
+        pair.push(0);
+        pair.resize(pair.len().next_multiple_of(8), 0);
+        match v {
+            NvValue::U64(g) => pair.extend(if little {
+                g.to_le_bytes()
+            } else {
+                g.to_be_bytes()
+            }),
+            NvValue::Str(s) => {
+                pair.extend(s.as_bytes());
+                pair.push(0);
+            }
+            NvValue::List(_) => pair.extend([0u8; 24]), // the nvlist_t; its pairs follow the pair
+        }
+        pair.resize(pair.len().next_multiple_of(8), 0);
+        let size = pair.len() as u32;
+        pair[..4].copy_from_slice(&n32(size));
+        out.extend(pair);
+        if let NvValue::List(l) = v {
+            native_pairs(out, l, little);
+        }
+    }
+    out.extend([0u8; 4]);
 }

@@ -1,10 +1,22 @@
 //! Walks a ZFS send stream as it flows past, record by record, without holding more than one record: checks the
 //! running Fletcher-4 of every record, the END checksum and guid of every (sub)stream, the layout of compound
 //! (`-R`/`-I`) streams, and that the stream ends exactly after its last END.
+//!
+//! A compound stream's substreams are checked as a whole too, since each is intact on its own and a stream cut
+//! apart at their boundaries and rejoined (one dropped, swapped or repeated) would pass every checksum:
+//! - the chain: each incremental substream starts from the snapshot the one before it for the same dataset
+//!   ended at, no full follows another substream of its dataset, and each dataset's substreams come together
+//!   (zfs send sends one dataset's snapshots, then the next dataset's);
+//! - the header's list (its nvlist, XDR or native; held whole, at most `MAX_HEADER` bytes): every substream is a
+//!   snapshot it lists, with the same guid; every dataset that has the stream's `tosnap` gets that substream; and
+//!   a dataset's first substream starts from the listed `fromsnap` when there is one, or else not from a listed
+//!   snapshot the stream does not hold.
 
 use super::fletcher::{Fletcher4, Order};
+use super::nvlist::{self, Value};
 use super::record::{self, Type, CKSUM_AT, HDR_COMPOUND, HDR_SUBSTREAM, RECORD_LEN};
 use serde::Serialize;
+use std::collections::{HashMap, HashSet};
 
 /// What a stream's BEGIN records said. Guids are decimal strings in JSON: they are 64-bit and jq or JavaScript
 /// would round them as numbers.
@@ -82,6 +94,226 @@ pub enum ZfsError {
     BadHeaderType { at: u64, hdrtype: u64 },
     #[error("{extra} bytes of data after the end of the ZFS stream at byte {at}")]
     Trailing { at: u64, extra: u64 },
+    #[error("ZFS compound stream damaged: its header's list of snapshots cannot be read ({why})")]
+    Header { why: String },
+    #[error(
+        "ZFS compound stream damaged: substream {name} at byte {at} starts from guid {fromguid}, but the one \
+         before it for that dataset ended at guid {expected} (substreams dropped, swapped or repeated)"
+    )]
+    Chain {
+        at: u64,
+        name: String,
+        fromguid: u64,
+        expected: u64,
+    },
+    #[error(
+        "ZFS compound stream damaged: substream {name} at byte {at} is a full stream after another substream \
+         of its dataset"
+    )]
+    FullAfter { at: u64, name: String },
+    #[error("ZFS compound stream damaged: substream {name} (guid {guid}) at byte {at} is not one its header lists")]
+    NotListed { at: u64, name: String, guid: u64 },
+    #[error(
+        "ZFS compound stream damaged: substream {name} at byte {at} starts from guid {fromguid}, not from \
+         {want} as its header says (a substream before it is missing)"
+    )]
+    StartsElsewhere {
+        at: u64,
+        name: String,
+        fromguid: u64,
+        want: String,
+    },
+    #[error(
+        "ZFS compound stream damaged: substream {name} at byte {at} comes before any substream of its parent \
+         {parent} (substreams reordered or dropped)"
+    )]
+    BeforeParent {
+        at: u64,
+        name: String,
+        parent: String,
+    },
+    #[error(
+        "ZFS compound stream damaged: substream {name} at byte {at} follows another dataset's, after earlier \
+         substreams of its own (zfs send keeps each dataset's together: substreams reordered)"
+    )]
+    Scattered { at: u64, name: String },
+    #[error("ZFS compound stream incomplete: its header lists {name}, but the stream holds no substream for it")]
+    MissingSubstream { name: String },
+}
+
+/// The most a compound header's nvlist may hold: it is read whole (a list of every snapshot of every dataset
+/// sent; tens of MiB would be millions of snapshots).
+pub const MAX_HEADER: u64 = 64 << 20;
+
+/// What a compound stream's header says it holds.
+#[derive(Debug, Default)]
+struct Listed {
+    tosnap: String,
+    fromsnap: Option<String>,
+    /// Dataset name -> its snapshots (name -> guid).
+    fss: HashMap<String, HashMap<String, u64>>,
+}
+
+impl Listed {
+    fn parse(buf: &[u8]) -> Result<Listed, ZfsError> {
+        let bad = |why: &str| ZfsError::Header { why: why.into() };
+        let top = nvlist::parse(buf).map_err(|why| ZfsError::Header { why })?;
+        let Some(Value::Str(tosnap)) = nvlist::lookup(&top, "tosnap") else {
+            return Err(bad("no tosnap"));
+        };
+        let fromsnap = match nvlist::lookup(&top, "fromsnap") {
+            Some(Value::Str(f)) => Some(f.clone()),
+            _ => None,
+        };
+        let Some(Value::List(fss)) = nvlist::lookup(&top, "fss") else {
+            return Err(bad("no fss"));
+        };
+        let mut out = Listed {
+            tosnap: tosnap.clone(),
+            fromsnap,
+            fss: HashMap::new(),
+        };
+        for (_, fs) in fss {
+            let Value::List(fs) = fs else {
+                return Err(bad("an fss entry that is not a list"));
+            };
+            let Some(Value::Str(name)) = nvlist::lookup(fs, "name") else {
+                return Err(bad("a dataset without its name"));
+            };
+            let mut snaps = HashMap::new();
+            if let Some(Value::List(list)) = nvlist::lookup(fs, "snaps") {
+                for (snap, guid) in list {
+                    let Value::U64(g) = guid else {
+                        return Err(bad("a snapshot guid that is not a number"));
+                    };
+                    snaps.insert(snap.clone(), *g);
+                }
+            }
+            out.fss.insert(name.clone(), snaps);
+        }
+        Ok(out)
+    }
+}
+
+/// The chain and list checks of a compound stream's substreams, as they arrive.
+#[derive(Debug, Default)]
+struct Substreams {
+    /// The compound header's payload while it is read, then what it lists.
+    header: Vec<u8>,
+    listed: Option<Listed>,
+    /// Dataset -> the toguid of its last substream so far.
+    last: HashMap<String, u64>,
+    /// The dataset of the substream before.
+    current: Option<String>,
+    delivered: HashSet<u64>,
+}
+
+impl Substreams {
+    fn begin(&mut self, at: u64, name: &str, toguid: u64, fromguid: u64) -> Result<(), ZfsError> {
+        let (fs, snap) = name.split_once('@').unwrap_or((name, ""));
+        // zfs send sends each dataset's snapshots together, one dataset after another.
+        if self.current.as_deref() != Some(fs) && self.last.contains_key(fs) {
+            return Err(ZfsError::Scattered {
+                at,
+                name: name.into(),
+            });
+        }
+        self.current = Some(fs.to_string());
+        match self.last.get(fs) {
+            Some(_) if fromguid == 0 => {
+                return Err(ZfsError::FullAfter {
+                    at,
+                    name: name.into(),
+                });
+            }
+            Some(&expected) if expected != fromguid => {
+                return Err(ZfsError::Chain {
+                    at,
+                    name: name.into(),
+                    fromguid,
+                    expected,
+                });
+            }
+            Some(_) => {}
+            None => self.first(at, name, fs, fromguid)?,
+        }
+        if let Some(listed) = &self.listed {
+            if listed.fss.get(fs).and_then(|s| s.get(snap)) != Some(&toguid) {
+                return Err(ZfsError::NotListed {
+                    at,
+                    name: name.into(),
+                    guid: toguid,
+                });
+            }
+        }
+        self.last.insert(fs.to_string(), toguid);
+        self.delivered.insert(toguid);
+        Ok(())
+    }
+
+    /// A dataset's first substream comes after its parent's (when the parent is sent too) and starts where the
+    /// header says the stream was sent from.
+    fn first(&self, at: u64, name: &str, fs: &str, fromguid: u64) -> Result<(), ZfsError> {
+        let Some(snaps) = self.listed.as_ref().and_then(|l| Some((l, l.fss.get(fs)?))) else {
+            return Ok(());
+        };
+        let (listed, snaps) = snaps;
+        if let Some((parent, _)) = fs.rsplit_once('/') {
+            let sent = listed
+                .fss
+                .get(parent)
+                .is_some_and(|p| p.contains_key(&listed.tosnap));
+            if sent && !self.last.contains_key(parent) {
+                return Err(ZfsError::BeforeParent {
+                    at,
+                    name: name.into(),
+                    parent: parent.into(),
+                });
+            }
+        }
+        let elsewhere = |want: String| ZfsError::StartsElsewhere {
+            at,
+            name: name.into(),
+            fromguid,
+            want,
+        };
+        match listed
+            .fromsnap
+            .as_ref()
+            .and_then(|f| Some((f, snaps.get(f)?)))
+        {
+            Some((f, &want)) if want != fromguid => {
+                Err(elsewhere(format!("{fs}@{f} (guid {want})")))
+            }
+            Some(_) => Ok(()),
+            // Sent whole (or from a clone's origin, in another dataset): not from a snapshot listed here.
+            None => match snaps.iter().find(|(_, &g)| g == fromguid && fromguid != 0) {
+                Some((s, _)) => Err(elsewhere(format!(
+                    "nothing in {fs} before it, yet it starts from @{s}"
+                ))),
+                None => Ok(()),
+            },
+        }
+    }
+
+    /// At the final END: every dataset that has the stream's tosnap got that substream.
+    fn finish(&self) -> Result<(), ZfsError> {
+        let Some(listed) = &self.listed else {
+            return Ok(());
+        };
+        let mut names: Vec<_> = listed.fss.iter().collect();
+        names.sort_by(|a, b| a.0.cmp(b.0));
+        for (fs, snaps) in names {
+            if let Some(g) = snaps.get(&listed.tosnap) {
+                if !self.delivered.contains(g) {
+                    return Err(ZfsError::MissingSubstream {
+                        name: format!("{fs}@{}", listed.tosnap),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,6 +339,9 @@ pub struct Walker {
     sum: Fletcher4,
     pos: Position,
     compound: bool,
+    /// Whether the payload being read is the compound header's (kept whole for its list).
+    in_header: bool,
+    subs: Substreams,
     info: StreamInfo,
     trailing: u64,
 }
@@ -129,6 +364,8 @@ impl Walker {
             sum: Fletcher4::new(Order::Little),
             pos: Position::Start,
             compound: false,
+            in_header: false,
+            subs: Substreams::default(),
             info: StreamInfo::default(),
             trailing: 0,
         }
@@ -145,6 +382,9 @@ impl Walker {
             if self.payload_left > 0 {
                 let n = self.payload_left.min(data.len() as u64) as usize;
                 self.sum.update(&data[..n]);
+                if self.in_header {
+                    self.subs.header.extend_from_slice(&data[..n]);
+                }
                 self.payload_left -= n as u64;
                 self.offset += n as u64;
                 data = &data[n..];
@@ -263,6 +503,16 @@ impl Walker {
         }
         self.payload_left = record::payload_len(ty, &self.rec, o);
         self.payload_of = (at, raw_type);
+        self.in_header = self.compound && ty == Type::Begin && self.info.substreams.is_empty();
+        if self.in_header && self.payload_left > MAX_HEADER {
+            return Err(ZfsError::Header {
+                why: format!(
+                    "{} bytes, more than the {} MiB zstream-hash reads",
+                    self.payload_left,
+                    MAX_HEADER >> 20
+                ),
+            });
+        }
         Ok(())
     }
 
@@ -274,6 +524,9 @@ impl Walker {
                 self.compound = true;
             }
             (Position::Start | Position::Between, HDR_SUBSTREAM) => {
+                if self.compound {
+                    self.subs.begin(at, &b.toname, b.toguid, b.fromguid)?;
+                }
                 self.info.substreams.push(Substream {
                     toname: b.toname.clone(),
                     toguid: b.toguid,
@@ -318,6 +571,14 @@ impl Walker {
                 if rec[4..8] != [0; 4] || rec[48..CKSUM_AT].iter().any(|&b| b != 0) {
                     return Err(ZfsError::EndPadding { at });
                 }
+                if self.compound && self.info.substreams.is_empty() && self.subs.listed.is_none() {
+                    // The header's END holds: its checksum covered the list, which is read now. An empty list
+                    // (none was sent) leaves only the chain to check.
+                    let header = std::mem::take(&mut self.subs.header);
+                    if !header.is_empty() {
+                        self.subs.listed = Some(Listed::parse(&header)?);
+                    }
+                }
                 self.pos = if self.compound {
                     Position::Between
                 } else {
@@ -329,6 +590,7 @@ impl Walker {
                 if rec[4..].iter().any(|&b| b != 0) {
                     return Err(ZfsError::EndPadding { at });
                 }
+                self.subs.finish()?;
                 self.pos = Position::Done;
             }
             _ => unreachable!("END is only accepted inside a stream or between substreams"),
@@ -490,6 +752,86 @@ mod tests {
             "{:?}",
             walk(&s)
         );
+    }
+
+    /// The real OpenZFS 2.x streams (both byte orders and nvlist encodings, redacted, raw, compressed, dedup).
+    fn openzfs() -> Vec<(String, Vec<u8>)> {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/openzfs");
+        let mut v: Vec<_> = std::fs::read_dir(dir)
+            .expect("tests/data/openzfs")
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "zsend"))
+            .map(|p| {
+                (
+                    p.file_name().unwrap().to_string_lossy().into_owned(),
+                    std::fs::read(&p).unwrap(),
+                )
+            })
+            .collect();
+        v.sort();
+        assert_eq!(v.len(), 15, "the OpenZFS fixtures are all there");
+        v
+    }
+
+    #[test]
+    fn every_openzfs_stream_is_accepted_and_every_flip_refused() {
+        for (name, d) in openzfs() {
+            let info = walk(&d).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(walk_in_pieces(&d, 997).unwrap(), info, "{name}");
+            // A flipped bit every 509 bytes (every byte of every stream is tested on the zfs-fuse ones).
+            let mut d = d;
+            for at in (0..d.len()).step_by(509) {
+                d[at] ^= 0x10;
+                assert!(walk(&d).is_err(), "{name}: byte {at} flipped was accepted");
+                d[at] ^= 0x10;
+            }
+        }
+    }
+
+    #[test]
+    fn compound_streams_rejoined_wrongly_are_refused() {
+        let mut compounds: Vec<(String, Vec<u8>)> = openzfs()
+            .into_iter()
+            .filter(|(_, d)| walk(d).unwrap().compound)
+            .collect();
+        assert_eq!(compounds.len(), 6, "the OpenZFS compound fixtures");
+        compounds.push(("zfs-fuse -R".into(), COMPOUND.to_vec()));
+        for order in [Order::Little, Order::Big] {
+            compounds.push((format!("synth {order:?}"), Synth::compound(order, true)));
+        }
+        for (name, d) in compounds {
+            let p = crate::zfs::synth::pieces(&d);
+            let n = p.len();
+            assert!(n >= 4, "{name}: header, two substreams or more, final END");
+            assert_eq!(p.concat(), d);
+            let (head, subs, end) = (&p[0], &p[1..n - 1], &p[n - 1]);
+            let join = |subs: &[&Vec<u8>]| {
+                let mut v = head.clone();
+                subs.iter().for_each(|s| v.extend_from_slice(s));
+                v.extend_from_slice(end);
+                v
+            };
+            let all: Vec<&Vec<u8>> = subs.iter().collect();
+            walk(&join(&all)).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let mut cases: Vec<(String, Vec<&Vec<u8>>)> = vec![("no substream".into(), vec![])];
+            for i in 0..subs.len() {
+                let mut dropped = all.clone();
+                dropped.remove(i);
+                cases.push((format!("substream {i} dropped"), dropped));
+                let mut twice = all.clone();
+                twice.insert(i, &subs[i]);
+                cases.push((format!("substream {i} twice"), twice));
+                if i + 1 < subs.len() {
+                    let mut swapped = all.clone();
+                    swapped.swap(i, i + 1);
+                    cases.push((format!("substreams {i} and {} swapped", i + 1), swapped));
+                }
+            }
+            for (what, case) in cases {
+                let r = walk(&join(&case));
+                assert!(r.is_err(), "{name}: {what} was accepted: {r:?}");
+            }
+        }
     }
 
     #[test]
