@@ -37,19 +37,20 @@ pub struct Args {
     pub json: bool,
 
     /// Data blocks per group.
-    #[arg(long, default_value_t = 10, value_name = "N")]
+    #[arg(long, default_value_t = 10, value_name = "N", conflicts_with_all = ["decode", "verify"])]
     pub data: u8,
 
     /// Parity blocks per group: how many blocks of each group may be lost.
-    #[arg(long, default_value_t = 2, value_name = "N")]
+    #[arg(long, default_value_t = 2, value_name = "N", conflicts_with_all = ["decode", "verify"])]
     pub parity: u8,
 
     /// Block size (a multiple of 64 bytes).
-    #[arg(long, value_parser = size::parse, default_value = "1MiB", value_name = "SIZE")]
+    #[arg(long, value_parser = size::parse, default_value = "1MiB", value_name = "SIZE",
+          conflicts_with_all = ["decode", "verify"])]
     pub block_size: u64,
 
     /// Groups whose blocks are written in turn (spreads a burst of damage over them).
-    #[arg(long, default_value_t = 1, value_name = "D")]
+    #[arg(long, default_value_t = 1, value_name = "D", conflicts_with_all = ["decode", "verify"])]
     pub interleave: u16,
 
     #[command(flatten)]

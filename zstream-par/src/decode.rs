@@ -52,6 +52,9 @@ pub struct Group {
     bad_parity: u32,
     /// Bytes of the original a full group holds (data blocks x block size).
     span: u64,
+    /// Groups this one stands for: more than 1 when a run of groups left no frame at all (they are reported as
+    /// one lost range, so a crafted jump in group numbers cannot make a line per group without end).
+    run: u64,
     /// The SHA-256 of the whole output, on the final group.
     digest: Option<[u8; 32]>,
     /// Whether later frames or the input's end show that the stream goes on after this group (or ends here).
@@ -84,13 +87,14 @@ pub fn decode<R: Read, W: Write + Send>(
     let result = ordered::map_in_order(
         threads,
         &sha,
-        |recycled: Group, _| {
+        |recycled: Group, index| {
             asm.recycle(recycled);
             let g = asm.next_group()?;
+            // The map's own sequence, not the group number: runs of lost groups make the numbers jump.
             Ok(g.map(|g| {
                 let last = g.shape.is_some_and(|f| f.is_final_group()) || g.after_end_of_input;
                 Chunk {
-                    index: g.number,
+                    index,
                     data: g,
                     last,
                 }
@@ -128,15 +132,15 @@ pub fn decode<R: Read, W: Write + Send>(
         |c| {
             let g = &c.data;
             let Some(f) = g.shape else {
-                // No frame of this group survived; the stream's parameters still tell where it was.
+                // No frame of this group (or run of groups) survived; the stream's parameters still tell where.
                 let n = g.span;
-                let from = g.number * n;
+                let from = g.number.saturating_mul(n);
                 let ranges = if g.after_end_of_input {
                     vec![(from, u64::MAX)]
                 } else {
-                    vec![(from, from + n)]
+                    vec![(from, from.saturating_add(g.run.max(1).saturating_mul(n)))]
                 };
-                return stats.unrepairable(g.number, ranges, mode, prog);
+                return stats.unrepairable(g.number, g.run.max(1), ranges, mode, prog);
             };
             stats.seen(g, prog);
             if !g.lost.is_empty() {
@@ -146,7 +150,7 @@ pub fn decode<R: Read, W: Write + Send>(
                     .filter(|&&i| i < f.real_blocks())
                     .map(|&i| block_range(&f, g.number, i))
                     .collect();
-                return stats.unrepairable(g.number, ranges, mode, prog);
+                return stats.unrepairable(g.number, 1, ranges, mode, prog);
             }
             for i in 0..f.real_blocks() {
                 let len = f.block_len(i) as usize;
@@ -180,6 +184,11 @@ pub fn decode<R: Read, W: Write + Send>(
             Ok(())
         },
     );
+    if result.is_err() {
+        // Read to the end: a filter that stops reading makes the command before it die of a closed pipe, and
+        // the pipe's status would then blame that command.
+        asm.discard_rest()?;
+    }
     let mut report = stats.report;
     report.skipped_bytes = asm.skipped;
     result?;
@@ -188,8 +197,10 @@ pub fn decode<R: Read, W: Write + Send>(
 
 /// The original byte range of data block `i` of group `g`.
 fn block_range(f: &Frame, g: u64, i: u8) -> (u64, u64) {
-    let start = g * f.data as u64 * f.block_size as u64 + i as u64 * f.block_size as u64;
-    (start, start + f.block_len(i) as u64)
+    let start = g
+        .saturating_mul(f.data as u64 * f.block_size as u64)
+        .saturating_add(i as u64 * f.block_size as u64);
+    (start, start.saturating_add(f.block_len(i) as u64))
 }
 
 #[derive(Default)]
@@ -222,11 +233,21 @@ impl Stats {
     fn unrepairable(
         &mut self,
         group: u64,
-        ranges: Vec<(u64, u64)>,
+        run: u64,
+        mut ranges: Vec<(u64, u64)>,
         mode: Mode,
         prog: &str,
     ) -> anyhow::Result<()> {
-        let text = ranges
+        // Adjacent ranges (neighbouring blocks, a run of groups) are said as one.
+        ranges.sort();
+        let mut merged: Vec<(u64, u64)> = Vec::new();
+        for (a, b) in ranges {
+            match merged.last_mut() {
+                Some(last) if last.1 >= a => last.1 = last.1.max(b),
+                _ => merged.push((a, b)),
+            }
+        }
+        let text = merged
             .iter()
             .map(|&(a, b)| {
                 if b == u64::MAX {
@@ -237,8 +258,29 @@ impl Stats {
             })
             .collect::<Vec<_>>()
             .join(", ");
-        let msg = format!("group {group} lost more blocks than its parity can repair: original bytes {text} are lost");
-        self.report.unrepairable.push((group, ranges));
+        let which = if run > 1 {
+            format!(
+                "groups {group}..{} left no frame",
+                group.saturating_add(run - 1)
+            )
+        } else {
+            format!("group {group} lost more blocks than its parity can repair")
+        };
+        let lost = if merged.is_empty() {
+            // Only the trailer block is gone: every byte is there, but nothing can vouch for them.
+            "its trailer block is lost, so the original's length and SHA-256 cannot be checked"
+                .to_string()
+        } else {
+            format!("original bytes {text} are lost")
+        };
+        let msg = match mode {
+            Mode::Decode => format!(
+                "{which}: {lost}; output stops after original byte {} (everything before it was written whole)",
+                self.report.bytes
+            ),
+            Mode::Verify => format!("{which}: {lost}"),
+        };
+        self.report.unrepairable.push((group, merged));
         match mode {
             Mode::Decode => Err(integrity(msg)),
             Mode::Verify => {
@@ -354,6 +396,13 @@ impl<R: Read> Assembler<R> {
         }
     }
 
+    /// After a failure: reads the rest of the input without looking at it.
+    fn discard_rest(&mut self) -> anyhow::Result<()> {
+        self.scan.discard_rest().map_err(in_error)?;
+        self.eof = true;
+        Ok(())
+    }
+
     /// Reads what follows the final group to the end: a filter that stops reading early makes the command
     /// before it in the pipe fail with a closed pipe, and damage there is still worth reporting.
     fn drain(&mut self) -> anyhow::Result<()> {
@@ -388,6 +437,12 @@ impl<R: Read> Assembler<R> {
     }
 
     fn take_frame(&mut self, f: Frame, at: u64, ok: bool, payload: Vec<u8>) {
+        let p = *self.params.get_or_insert(f);
+        if (f.stream_id, f.data, f.parity, f.block_size, f.interleave)
+            != (p.stream_id, p.data, p.parity, p.block_size, p.interleave)
+        {
+            return; // another stream's frame, or not of this stream's shape: not this stream's damage
+        }
         if !ok {
             // The header still tells where the block belonged; data blocks are reported again when repaired.
             let what = if f.is_parity() { "parity" } else { "data" };
@@ -395,12 +450,6 @@ impl<R: Read> Assembler<R> {
                 "{}: group {} {what} block {} at input byte {at} is damaged",
                 self.prog, f.group, f.index
             );
-        }
-        let p = *self.params.get_or_insert(f);
-        if (f.data, f.parity, f.block_size, f.interleave)
-            != (p.data, p.parity, p.block_size, p.interleave)
-        {
-            return; // not of this stream's shape: ignore it
         }
         self.scan.stream_id = Some(f.stream_id);
         if f.index == STREAM_HEADER_INDEX || f.group < self.next_emit {
@@ -467,10 +516,17 @@ impl<R: Read> Assembler<R> {
             number: n,
             ..Group::default()
         });
+        g.run = 1;
+        if g.shape.is_none() {
+            // No frame of this group came: neither did any of the groups up to the next one that did.
+            if let Some(&m) = self.open.keys().next().filter(|&&m| m > n) {
+                g.run = m - n;
+            }
+        }
         g.span = self
             .params
             .map_or(0, |p| p.data as u64 * p.block_size as u64);
-        self.next_emit += 1;
+        self.next_emit = n.saturating_add(g.run);
         if let Some(f) = g.shape {
             let total = f.data as usize + f.parity as usize;
             g.shards.resize_with(total, || None);

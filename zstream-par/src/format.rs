@@ -105,6 +105,7 @@ impl Frame {
             && total <= 255
             && self.interleave >= 1
             && (MIN_BLOCK..=MAX_BLOCK).contains(&self.block_size)
+            && self.block_size % SHARD_ALIGN == 0
             && self.shard_len <= self.block_size
             && self.shard_len > 0
             && self.group_blocks >= 1

@@ -143,6 +143,22 @@ impl<R: Read> Scanner<R> {
         }
     }
 
+    /// Reads and drops the rest of the input.
+    pub fn discard_rest(&mut self) -> io::Result<()> {
+        self.pos = self.end;
+        while !self.eof {
+            match self.inner.read(&mut self.buf) {
+                Ok(0) => self.eof = true,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.end = 0;
+        self.pos = 0;
+        Ok(())
+    }
+
     /// No usable frame at `pos`: move to the next occurrence of the marker (or as near the end as a marker could
     /// start), remembering where the unusable run began.
     fn skip_to_next_marker(&mut self) {

@@ -387,3 +387,124 @@ fn a_group_lost_whole_is_named_by_its_original_bytes() {
         );
     }
 }
+
+/// The stream with frames `drop` (by position in `frames`) left out.
+fn without(e: &Encoded, drop: &[usize]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (k, &(at, len, _)) in e.frames.iter().enumerate() {
+        if !drop.contains(&k) {
+            out.extend_from_slice(&e.bytes[at..at + len]);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_crafted_jump_in_group_numbers_is_one_lost_range_not_a_line_per_group() {
+    let e = encode(5 * DATA * BS, 1);
+    // A data frame with valid checksums whose group number is 2^64 - 16 groups on.
+    let (at, len, f) = e.group(1)[0];
+    let mut far = f;
+    far.group = f.group.wrapping_add(u64::MAX - 15);
+    let mut crafted = e.bytes.clone();
+    crafted.extend_from_slice(&far.encode());
+    crafted.extend_from_slice(&e.bytes[at + FRAME_HEADER..at + len]);
+    let r = run(Path::new(BIN), &["--verify"], &crafted);
+    assert!(r.stderr().lines().count() < 20, "{}", r.describe());
+    let r = run(Path::new(BIN), &["--verify", "--json"], &crafted);
+    assert!(r.stderr().lines().count() < 20, "{}", r.describe());
+}
+
+#[test]
+fn encode_options_are_refused_when_decoding() {
+    for args in [
+        &["-d", "--parity", "3"][..],
+        &["--verify", "--data", "4"],
+        &["-d", "--block-size", "64K"],
+    ] {
+        let r = run(Path::new(BIN), args, b"");
+        r.expect_code(2).expect_clean_stderr("zstream-par");
+    }
+}
+
+#[test]
+fn a_block_size_that_is_not_a_multiple_of_64_is_not_a_frame() {
+    let e = encode(DATA * BS, 1);
+    let (_, _, f) = e.frames[0];
+    let mut odd = f;
+    odd.block_size = 100;
+    assert!(Frame::decode(&odd.encode()).is_none());
+}
+
+#[test]
+fn a_failed_group_says_where_output_stopped_and_the_input_is_read_to_the_end() {
+    // 64 groups of 16 KiB: a lost group early, then far more than a pipe holds after it.
+    let e = encode(64 * DATA * BS, 1);
+    let g = e.group(2);
+    let idx: Vec<usize> = (0..e.frames.len())
+        .filter(|&k| {
+            g.iter()
+                .take(PARITY + 1)
+                .any(|(at, _, _)| *at == e.frames[k].0)
+        })
+        .collect();
+    let damaged = without(&e, &idx);
+    let r = run(Path::new(BIN), &["-d"], &damaged);
+    r.expect_code(3).expect_clean_stderr("zstream-par");
+    let start = e.group_start(2);
+    assert!(
+        r.stderr()
+            .contains(&format!("output stops after original byte {start}")),
+        "{}",
+        r.describe()
+    );
+    assert_eq!(r.stdout().len(), start);
+    // The command before it in the pipe is not killed by a closed pipe.
+    let d = tempfile::tempdir().unwrap();
+    let file = d.path().join("damaged.par");
+    std::fs::write(&file, &damaged).unwrap();
+    let sh = zstream_tests::proc::sh(&format!(
+        "set +e; cat {} | {BIN} -d > /dev/null 2>&1; echo \"${{PIPESTATUS[*]}}\"",
+        file.display()
+    ));
+    assert_eq!(
+        String::from_utf8_lossy(sh.stdout()).trim(),
+        "0 3",
+        "{}",
+        sh.describe()
+    );
+}
+
+#[test]
+fn a_lost_trailer_and_neighbouring_blocks_are_said_plainly() {
+    // The final group holds one real block (100 bytes), the trailer and parity: lose the trailer and parity.
+    let e = encode(DATA * BS + 100, 1);
+    let last = e.groups() - 1;
+    let fin = e.group(last);
+    assert_eq!(fin.len(), 2 + PARITY);
+    let idx: Vec<usize> = (0..e.frames.len())
+        .filter(|&k| fin[1..].iter().any(|(at, _, _)| *at == e.frames[k].0))
+        .collect();
+    let r = run(Path::new(BIN), &["--verify"], &without(&e, &idx));
+    r.expect_code(3);
+    assert!(
+        r.stderr().contains("its trailer block is lost"),
+        "{}",
+        r.describe()
+    );
+    // Two neighbouring data blocks of one group lost beyond repair: one range.
+    let e = encode(3 * DATA * BS, 1);
+    let g = e.group(1);
+    let idx: Vec<usize> = (0..e.frames.len())
+        .filter(|&k| [0, 1, DATA].iter().any(|&i| g[i].0 == e.frames[k].0))
+        .collect();
+    let r = run(Path::new(BIN), &["--verify"], &without(&e, &idx));
+    r.expect_code(3);
+    let (a, b) = (e.group_start(1), e.group_start(1) + 2 * BS);
+    assert!(
+        r.stderr()
+            .contains(&format!("original bytes {a}..{b} are lost")),
+        "{}",
+        r.describe()
+    );
+}
