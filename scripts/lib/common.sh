@@ -77,6 +77,19 @@ start_zfs() {
     die "zfs-fuse did not answer within 20 s (log: ${TMPDIR:-/tmp}/zstream-zfs-fuse.$$.log)"
 }
 
+# destroy_pool POOL: zpool destroy, retried while ZFS says the pool is busy (right after a receive or a mount it
+# often is, for a second or two). Says what failed when it gives up.
+destroy_pool() {
+    local i err
+    for i in $(seq 1 20); do
+        err=$(zpool destroy -f "$1" 2>&1) && return 0
+        zpool list "$1" >/dev/null 2>&1 || return 0
+        sleep 0.5
+    done
+    say "zpool destroy $1 failed 20 times: $err"
+    return 1
+}
+
 stop_zfs() {
     [ -n "$ZFS_FUSE_PID" ] || return 0
     kill -TERM "$ZFS_FUSE_PID" 2>/dev/null || true

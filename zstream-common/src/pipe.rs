@@ -56,6 +56,16 @@ pub fn setup_filter() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A filter whose stdin is a terminal would wait silently for a stream that nobody is sending: it says so once
+/// and goes on (typing, or Ctrl-D for an empty stream, is still allowed).
+pub fn hint_terminal_input(name: &str) {
+    if io::stdin().is_terminal() {
+        eprintln!(
+            "{name}: reading the stream from the terminal; pipe one in (Ctrl-D ends the input)"
+        );
+    }
+}
+
 /// Reads until `buf` is full or the input ends; returns how many bytes it holds. Full buffers keep the number of
 /// syscalls down and give the next stage large writes.
 pub fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {

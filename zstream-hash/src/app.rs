@@ -74,6 +74,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     });
     let mut sidecars = sidecars.into_iter();
     pipe::setup_filter()?;
+    pipe::hint_terminal_input(NAME);
     let mut input = pipe::stdin();
     let mut output = pipe::stdout();
     let mut progress = Progress::new(NAME, args.progress.progress, pipe::known_size(&*input));

@@ -445,3 +445,19 @@ fn every_openzfs_stream_passes_the_binary() {
     }
     assert_eq!(n, 15);
 }
+
+#[test]
+fn reading_from_a_terminal_says_so() {
+    // stdin on the pseudo-terminal `script` makes, stdout to a file; script's stdin ends at once, which ends the
+    // terminal's input (an empty stream).
+    let out = Command::new("script")
+        .args(["-qec", &format!("{BIN} -q > /dev/null"), "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("script (util-linux) is needed to give the command a terminal");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("reading the stream from the terminal"),
+        "{text}"
+    );
+}

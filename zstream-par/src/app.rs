@@ -108,6 +108,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         };
     }
     pipe::setup_filter()?;
+    pipe::hint_terminal_input(NAME);
     let mut output = pipe::stdout();
     if args.decode {
         decode::decode(

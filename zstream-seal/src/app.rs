@@ -111,6 +111,7 @@ fn seal_or_open(args: &Args) -> anyhow::Result<()> {
     let chunk_size =
         u32::try_from(args.chunk_size).map_err(|_| usage("--chunk-size is too large"))?;
     pipe::setup_filter()?;
+    pipe::hint_terminal_input(NAME);
     let input = pipe::stdin();
     let mut output = pipe::stdout();
     let mut progress = Progress::new(NAME, args.progress.progress, pipe::known_size(&*input));

@@ -37,53 +37,107 @@ Exit codes: 0 ok, 1 I/O error, 2 usage error, 3 integrity failure, 75 archive re
 pub struct Args {
     #[command(subcommand)]
     pub cmd: Cmd,
-
-    #[command(flatten)]
-    pub remote: RemoteArgs,
 }
 
-/// Options of the network targets (credentials and profile come from the standard AWS sources).
-#[derive(clap::Args, Debug)]
-pub struct RemoteArgs {
+/// Where the service is; credentials and profile come from the standard AWS sources.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct Conn {
     /// The service's endpoint URL (an S3-compatible service); default from AWS_ENDPOINT_URL, else AWS itself.
-    #[arg(long, global = true, value_name = "URL")]
+    #[arg(long, value_name = "URL")]
     pub endpoint: Option<String>,
-    #[arg(long, global = true)]
+    /// The AWS region; default from AWS_REGION or the profile.
+    #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
+}
+
+/// Parts in flight.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Transfer {
     /// Parts moving at once (memory: part size x (N + 1)).
-    #[arg(long, global = true, default_value_t = 4, value_name = "N",
+    #[arg(long, default_value_t = 4, value_name = "N",
           value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
-    /// The first part size of an upload; parts double every 1,000 so any stream fits S3's 10,000 parts.
-    #[arg(long, global = true, value_parser = size::parse, default_value = "16MiB", value_name = "SIZE")]
+}
+
+impl Default for Transfer {
+    fn default() -> Self {
+        Transfer { concurrency: 4 }
+    }
+}
+
+/// How a new object is written.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Upload {
+    /// The first part size of an upload; parts double every 1,000 so any stream fits S3's 10,000 parts (S3: 5
+    /// MiB to 5 GiB; Glacier: 1 MiB to 4 GiB, a power of two).
+    #[arg(long, value_parser = size::parse, default_value = "16MiB", value_name = "SIZE")]
     pub part_size: u64,
     /// The stream's expected size (e.g. from `zfs send -nP`): picks one part size up front for it.
-    #[arg(long, global = true, value_parser = size::parse, value_name = "SIZE")]
+    #[arg(long, value_parser = size::parse, value_name = "SIZE")]
     pub size_hint: Option<u64>,
-    #[arg(long, global = true, value_name = "CLASS",
+    /// The S3 storage class of the new object.
+    #[arg(long, value_name = "CLASS",
           value_parser = ["STANDARD", "STANDARD_IA", "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE"])]
     pub storage_class: Option<String>,
-    /// Object metadata; repeatable.
-    #[arg(long = "meta", global = true, value_name = "KEY=VALUE", value_parser = parse_meta)]
+    /// S3 object metadata; repeatable.
+    #[arg(long = "meta", value_name = "KEY=VALUE", value_parser = parse_meta)]
     pub meta: Vec<(String, String)>,
-    /// Server-side encryption.
-    #[arg(long, global = true, value_parser = ["AES256", "aws:kms"])]
+    /// S3 server-side encryption.
+    #[arg(long, value_parser = ["AES256", "aws:kms"])]
     pub sse: Option<String>,
     /// The KMS key for --sse aws:kms (default: the account's S3 key).
-    #[arg(long, global = true, value_name = "KEY_ID")]
+    #[arg(long, value_name = "KEY_ID", requires = "sse")]
     pub sse_kms_key_id: Option<String>,
+    /// The archive description of a Glacier vault upload (printable ASCII, at most 1,024 characters).
+    #[arg(long, value_parser = parse_description)]
+    pub description: Option<String>,
+}
+
+impl Default for Upload {
+    fn default() -> Self {
+        Upload {
+            part_size: 16 << 20,
+            size_hint: None,
+            storage_class: None,
+            meta: Vec::new(),
+            sse: None,
+            sse_kms_key_id: None,
+            description: None,
+        }
+    }
+}
+
+/// Reading archived objects (S3 GLACIER and DEEP_ARCHIVE, Glacier vaults).
+#[derive(clap::Args, Debug, Clone)]
+pub struct Thaw {
     /// Restore tier for archived objects.
-    #[arg(long, global = true, default_value = "Standard", value_parser = ["Expedited", "Standard", "Bulk"])]
+    #[arg(long, default_value = "Standard", value_parser = ["Expedited", "Standard", "Bulk"])]
     pub tier: String,
     /// Days a restored copy stays readable.
-    #[arg(long, global = true, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=30000))]
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=30000))]
     pub days: i32,
-    /// The archive description of a Glacier vault upload (printable ASCII, at most 1,024 characters).
-    #[arg(long, global = true, value_parser = parse_description)]
-    pub description: Option<String>,
     /// Wait for an archive restore, polling with backoff, instead of exiting 75.
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub wait: bool,
+}
+
+impl Default for Thaw {
+    fn default() -> Self {
+        Thaw {
+            tier: "Standard".into(),
+            days: 3,
+            wait: false,
+        }
+    }
+}
+
+/// Everything a backend may be told: what the subcommand did not take stays at its default.
+#[derive(Default)]
+struct Remote {
+    conn: Conn,
+    transfer: Transfer,
+    upload: Upload,
+    thaw: Thaw,
 }
 
 fn parse_description(s: &str) -> Result<String, String> {
@@ -106,46 +160,120 @@ fn parse_meta(s: &str) -> Result<(String, String), String> {
     }
 }
 
+const PUT_EXAMPLES: &str = "\
+Examples:
+  zfs send pool/fs@tue | zstream-hash -o tue.sha256 | zstream-seal --key-file a.key | zstream-par \\
+    | zstream-ship put file:///mnt/offsite/pool/fs/tue
+  ... | zstream-ship put --storage-class DEEP_ARCHIVE --size-hint \"$(zfs send -nP pool/fs@tue | awk '/^size/ {print $2}')\" \\
+    s3://bucket/pool/fs/tue
+An object already at DEST is never replaced (exit 1) unless --overwrite is given.";
+
+const GET_EXAMPLES: &str = "\
+Examples:
+  zstream-ship get s3://bucket/pool/fs/tue | zstream-par -d | zstream-seal -d --key-file a.key | zfs receive pool2/fs
+  zstream-ship get --wait --tier Bulk s3://bucket/pool/fs/tue > tue.par   # archived: restore, wait, stream
+Exit 75 when the object is archived and not restored yet (the restore has been asked for).";
+
+const LS_EXAMPLES: &str = "\
+Examples:
+  zstream-ship ls s3://bucket/pool/fs/
+  zstream-ship ls --json file:///mnt/offsite/ | jq -r .name
+Columns: name (the URL get and rm take), size, storage class, restore state, date.";
+
+const RM_EXAMPLES: &str = "\
+Example:
+  zstream-ship rm s3://bucket/pool/fs/mon";
+
+const RESTORE_EXAMPLES: &str = "\
+Example:
+  zstream-ship restore --tier Bulk --days 5 s3://bucket/pool/fs/mon s3://bucket/pool/fs/tue";
+
+const GC_EXAMPLES: &str = "\
+Examples:
+  zstream-ship gc --dry-run s3://bucket/pool/     # what killed puts left, and what is still young
+  zstream-ship gc --older-than 7d file:///mnt/offsite/";
+
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
     /// Store stdin as the object DEST (whole or not at all; an existing object is never replaced).
+    #[command(after_help = PUT_EXAMPLES)]
     Put {
+        /// The new object: s3://bucket/key, file:///dir/key, or glacier://vault (put prints the archive's URL).
         dest: String,
         /// Replace an object already at DEST (without it put refuses, exit 1: a cut stream from a dying
         /// upstream must not be able to replace a good backup).
         #[arg(long)]
         overwrite: bool,
         #[command(flatten)]
+        upload: Upload,
+        #[command(flatten)]
+        transfer: Transfer,
+        #[command(flatten)]
+        conn: Conn,
+        #[command(flatten)]
         progress: ProgressArg,
     },
     /// Write the object SRC to stdout.
+    #[command(after_help = GET_EXAMPLES)]
     Get {
+        /// The object: s3://bucket/key, file:///dir/key, or glacier://vault/ARCHIVE_ID.
         src: String,
+        #[command(flatten)]
+        thaw: Thaw,
+        #[command(flatten)]
+        transfer: Transfer,
+        #[command(flatten)]
+        conn: Conn,
         #[command(flatten)]
         progress: ProgressArg,
     },
     /// List the objects under PREFIX: name, size, storage class, restore state, date.
+    #[command(after_help = LS_EXAMPLES)]
     Ls {
+        /// s3://bucket/prefix, file:///dir/ (or a directory and the start of names), or glacier://vault.
         prefix: String,
+        /// One JSON object per line (name, size, storage_class, restore, date).
         #[arg(long)]
         json: bool,
+        /// A Glacier vault's listing is an inventory job (hours on AWS): wait for it instead of exiting 75.
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        conn: Conn,
     },
     /// Remove the object URL.
-    Rm { url: String },
+    #[command(after_help = RM_EXAMPLES)]
+    Rm {
+        /// The object, as ls names it.
+        url: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Ask for archived objects to be made readable (--tier, --days); --wait waits until they are.
+    #[command(after_help = RESTORE_EXAMPLES)]
     Restore {
+        /// The archived objects.
         #[arg(required = true)]
         src: Vec<String>,
+        #[command(flatten)]
+        thaw: Thaw,
+        #[command(flatten)]
+        conn: Conn,
     },
-    /// List and remove unfinished uploads under PREFIX left by killed puts.
+    /// List unfinished uploads under PREFIX (killed puts, or puts still running) and remove the old ones.
+    #[command(after_help = GC_EXAMPLES)]
     Gc {
+        /// s3://bucket/prefix, file:///dir/, or glacier://vault.
         prefix: String,
-        /// Only those at least this old (e.g. 0, 90m, 24h, 7d): a younger one may still be running.
+        /// Remove only those at least this old (e.g. 0, 90m, 24h, 7d): a younger one may still be running and is
+        /// listed as kept.
         #[arg(long, default_value = "24h", value_parser = parse_age)]
         older_than: u64,
         /// List only.
         #[arg(long)]
         dry_run: bool,
+        #[command(flatten)]
+        conn: Conn,
     },
 }
 
@@ -177,7 +305,7 @@ enum Use {
     Prefix,
 }
 
-fn backend(url: &str, how: Use, a: &RemoteArgs) -> anyhow::Result<Box<dyn Backend>> {
+fn backend(url: &str, how: Use, a: &Remote) -> anyhow::Result<Box<dyn Backend>> {
     let target = Target::parse(url, how != Use::Prefix).map_err(usage)?;
     if let Target::Glacier { vault, archive } = &target {
         match (how, archive) {
@@ -195,15 +323,16 @@ fn backend(url: &str, how: Use, a: &RemoteArgs) -> anyhow::Result<Box<dyn Backen
         }
     }
     match &target {
+        _ if how != Use::Upload => {}
         Target::S3 { .. } => limits(
-            a,
+            &a.upload,
             "S3",
             s3::parts::MIN_PART,
             s3::parts::MAX_PART,
             s3::parts::MAX_OBJECT,
         )?,
         Target::Glacier { .. } => limits(
-            a,
+            &a.upload,
             "Glacier",
             glacier::MIN_PART,
             glacier::MAX_PART,
@@ -212,36 +341,36 @@ fn backend(url: &str, how: Use, a: &RemoteArgs) -> anyhow::Result<Box<dyn Backen
         Target::File { .. } => {}
     }
     let endpoint = Endpoint {
-        url: a.endpoint.clone(),
-        region: a.region.clone(),
+        url: a.conn.endpoint.clone(),
+        region: a.conn.region.clone(),
     };
     match target {
         Target::File { path } => Ok(Box::new(FileTarget { path })),
         Target::S3 { bucket, key } => {
             let opts = S3Options {
                 endpoint,
-                concurrency: a.concurrency.into(),
-                part_size: a.part_size,
-                size_hint: a.size_hint,
-                storage_class: a.storage_class.clone(),
-                meta: a.meta.clone(),
-                sse: a.sse.clone(),
-                sse_kms_key_id: a.sse_kms_key_id.clone(),
-                tier: a.tier.clone(),
-                days: a.days,
-                wait: a.wait,
+                concurrency: a.transfer.concurrency.into(),
+                part_size: a.upload.part_size,
+                size_hint: a.upload.size_hint,
+                storage_class: a.upload.storage_class.clone(),
+                meta: a.upload.meta.clone(),
+                sse: a.upload.sse.clone(),
+                sse_kms_key_id: a.upload.sse_kms_key_id.clone(),
+                tier: a.thaw.tier.clone(),
+                days: a.thaw.days,
+                wait: a.thaw.wait,
             };
             Ok(Box::new(S3Target::new(bucket, key, opts)?))
         }
         Target::Glacier { vault, archive } => {
             let opts = GlacierOptions {
                 endpoint,
-                concurrency: a.concurrency.into(),
-                part_size: a.part_size,
-                size_hint: a.size_hint,
-                description: a.description.clone(),
-                tier: a.tier.clone(),
-                wait: a.wait,
+                concurrency: a.transfer.concurrency.into(),
+                part_size: a.upload.part_size,
+                size_hint: a.upload.size_hint,
+                description: a.upload.description.clone(),
+                tier: a.thaw.tier.clone(),
+                wait: a.thaw.wait,
             };
             Ok(Box::new(GlacierTarget::new(vault, archive, opts)?))
         }
@@ -249,7 +378,7 @@ fn backend(url: &str, how: Use, a: &RemoteArgs) -> anyhow::Result<Box<dyn Backen
 }
 
 /// The service's own bounds on --part-size and --size-hint, refused with the range rather than clamped.
-fn limits(a: &RemoteArgs, service: &str, min: u64, max: u64, largest: u64) -> anyhow::Result<()> {
+fn limits(a: &Upload, service: &str, min: u64, max: u64, largest: u64) -> anyhow::Result<()> {
     let b = |n: u64| bytesize::ByteSize::b(n).display().iec().to_string();
     if !(min..=max).contains(&a.part_size) {
         return Err(usage(format!(
@@ -270,13 +399,21 @@ fn limits(a: &RemoteArgs, service: &str, min: u64, max: u64, largest: u64) -> an
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let a = &args.remote;
     match args.cmd {
         Cmd::Put {
             dest,
             overwrite,
+            upload,
+            transfer,
+            conn,
             progress,
         } => {
+            let a = &Remote {
+                conn,
+                transfer,
+                upload,
+                ..Remote::default()
+            };
             if overwrite && dest.starts_with("glacier:") {
                 return Err(usage(
                     "--overwrite: a Glacier vault never replaces an archive (each put makes a new one)",
@@ -300,7 +437,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             p.finish();
             Ok(())
         }
-        Cmd::Get { src, progress } => {
+        Cmd::Get {
+            src,
+            thaw,
+            transfer,
+            conn,
+            progress,
+        } => {
+            let a = &Remote {
+                conn,
+                transfer,
+                thaw,
+                ..Remote::default()
+            };
             let b = backend(&src, Use::Object, a)?;
             pipe::setup_filter()?;
             let mut output = pipe::stdout();
@@ -313,7 +462,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             p.finish();
             Ok(())
         }
-        Cmd::Ls { prefix, json } => {
+        Cmd::Ls {
+            prefix,
+            json,
+            wait,
+            conn,
+        } => {
+            let a = &Remote {
+                conn,
+                thaw: Thaw {
+                    wait,
+                    ..Thaw::default()
+                },
+                ..Remote::default()
+            };
             let entries = backend(&prefix, Use::Prefix, a)?.list()?;
             for e in entries {
                 if json {
@@ -327,10 +489,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Cmd::Rm { url } => backend(&url, Use::Object, a)?.remove(),
-        Cmd::Restore { src } => {
+        Cmd::Rm { url, conn } => {
+            let a = &Remote {
+                conn,
+                ..Remote::default()
+            };
+            backend(&url, Use::Object, a)?.remove()
+        }
+        Cmd::Restore { src, thaw, conn } => {
+            let a = &Remote {
+                conn,
+                thaw,
+                ..Remote::default()
+            };
             for s in src {
-                let said = backend(&s, Use::Object, a)?.restore(a.wait)?;
+                let said = backend(&s, Use::Object, a)?.restore(a.thaw.wait)?;
                 eprintln!("{NAME}: {s}: {said}");
             }
             Ok(())
@@ -339,14 +512,31 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             prefix,
             older_than,
             dry_run,
+            conn,
         } => {
+            let a = &Remote {
+                conn,
+                ..Remote::default()
+            };
+            let now = crate::backend::now_secs();
             for s in backend(&prefix, Use::Prefix, a)?.gc(older_than, dry_run)? {
+                let age = u64::try_from(now.saturating_sub(s.started)).unwrap_or(0);
+                let what = match (s.kept, dry_run) {
+                    (true, _) => "kept",
+                    (false, true) => "stale",
+                    (false, false) => "removed",
+                };
                 pipe::print_line(format_args!(
-                    "{}\t{}\t{}\t{}",
-                    if dry_run { "stale" } else { "removed" },
+                    "{what}\t{}\t{}\t{}\tage {}{}",
                     s.name,
                     s.size.map_or("-".to_string(), |n| n.to_string()),
-                    s.date
+                    s.date,
+                    humantime::format_duration(std::time::Duration::from_secs(age)),
+                    if s.kept {
+                        " (younger than --older-than: it may still be running)"
+                    } else {
+                        ""
+                    }
                 ))?;
             }
             Ok(())

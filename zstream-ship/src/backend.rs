@@ -18,13 +18,18 @@ pub struct Entry {
     pub date: String,
 }
 
-/// An upload that never finished (a killed put): what `gc` lists and removes.
+/// An upload that never finished (a killed put, or one still running): what `gc` lists, and removes when it is
+/// old enough.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct Stale {
     pub name: String,
     /// The bytes it holds, when the service says.
     pub size: Option<u64>,
     pub date: String,
+    /// When it began, epoch seconds.
+    pub started: i64,
+    /// Younger than `--older-than`: listed, never removed (it may still be running).
+    pub kept: bool,
 }
 
 pub trait Backend {
@@ -44,7 +49,8 @@ pub trait Backend {
         let _ = wait;
         Ok("always readable; nothing to restore".into())
     }
-    /// Unfinished uploads under this prefix older than `older_than_secs`; removed unless `dry_run`.
+    /// Unfinished uploads under this prefix: those older than `older_than_secs` removed unless `dry_run`, the
+    /// younger ones listed as kept.
     fn gc(&self, older_than_secs: u64, dry_run: bool) -> anyhow::Result<Vec<Stale>>;
 }
 

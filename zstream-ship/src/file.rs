@@ -123,8 +123,11 @@ impl Backend for FileTarget {
     }
 
     fn get(&self, output: &mut dyn Write) -> anyhow::Result<u64> {
-        let mut f =
-            File::open(&self.path).with_context(|| format!("opening {}", self.path.display()))?;
+        let url = format!("file://{}", self.path.display());
+        let mut f = File::open(&self.path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => anyhow::anyhow!("{url}: no such object"),
+            _ => anyhow::Error::new(e).context(format!("opening {url}")),
+        })?;
         let mut buf = vec![0u8; zstream_common::BUF_SIZE];
         let mut total = 0u64;
         loop {
@@ -154,7 +157,11 @@ impl Backend for FileTarget {
     }
 
     fn remove(&self) -> anyhow::Result<()> {
-        fs::remove_file(&self.path).with_context(|| format!("removing {}", self.path.display()))?;
+        let url = format!("file://{}", self.path.display());
+        fs::remove_file(&self.path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => anyhow::anyhow!("{url}: no such object"),
+            _ => anyhow::Error::new(e).context(format!("removing {url}")),
+        })?;
         if let Some(dir) = self.path.parent() {
             sync_dir(dir);
         }
@@ -165,16 +172,19 @@ impl Backend for FileTarget {
         let now = crate::backend::now_secs();
         let mut stale = Vec::new();
         for (name, path, m) in self.walk()? {
-            if !is_partial(&name) || !crate::backend::is_stale(now, m.mtime(), older_than_secs) {
+            if !is_partial(&name) {
                 continue;
             }
-            if !dry_run {
+            let kept = !crate::backend::is_stale(now, m.mtime(), older_than_secs);
+            if !dry_run && !kept {
                 fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
             }
             stale.push(Stale {
                 name: format!("file://{}", path.display()),
                 size: Some(m.len()),
                 date: rfc3339(m.mtime()),
+                started: m.mtime(),
+                kept,
             });
         }
         Ok(stale)

@@ -289,11 +289,9 @@ impl Backend for GlacierTarget {
                         .ok()
                     })
                     .map_or(now, |d| d.secs());
-                if !crate::backend::is_stale(now, started, older_than_secs) {
-                    continue;
-                }
+                let kept = !crate::backend::is_stale(now, started, older_than_secs);
                 let id = u.multipart_upload_id().unwrap_or_default();
-                if !dry_run {
+                if !dry_run && !kept {
                     self.rt
                         .block_on(
                             self.client
@@ -315,6 +313,8 @@ impl Backend for GlacierTarget {
                     name: format!("glacier://{}/upload/{id}", self.vault),
                     size: None,
                     date: rfc3339(started),
+                    started,
+                    kept,
                 });
             }
             match page.marker() {

@@ -84,9 +84,7 @@ pub async fn gc(t: &S3Target, older_than_secs: u64, dry_run: bool) -> anyhow::Re
             )))?;
         for u in list.uploads() {
             let started = u.initiated().map_or(now, |d| d.secs());
-            if !crate::backend::is_stale(now, started, older_than_secs) {
-                continue;
-            }
+            let kept = !crate::backend::is_stale(now, started, older_than_secs);
             let (key, id) = (
                 u.key().unwrap_or_default(),
                 u.upload_id().unwrap_or_default(),
@@ -94,7 +92,7 @@ pub async fn gc(t: &S3Target, older_than_secs: u64, dry_run: bool) -> anyhow::Re
             // Informational only, and some services' answers are not parseable (moto's ListParts): no size
             // then, rather than no gc.
             let size = uploaded(t, key, id).await.ok();
-            if !dry_run {
+            if !dry_run && !kept {
                 t.client
                     .abort_multipart_upload()
                     .bucket(&t.bucket)
@@ -108,6 +106,8 @@ pub async fn gc(t: &S3Target, older_than_secs: u64, dry_run: bool) -> anyhow::Re
                 name: t.url(key),
                 size,
                 date: rfc3339(started),
+                started,
+                kept,
             });
         }
         if list.is_truncated() != Some(true) {
