@@ -10,7 +10,9 @@ use zstream_tests::proc::{run_env, Run};
 
 fn ship(env: &[(String, String)], args: &[&str], input: &[u8]) -> Run {
     let mut a = args.to_vec();
-    a.extend(["--part-size", "5MiB"]);
+    if a[0] == "put" {
+        a.extend(["--part-size", "5MiB"]);
+    }
     run_env(&bin("zstream-ship"), &a, input, env)
 }
 
@@ -194,4 +196,63 @@ fn an_upload_that_cannot_finish_leaves_nothing() {
     );
     r.expect_code(1).expect_clean_stderr("zstream-ship");
     assert!(r.stderr().contains("NoSuchBucket"), "{}", r.describe());
+}
+
+#[test]
+fn objects_of_other_tools_are_checked_by_whatever_checksum_s3_stored() {
+    let moto = Moto::start();
+    moto.bucket("others");
+    let env = moto.env();
+    // Another tool: boto3 (moto's own dependency, in its venv), which stores a CRC32 by default and any of S3's
+    // algorithms when asked; moto computes and keeps the checksum of what it received.
+    let algos = ["CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"];
+    let script = format!(
+        "import boto3\n\
+         s3 = boto3.client('s3', endpoint_url='{}', region_name='us-east-1')\n\
+         data = bytes(i % 251 for i in range(1 << 20))\n\
+         for a in {algos:?}:\n    s3.put_object(Bucket='others', Key=a, Body=data, ChecksumAlgorithm=a)\n",
+        moto.endpoint()
+    );
+    let py = zstream_tests::moto::venv().join("bin/python");
+    let out = std::process::Command::new(&py)
+        .args(["-c", &script])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e} (scripts/test installs moto's venv)", py.display()));
+    assert!(
+        out.status.success(),
+        "boto3: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let data: Vec<u8> = (0..1u32 << 20).map(|i| (i % 251) as u8).collect();
+    let proxy = Proxy::start(
+        moto.port,
+        Schedule {
+            corrupt: true,
+            ..Default::default()
+        },
+    );
+    for algo in algos {
+        let url = format!("s3://others/{algo}");
+        let ok = ship(&env, &["get", &url], b"");
+        ok.expect_code(0).expect_clean_stderr("zstream-ship");
+        assert!(
+            ok.stdout() == data.as_slice(),
+            "{algo}: other bytes came back"
+        );
+        assert!(
+            !ok.stderr().contains("unchecked"),
+            "{algo}: {}",
+            ok.describe()
+        );
+        // A byte flipped on the way back: the checksum the service stored catches it.
+        let bad = ship(&Moto::env_for(&proxy.endpoint()), &["get", &url], b"");
+        bad.expect_code(3).expect_clean_stderr("zstream-ship");
+        assert!(
+            bad.stderr().contains("the service stored")
+                || bad.stderr().contains("do not match the SHA-256"),
+            "{algo}: {}",
+            bad.describe()
+        );
+    }
 }

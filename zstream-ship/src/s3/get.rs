@@ -14,6 +14,8 @@ use crate::aws::{err, status, Resume};
 use anyhow::anyhow;
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::types::ChecksumType;
+use aws_smithy_checksums::http::HttpChecksum;
+use aws_smithy_checksums::ChecksumAlgorithm;
 use bytes::{Bytes, BytesMut};
 use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
@@ -35,11 +37,11 @@ pub fn get(t: &S3Target, output: &mut dyn Write) -> anyhow::Result<u64> {
     let head = t.rt.block_on(archive::readable(t))?;
     let url = t.url(&t.key);
     let total = head.content_length().unwrap_or(0).max(0) as u64;
-    let (parts, stored) = plan(&head, total);
-    if stored.is_none() {
+    let (parts, stored, other) = plan(&head, total);
+    if stored.is_none() && other.is_none() {
         eprintln!(
-            "zstream-ship: {url}: the object has no SHA-256 checksum this reader can check (not written by \
-             zstream-ship?); its bytes are passed on unchecked"
+            "zstream-ship: {url}: the object has no checksum this reader can check (a composite one without the \
+             part boundaries, or none at all); its bytes are passed on unchecked"
         );
     }
     let src = Source {
@@ -49,7 +51,7 @@ pub fn get(t: &S3Target, output: &mut dyn Write) -> anyhow::Result<u64> {
         url: url.clone(),
         etag: head.e_tag().map(str::to_string),
     };
-    let mut check = Verifier::new(&parts);
+    let mut check = Verifier::new(&parts, other.as_ref().map(|w| w.algorithm.into_impl()));
     // Tasks stream their ranges into channels; this thread hashes and writes, in order, while they receive.
     // Several ranges of RANGE bytes at once, each buffered whole, so that they really move in parallel; with
     // `--concurrency 1` one GET of the whole object, streamed straight through a short channel (the cheapest
@@ -85,7 +87,7 @@ pub fn get(t: &S3Target, output: &mut dyn Write) -> anyhow::Result<u64> {
             .map_err(|e| anyhow!("a download task failed: {e}"))??;
     }
     output.flush().map_err(out_error)?;
-    let (written, digests, full) = check.finish();
+    let (written, digests, full, other_sum) = check.finish();
     if written != total {
         return Err(integrity(format!(
             "{url}: read {written} bytes of the {total} the object holds"
@@ -97,6 +99,13 @@ pub fn get(t: &S3Target, output: &mut dyn Write) -> anyhow::Result<u64> {
         if !ok {
             return Err(integrity(format!(
                 "{url}: the bytes read do not match the SHA-256 checksum the service stored ({stored})"
+            )));
+        }
+    } else if let (Some(w), Some(got)) = (other, other_sum) {
+        if w.value != got {
+            return Err(integrity(format!(
+                "{url}: the bytes read have {} {got}, but the service stored {}",
+                w.name, w.value
             )));
         }
     }
@@ -111,20 +120,26 @@ struct Verifier {
     part: Sha256,
     whole: Sha256,
     digests: Vec<[u8; 32]>,
+    /// Another tool's whole-object checksum (CRC32, CRC32C, CRC64NVME, SHA-1), when that is what is stored.
+    other: Option<Box<dyn HttpChecksum>>,
 }
 
 impl Verifier {
-    fn new(parts: &[(u64, u64)]) -> Verifier {
+    fn new(parts: &[(u64, u64)], other: Option<Box<dyn HttpChecksum>>) -> Verifier {
         Verifier {
             ends: parts.iter().map(|(s, l)| s + l).collect(),
             at: 0,
             part: Sha256::new(),
             whole: Sha256::new(),
             digests: Vec::new(),
+            other,
         }
     }
 
     fn update(&mut self, mut data: &[u8]) {
+        if let Some(o) = self.other.as_mut() {
+            o.update(data);
+        }
         // The whole-object digest only matters for single-part objects; it costs a second pass otherwise.
         if self.ends.len() <= 1 {
             self.whole.update(data);
@@ -146,14 +161,53 @@ impl Verifier {
         }
     }
 
-    /// Bytes seen, the parts' digests, the whole's digest.
-    fn finish(self) -> (u64, Vec<[u8; 32]>, [u8; 32]) {
-        (self.at, self.digests, self.whole.finalize().into())
+    /// Bytes seen, the parts' digests, the whole's digest, and the other checksum as S3 writes it (base64).
+    fn finish(self) -> (u64, Vec<[u8; 32]>, [u8; 32], Option<String>) {
+        let other = self
+            .other
+            .map(|o| String::from_utf8_lossy(o.header_value().as_bytes()).into_owned());
+        (self.at, self.digests, self.whole.finalize().into(), other)
     }
 }
 
-/// The part layout and the stored SHA-256 checksum, when there is one this reader can check.
-fn plan(head: &HeadObjectOutput, total: u64) -> (Vec<(u64, u64)>, Option<String>) {
+/// A whole-object checksum another tool had S3 store (current AWS clients write CRCs by default).
+struct Whole {
+    name: &'static str,
+    algorithm: ChecksumAlgorithm,
+    value: String,
+}
+
+/// The first whole-object checksum the HEAD carries, strongest first. A composite one (`-N`, or checksum type
+/// COMPOSITE) is the checksum of the parts' checksums and needs the part boundaries, which only zstream-ship's
+/// own metadata gives.
+fn whole_checksum(head: &HeadObjectOutput) -> Option<Whole> {
+    if head.checksum_type() == Some(&ChecksumType::Composite) {
+        return None;
+    }
+    [
+        ("SHA-256", ChecksumAlgorithm::Sha256, head.checksum_sha256()),
+        (
+            "CRC64NVME",
+            ChecksumAlgorithm::Crc64Nvme,
+            head.checksum_crc64_nvme(),
+        ),
+        ("CRC32C", ChecksumAlgorithm::Crc32c, head.checksum_crc32_c()),
+        ("CRC32", ChecksumAlgorithm::Crc32, head.checksum_crc32()),
+        ("SHA-1", ChecksumAlgorithm::Sha1, head.checksum_sha1()),
+    ]
+    .into_iter()
+    .find_map(|(name, algorithm, v)| {
+        v.filter(|v| !v.contains('-')).map(|v| Whole {
+            name,
+            algorithm,
+            value: v.to_string(),
+        })
+    })
+}
+
+/// The part layout and the stored checksum to check: zstream-ship's own SHA-256 (whole or composite over the
+/// layout it recorded), or else another tool's whole-object checksum.
+fn plan(head: &HeadObjectOutput, total: u64) -> (Vec<(u64, u64)>, Option<String>, Option<Whole>) {
     let meta = |k: &str| {
         head.metadata()
             .and_then(|m| m.get(k))
@@ -161,15 +215,13 @@ fn plan(head: &HeadObjectOutput, total: u64) -> (Vec<(u64, u64)>, Option<String>
             .filter(|&v| v > 0)
     };
     let stored = head.checksum_sha256().map(str::to_string);
-    match (meta(META_PART_SIZE), meta(META_PART_STEP)) {
-        (Some(first), Some(step)) => (Schedule { first, step }.layout(total), stored),
-        // Not written by this tool: a whole-object checksum can still be checked, a composite one cannot
-        // without the part boundaries.
-        _ => {
-            let composite = head.checksum_type() == Some(&ChecksumType::Composite)
-                || stored.as_deref().is_some_and(|s| s.contains('-'));
-            (vec![(0, total)], stored.filter(|_| !composite))
+    match (meta(META_PART_SIZE), meta(META_PART_STEP), stored) {
+        (Some(first), Some(step), Some(stored)) => {
+            (Schedule { first, step }.layout(total), Some(stored), None)
         }
+        // Not written by this tool (or its checksum is gone): a whole-object checksum can still be checked, of
+        // whichever algorithm; a composite one cannot without the part boundaries.
+        _ => (vec![(0, total)], None, whole_checksum(head)),
     }
 }
 
