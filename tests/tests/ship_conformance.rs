@@ -432,6 +432,8 @@ fn bad_targets_and_arguments_exit_2() {
         &["put", "--description", "tab\there", "glacier://vault"],
         &["gc", "--older-than", "soon", "file:///tmp/"],
         &["rm", "--sse", "AES256", "file:///tmp/x"],
+        &["put", "--meta", "bad key=x", "s3://bucket/key"],
+        &["put", "--meta", "k=tab\there", "s3://bucket/key"],
         &["ls", "--part-size", "5MiB", "file:///tmp/"],
         &["get", "--storage-class", "GLACIER", "file:///tmp/x"],
         &["gc", "--older-than", "9999999999999999999", "file:///tmp/"],

@@ -252,7 +252,7 @@ fn check_keys(h: &Header, secrets: &[Secret]) -> anyhow::Result<Vec<Key>> {
         Ok(keys)
     } else {
         Err(integrity(format!(
-            "these keys do not open this stream: {}",
+            "these keys do not open this stream (or its header is damaged): {}",
             problems.join("; ")
         )))
     }

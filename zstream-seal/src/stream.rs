@@ -20,9 +20,9 @@ pub struct PayloadCipher(ChaCha20Poly1305);
 pub enum ChunkError {
     #[error("chunk {index} at byte {offset} fails authentication: the stream is damaged, or its chunks were reordered or duplicated")]
     Forged { index: u64, offset: u64 },
-    #[error("the stream is cut short: it ends after chunk {index} (byte {offset}), which is not the final chunk")]
-    MissingFinal { index: u64, offset: u64 },
-    #[error("the final chunk {index} at byte {offset} fails authentication: the stream is cut short inside it, or damaged")]
+    #[error("the stream is cut short: it ends at byte {end}, after chunk {index}, which is not the final chunk")]
+    MissingFinal { index: u64, end: u64 },
+    #[error("the final chunk {index} at byte {offset} fails authentication: the stream is cut short inside it, has bytes added after it, or is damaged")]
     CutOrForged { index: u64, offset: u64 },
     #[error("chunk {index} at byte {offset} is the final chunk, but more data follows it")]
     Trailing { index: u64, offset: u64 },
@@ -78,6 +78,7 @@ impl PayloadCipher {
         // Only on failure: would the chunk open with the other last-chunk flag? That tells a cut at a chunk
         // boundary and data after the final chunk apart from damage. The cipher checks the tag before it
         // decrypts, so the buffer still holds the ciphertext here.
+        let end = offset + buf.len() as u64;
         let (data, _) = buf.split_at_mut(split);
         let flipped = self
             .0
@@ -85,7 +86,7 @@ impl PayloadCipher {
             .is_ok();
         buf.clear();
         Err(match (flipped, last) {
-            (true, true) => ChunkError::MissingFinal { index, offset },
+            (true, true) => ChunkError::MissingFinal { index, end },
             (true, false) => ChunkError::Trailing { index, offset },
             (false, true) => ChunkError::CutOrForged { index, offset },
             (false, false) => ChunkError::Forged { index, offset },

@@ -467,3 +467,39 @@ fn a_passphrase_line_ends_as_the_spec_says() {
     seal(&["-d", "--passphrase-file", &plain], s.stdout()).expect_code(0);
     seal(&["-d", "--passphrase-file", &cr], s.stdout()).expect_code(3);
 }
+
+#[test]
+fn messages_say_where_a_cut_stream_ends_and_that_a_header_may_be_damaged() {
+    let (_d, a, b, plain, sealed) = sealed_fixture("messages", 3 * CHUNK + 10);
+    // Cut exactly after chunk 1: the stream ends at that chunk's end, not at its start.
+    let end = HEADER_2_KEYS + 2 * SEALED_CHUNK;
+    let r = seal(&["-d", "--key-file", &a, "--key-file", &b], &sealed[..end]);
+    r.expect_code(3).expect_clean_stderr("zstream-seal");
+    assert!(
+        r.stderr().contains(&format!("ends at byte {end}")),
+        "{}",
+        r.describe()
+    );
+    // Chunk 1 arrived last and is refused as a final chunk; chunk 0 was written.
+    assert!(r.stdout() == &plain[..CHUNK]);
+    // Bytes added after a short final chunk are named as one of the possibilities, not only "cut short".
+    let mut longer = sealed.clone();
+    longer.extend_from_slice(b"extra");
+    let r = seal(&["-d", "--key-file", &a, "--key-file", &b], &longer);
+    r.expect_code(3);
+    assert!(
+        r.stderr().contains("bytes added after it"),
+        "{}",
+        r.describe()
+    );
+    // A damaged key id in the header reads as a key that does not belong, and says the header may be damaged.
+    let mut damaged = sealed.clone();
+    damaged[61] ^= 1;
+    let r = seal(&["-d", "--key-file", &a, "--key-file", &b], &damaged);
+    r.expect_code(3);
+    assert!(
+        r.stderr().contains("or its header is damaged"),
+        "{}",
+        r.describe()
+    );
+}

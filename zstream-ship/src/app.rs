@@ -148,8 +148,19 @@ fn parse_description(s: &str) -> Result<String, String> {
     }
 }
 
+/// S3 metadata travels in HTTP headers (x-amz-meta-KEY): keys are letters, digits, '-', '_' and '.', values
+/// printable ASCII. Checked here, so a bad one fails before a byte is read, not at the upload.
 fn parse_meta(s: &str) -> Result<(String, String), String> {
+    let key_ok = |k: &str| {
+        k.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    };
+    let value_ok = |v: &str| v.bytes().all(|b| (0x20..=0x7e).contains(&b));
     match s.split_once('=') {
+        Some((k, _)) if !k.is_empty() && !key_ok(k) => Err(format!(
+            "'{k}': a metadata key is letters, digits, '-', '_' and '.'"
+        )),
+        Some((_, v)) if !value_ok(v) => Err(format!("'{s}': a metadata value is printable ASCII")),
         Some((k, v)) if !k.is_empty() && !k.to_ascii_lowercase().starts_with("zstream-") => {
             Ok((k.to_string(), v.to_string()))
         }

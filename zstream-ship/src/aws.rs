@@ -68,6 +68,16 @@ where
                 ),
             }
         }
+        // No answer of the service's: say what went wrong underneath (a refused connection, a DNS failure), not
+        // the SDK's whole debug story.
+        SdkError::TimeoutError(_) => "the request timed out".to_string(),
+        SdkError::DispatchFailure(_) => format!("no answer from the service: {}", root_cause(e)),
+        SdkError::ResponseError(_) => {
+            format!("the service's answer could not be read: {}", root_cause(e))
+        }
+        SdkError::ConstructionFailure(_) => {
+            format!("the request could not be made: {}", root_cause(e))
+        }
         _ => DisplayErrorContext(e).to_string(),
     };
     // One line, and not the SDK's whole debug dump of the response.
@@ -81,6 +91,15 @@ where
         line.push_str(" ...");
     }
     line
+}
+
+/// The innermost cause of an error, which names the real trouble ("Connection refused (os error 111)").
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
 }
 
 /// Waiting for an archive restore or retrieval job (hours on AWS): the first look after 1 s, each pause twice
@@ -154,4 +173,25 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     move |e| anyhow::anyhow!("{what}: {}", describe(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_s3::operation::head_object::HeadObjectError;
+    use aws_smithy_runtime_api::client::result::{ConnectorError, SdkError};
+
+    #[test]
+    fn transport_errors_are_one_line_with_their_cause() {
+        let io = std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "Connection refused (os error 111)",
+        );
+        let e: SdkError<HeadObjectError, super::HttpResponse> =
+            SdkError::dispatch_failure(ConnectorError::io(Box::new(io)));
+        let line = super::describe(&e);
+        assert_eq!(
+            line,
+            "no answer from the service: Connection refused (os error 111)"
+        );
+    }
 }

@@ -92,7 +92,7 @@ pub enum ZfsError {
     Unexpected { at: u64, what: String },
     #[error("ZFS stream damaged: BEGIN record at byte {at} has header type {hdrtype}")]
     BadHeaderType { at: u64, hdrtype: u64 },
-    #[error("{extra} bytes of data after the end of the ZFS stream at byte {at}")]
+    #[error("data after the end of the ZFS stream at byte {at} (at least {extra} bytes; checking stops there)")]
     Trailing { at: u64, extra: u64 },
     #[error("ZFS compound stream damaged: its header's list of snapshots cannot be read ({why})")]
     Header { why: String },
