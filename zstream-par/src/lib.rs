@@ -8,4 +8,5 @@ pub mod decode;
 pub mod encode;
 pub mod format;
 pub mod scan;
+pub mod testkit;
 pub mod vectors;

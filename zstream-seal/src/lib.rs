@@ -10,4 +10,5 @@ pub mod header;
 pub mod kdf;
 pub mod key;
 pub mod stream;
+pub mod testkit;
 pub mod vectors;
