@@ -77,7 +77,12 @@ pub fn decode<R: Read, W: Write + Send>(
     prog: &'static str,
     mut progress: impl FnMut(u64) + Send,
 ) -> anyhow::Result<Report> {
-    let mut asm = Assembler::new(Scanner::new(input), prog, mode == Mode::Verify);
+    // Which stream this is, from where each stream's frames say it began (a nested one cannot win); the probe
+    // hands back the whole input.
+    let (id, input) = crate::probe::stream_id(input).map_err(in_error)?;
+    let mut scan = Scanner::new(input);
+    scan.stream_id = id;
+    let mut asm = Assembler::new(scan, prog, mode == Mode::Verify);
     // SHA-256 of the output, on the workers in stream order; None once a group is lost (verify goes on past it).
     let sha = ordered::InOrder::new(Some(Sha256::new()));
     // Every frame the assembler takes has the stream's shape, so one codec serves the whole stream.

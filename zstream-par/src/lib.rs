@@ -7,6 +7,7 @@ pub mod codec;
 pub mod decode;
 pub mod encode;
 pub mod format;
+pub mod probe;
 pub mod scan;
 pub mod testkit;
 pub mod vectors;

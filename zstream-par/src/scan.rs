@@ -50,6 +50,11 @@ impl<R: Read> Scanner<R> {
         }
     }
 
+    /// The reader, back (what it holds past the scanner's buffer is unread).
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+
     fn offset(&self, i: usize) -> u64 {
         self.base + i as u64
     }

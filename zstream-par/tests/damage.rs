@@ -508,3 +508,50 @@ fn a_lost_trailer_and_neighbouring_blocks_are_said_plainly() {
         r.describe()
     );
 }
+
+/// `zstream-par ARGS` of `input`.
+fn par(args: &[&str], input: &[u8]) -> Run {
+    run(Path::new(BIN), args, input)
+}
+
+#[test]
+fn a_nested_par_stream_cannot_take_over_the_decode() {
+    // The case: the default encode of (5000 bytes + a whole par stream + 50 KB), its first 200 bytes
+    // zeroed (the stream-header frame and the first data frame's header): one lost frame of group 0.
+    let inner = par(&[], &Gen::bytes(70, 100_000));
+    inner.expect_code(0);
+    let mut original = Gen::bytes(71, 5000);
+    original.extend_from_slice(inner.stdout());
+    original.extend_from_slice(&Gen::bytes(72, 50_000));
+    for (name, args) in [
+        ("default sizes", vec![]),
+        // Equal block sizes inside and out: the nested stream spans many outer blocks.
+        (
+            "equal block sizes",
+            vec!["--data", "4", "--parity", "2", "--block-size", "4096"],
+        ),
+    ] {
+        let (original, inner_args) = if args.is_empty() {
+            (original.clone(), vec![])
+        } else {
+            let inner = par(&args, &Gen::bytes(73, 100_000));
+            let mut o = Gen::bytes(74, 5000);
+            o.extend_from_slice(inner.stdout());
+            o.extend_from_slice(&Gen::bytes(75, 50_000));
+            (o, args.clone())
+        };
+        let outer = par(&inner_args, &original);
+        outer.expect_code(0);
+        let mut damaged = outer.stdout().to_vec();
+        damaged[..200].fill(0);
+        let r = par(&["-d"], &damaged);
+        r.expect_code(0).expect_clean_stderr("zstream-par");
+        assert!(
+            r.stdout() == original.as_slice(),
+            "{name}: {} bytes came out, not the outer original's {}",
+            r.stdout().len(),
+            original.len()
+        );
+        par(&["--verify"], &damaged).expect_code(0);
+    }
+}
