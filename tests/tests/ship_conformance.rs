@@ -399,10 +399,14 @@ fn conformance(place: &dyn Place) {
     place.ship(&["rm", &empty], b"").expect_code(0);
     // A vault's listing is its last inventory (a day old on AWS), which still names what was just removed.
     assert!(!place.lists_live() || !names(place).iter().any(|(n, _)| *n == empty));
-    place
-        .ship(&["get", &empty], b"")
-        .expect_code(1)
-        .expect_clean_stderr("zstream-ship");
+    let missing = place.ship(&["get", &empty], b"");
+    missing.expect_code(1).expect_clean_stderr("zstream-ship");
+    // Named by the URL the user gave, not by a path or an internal id.
+    assert!(
+        missing.stderr().contains(&empty),
+        "{p}: {}",
+        missing.describe()
+    );
     place
         .ship(&["rm", &empty], b"")
         .expect_code(1)

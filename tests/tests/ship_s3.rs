@@ -256,3 +256,23 @@ fn objects_of_other_tools_are_checked_by_whatever_checksum_s3_stored() {
         );
     }
 }
+
+#[test]
+fn a_multipart_put_needs_no_tagging_permission() {
+    // A policy without s3:PutObjectTagging refuses every ?tagging request: put must not need one.
+    let moto = Moto::start();
+    moto.bucket("notags");
+    let proxy = Proxy::start(
+        moto.port,
+        Schedule {
+            refuse: Some("tagging"),
+            ..Default::default()
+        },
+    );
+    let data = Gen::bytes(8, 12 << 20);
+    let env = Moto::env_for(&proxy.endpoint());
+    ship(&env, &["put", "s3://notags/k"], &data)
+        .expect_code(0)
+        .expect_clean_stderr("zstream-ship");
+    assert!(ship(&env, &["get", "s3://notags/k"], b"").stdout() == data.as_slice());
+}

@@ -555,3 +555,20 @@ fn a_nested_par_stream_cannot_take_over_the_decode() {
         par(&["--verify"], &damaged).expect_code(0);
     }
 }
+
+#[test]
+fn another_streams_frames_are_not_reported_as_damage() {
+    let e = encode(3 * DATA * BS, 1);
+    let other = par(
+        &["--data", "4", "--parity", "2", "--block-size", "4096"],
+        &Gen::bytes(99, 2 * DATA * BS),
+    );
+    let (at, _, _) = e.group(1)[0];
+    let mut mixed = e.bytes.clone();
+    mixed.splice(at..at, other.stdout().iter().copied());
+    let r = par(&["-d"], &mixed);
+    r.expect_code(0);
+    assert!(r.stdout() == e.input.as_slice());
+    assert!(!r.stderr().contains("is damaged"), "{}", r.describe());
+    par(&["--threads", "100000"], b"").expect_code(2);
+}

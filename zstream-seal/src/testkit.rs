@@ -139,6 +139,28 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
         v
     };
     let unsorted_ids = reheader(&good, ab, |h| h.key_ids.reverse());
+    // A key file whose material equals the passphrase's (seal-v1 forbids equal ids): seal refuses to make
+    // one, so it is forged, header and payload, with the keys an opener that allowed it would derive.
+    let (equal_ids, equal_key) = {
+        let salt: [u8; 32] = Sha256::digest(b"testkit salt").into();
+        let k = kdf::passphrase_key(b"correct horse battery staple", &salt, VECTOR_ARGON2)
+            .expect("argon2");
+        let sk = kdf::stream_keys(&[k.clone(), k.clone()], &salt);
+        let mut h = Header {
+            chunk_size: CHUNK,
+            salt,
+            key_ids: vec![k.id()],
+            passphrase_ids: vec![k.id()],
+            argon2: Some(VECTOR_ARGON2),
+            mac: [0; 32],
+        };
+        h.authenticate(&sk);
+        let mut v = h.encode();
+        let mut chunk = plaintext(10);
+        crate::stream::PayloadCipher::new(&sk.payload).seal(0, true, &mut chunk);
+        v.extend_from_slice(&chunk);
+        (v, hex::encode(k.bytes()))
+    };
     let mut cases = vec![
         c(
             "success-two-keys",
@@ -315,12 +337,25 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
         };
         cases.push(Case { name, expect, keys: &["key A"], passphrases: phrases, output, comment, stream, plain: pw_plain.clone() });
     }
+    cases.push(Case {
+        name: "header-equal-ids",
+        expect: "header failure",
+        keys: &[],
+        passphrases: &["correct horse battery staple"],
+        output: 0,
+        comment: "the key file's material equals the passphrase's: two equal ids, not allowed",
+        stream: equal_ids,
+        plain: Vec::new(),
+    });
     cases
         .into_iter()
         .map(|c| {
             let mut f = format!("expect: {}\n", c.expect);
             for k in c.keys {
                 f.push_str(&format!("key: {}\n", hex::encode(key(k).bytes())));
+            }
+            if c.name == "header-equal-ids" {
+                f.push_str(&format!("key: {equal_key}\n"));
             }
             for p in c.passphrases {
                 f.push_str(&format!("passphrase: {p}\n"));

@@ -150,3 +150,58 @@ pub fn arm_abort(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+
+    /// Counts a task's end, whether it finished or was dropped (cancelled).
+    struct Ended(Arc<AtomicU32>);
+    impl Drop for Ended {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_failed_part_cancels_the_parts_in_flight_before_the_error_returns() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (ended, finished) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+        let in_flight = InFlight::default();
+        let input = vec![7u8; 10 * 1024];
+        let parts = Parts {
+            rt: &rt,
+            concurrency: 4,
+            size: &|_| 1024,
+            max_parts: 100,
+            too_long: "too long",
+            in_flight: &in_flight,
+        };
+        let mut started = 0u32;
+        let r = parts.run(vec![7u8; 1024], &mut &input[..], |n, _, _| {
+            started += 1;
+            let (ended, finished) = (Arc::clone(&ended), Arc::clone(&finished));
+            rt.spawn(async move {
+                let _guard = Ended(ended);
+                if n == 1 {
+                    // The first part fails once the others are in flight.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    anyhow::bail!("part 1 refused");
+                }
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                finished.fetch_add(1, SeqCst);
+                Ok(())
+            })
+        });
+        assert_eq!(r.unwrap_err().to_string(), "part 1 refused");
+        assert!(started >= 4, "{started} parts started");
+        // Every task has ended (none still sending when the caller aborts the upload), none by finishing.
+        assert_eq!(ended.load(SeqCst), started);
+        assert_eq!(finished.load(SeqCst), 0);
+    }
+}
