@@ -22,3 +22,34 @@ pub fn bin(name: &str) -> PathBuf {
     );
     path
 }
+
+/// The four filters' paths as strings, for shell pipelines: [hash, seal, par, ship].
+pub fn filters() -> [String; 4] {
+    [
+        "zstream-hash",
+        "zstream-seal",
+        "zstream-par",
+        "zstream-ship",
+    ]
+    .map(|b| bin(b).to_str().expect("a UTF-8 path").to_string())
+}
+
+/// New key files `dir/NAME` from `zstream-seal keygen`; returns their paths.
+pub fn keygen(dir: &std::path::Path, names: &[&str]) -> Vec<String> {
+    names
+        .iter()
+        .map(|n| {
+            let p = dir.join(n).to_str().expect("a UTF-8 path").to_string();
+            let out = std::process::Command::new(bin("zstream-seal"))
+                .args(["keygen", "-o", &p])
+                .output()
+                .expect("running zstream-seal keygen");
+            assert!(
+                out.status.success(),
+                "keygen: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            p
+        })
+        .collect()
+}

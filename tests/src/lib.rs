@@ -8,5 +8,6 @@ pub mod data;
 pub mod faults;
 pub mod moto;
 pub mod proc;
+pub mod testkit;
 pub mod vault;
 pub mod zfs;

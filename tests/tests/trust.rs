@@ -2,7 +2,7 @@
 //! exit status, so a `zfs send` that dies midway looks to every stage like a clean end of a shorter stream; the
 //! store is what must refuse (put never replaces an object unless told to).
 
-use zstream_tests::bins::bin;
+use zstream_tests::bins::{bin, filters, keygen};
 use zstream_tests::data::Gen;
 use zstream_tests::moto::Moto;
 use zstream_tests::proc::sh_env;
@@ -12,18 +12,10 @@ use zstream_tests::proc::sh_env;
 fn a_dying_upstream_keeps_the_good_backup(url: &str, env: &[(String, String)]) {
     let d = tempfile::tempdir().unwrap();
     let f = |n: &str| d.path().join(n).to_str().unwrap().to_string();
-    let [hash, seal, par, ship] = [
-        "zstream-hash",
-        "zstream-seal",
-        "zstream-par",
-        "zstream-ship",
-    ]
-    .map(|b| bin(b).to_str().unwrap().to_string());
+    let [hash, seal, par, ship] = filters();
     std::fs::write(f("full.zfs"), Gen::bytes(77, 6 << 20)).unwrap();
-    for k in ["a.key", "b.key"] {
-        sh_env(&format!("{seal} keygen -o {}", f(k)), &[]).expect_code(0);
-    }
-    let keys = format!("--key-file {} --key-file {}", f("a.key"), f("b.key"));
+    let keys = keygen(d.path(), &["a.key", "b.key"]);
+    let keys = format!("--key-file {} --key-file {}", keys[0], keys[1]);
     let put = format!(
         "{hash} -o {} | {seal} {keys} | {par} | {ship} put --part-size 5MiB {url}",
         f("x.sha256")
@@ -98,19 +90,10 @@ fn into_closed_pipe(bin: &str, args: &[&str], input: &[u8]) -> std::process::Out
 #[test]
 fn reports_into_a_closed_pipe_fail_in_one_line_without_a_panic() {
     let d = tempfile::tempdir().unwrap();
-    let key = d.path().join("a.key");
+    let key = &keygen(d.path(), &["a.key"])[0];
     let seal = bin("zstream-seal");
-    sh_env(
-        &format!("{} keygen -o {}", seal.display(), key.display()),
-        &[],
-    )
-    .expect_code(0);
     let sealed = sh_env(
-        &format!(
-            "echo data | {} --key-file {}",
-            seal.display(),
-            key.display()
-        ),
+        &format!("echo data | {} --key-file {}", seal.display(), key),
         &[],
     );
     let par = sh_env(

@@ -4,7 +4,7 @@
 //!   zstream-ship get --wait s3:// | zstream-par -d | zstream-seal -d | zstream-hash --check | zfs receive
 
 use std::time::Duration;
-use zstream_tests::bins::bin;
+use zstream_tests::bins::{filters, keygen};
 use zstream_tests::data::Gen;
 use zstream_tests::moto::Moto;
 use zstream_tests::proc::sh_env;
@@ -17,20 +17,12 @@ fn snapshots_go_to_deep_archive_and_come_back_after_a_restore() {
     let moto = Moto::start();
     moto.bucket("offsite");
     let env = moto.env();
-    let [hash, seal, par, ship] = [
-        "zstream-hash",
-        "zstream-seal",
-        "zstream-par",
-        "zstream-ship",
-    ]
-    .map(|b| bin(b).to_str().unwrap().to_string());
+    let [hash, seal, par, ship] = filters();
     let w = p.dir.join("work");
     std::fs::create_dir_all(&w).unwrap();
     let f = |name: &str| w.join(name).to_str().unwrap().to_string();
-    for k in ["a.key", "b.key"] {
-        sh_env(&format!("{seal} keygen -o {}", f(k)), &[]).expect_code(0);
-    }
-    let keys = format!("--key-file {} --key-file {}", f("a.key"), f("b.key"));
+    let keys = keygen(&w, &["a.key", "b.key"]);
+    let keys = format!("--key-file {} --key-file {}", keys[0], keys[1]);
 
     cmd("zfs", &["create", &p.ds("src")]);
     fill_tree(&p.path("src"), 41);

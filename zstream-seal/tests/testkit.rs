@@ -11,23 +11,10 @@ const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/formats/testkit/
 
 #[test]
 fn committed_testkit_has_not_drifted() {
-    let mut committed: Vec<(String, Vec<u8>)> = std::fs::read_dir(DIR)
-        .expect("docs/formats/testkit/seal")
-        .map(|e| e.unwrap().path())
-        .map(|p| {
-            (
-                p.file_name().unwrap().to_string_lossy().into_owned(),
-                std::fs::read(&p).unwrap(),
-            )
-        })
-        .collect();
-    committed.sort();
-    let mut generated = testkit::generate();
-    generated.sort();
-    assert!(
-        committed == generated,
-        "docs/formats/testkit/seal differs from the generator: rewrite it with \
-         `cargo run -p zstream-seal --example seal-testkit docs/formats/testkit/seal` if the change is intended"
+    zstream_tests::testkit::assert_committed(
+        Path::new(DIR),
+        testkit::generate(),
+        "cargo run -p zstream-seal --example seal-testkit docs/formats/testkit/seal",
     );
 }
 
