@@ -14,6 +14,12 @@ pub mod size;
 
 pub use exit::{integrity, usage, Code, Coded};
 
+/// Fills `buf` from the system's random generator (keys, salts, stream ids), with the one message its rare
+/// failure gets.
+pub fn random(buf: &mut [u8]) -> anyhow::Result<()> {
+    getrandom::fill(buf).map_err(|e| anyhow::anyhow!("the system random generator failed: {e}"))
+}
+
 /// The buffer size every stage reads and writes with. 1 MiB matches the grown pipe size, so one read drains a full
 /// pipe and one write fills an empty one; smaller buffers cost measurably more syscalls (see docs/BENCHMARKS.md).
 pub const BUF_SIZE: usize = 1 << 20;

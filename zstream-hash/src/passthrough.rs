@@ -16,53 +16,45 @@ pub fn run(
     buf: &mut [u8],
     mut consume: impl FnMut(&[u8]) -> anyhow::Result<()>,
 ) -> anyhow::Result<u64> {
-    if pipe::is_pipe(input) && pipe::is_pipe(output) {
-        run_tee(input, output, buf, &mut consume)
-    } else {
-        run_copy(input, output, buf, &mut consume)
+    let mut total = 0u64;
+    let tee = pipe::is_pipe(input) && pipe::is_pipe(output);
+    loop {
+        let n = if tee {
+            tee_step(input, output, buf)?
+        } else {
+            copy_step(input, output, buf)?
+        };
+        if n == 0 {
+            return Ok(total);
+        }
+        consume(&buf[..n])?;
+        total += n as u64;
     }
 }
 
-fn run_tee(
-    input: &mut File,
-    output: &mut File,
-    buf: &mut [u8],
-    consume: &mut impl FnMut(&[u8]) -> anyhow::Result<()>,
-) -> anyhow::Result<u64> {
-    let mut total = 0u64;
-    loop {
-        let n = match rustix::pipe::tee(
+/// One piece through `tee(2)`: the kernel duplicates it into the output pipe, and it is then read out of the
+/// input pipe into `buf` to be seen. Returns its length, 0 at the end.
+fn tee_step(input: &mut File, output: &mut File, buf: &mut [u8]) -> anyhow::Result<usize> {
+    let n = loop {
+        match rustix::pipe::tee(
             &*input,
             &*output,
             buf.len(),
             rustix::pipe::SpliceFlags::empty(),
         ) {
-            Ok(0) => return Ok(total),
-            Ok(n) => n,
+            Ok(n) => break n,
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(out_error(e.into())),
-        };
-        // tee left the bytes in the input pipe; take exactly those out to hash them.
-        input.read_exact(&mut buf[..n]).map_err(in_error)?;
-        consume(&buf[..n])?;
-        total += n as u64;
-    }
+        }
+    };
+    // tee left the bytes in the input pipe; take exactly those out.
+    input.read_exact(&mut buf[..n]).map_err(in_error)?;
+    Ok(n)
 }
 
-fn run_copy(
-    input: &mut File,
-    output: &mut File,
-    buf: &mut [u8],
-    consume: &mut impl FnMut(&[u8]) -> anyhow::Result<()>,
-) -> anyhow::Result<u64> {
-    let mut total = 0u64;
-    loop {
-        let n = pipe::read_full(input, buf).map_err(in_error)?;
-        if n == 0 {
-            return Ok(total);
-        }
-        pipe::write_out(output, &buf[..n])?;
-        consume(&buf[..n])?;
-        total += n as u64;
-    }
+/// One piece by read and write.
+fn copy_step(input: &mut File, output: &mut File, buf: &mut [u8]) -> anyhow::Result<usize> {
+    let n = pipe::read_full(input, buf).map_err(in_error)?;
+    pipe::write_out(output, &buf[..n])?;
+    Ok(n)
 }

@@ -129,8 +129,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         };
         p.check().map_err(usage)?;
         let mut id = [0u8; 8];
-        getrandom::fill(&mut id)
-            .map_err(|e| anyhow::anyhow!("the system random generator failed: {e}"))?;
+        zstream_common::random(&mut id)?;
         encode::encode(
             &mut *input,
             &mut *output,

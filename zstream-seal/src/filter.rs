@@ -71,8 +71,7 @@ pub fn seal<R: Read, W: Write + Send>(
         Some(s) => s,
         None => {
             let mut s = [0u8; 32];
-            getrandom::fill(&mut s)
-                .map_err(|e| anyhow::anyhow!("the system random generator failed: {e}"))?;
+            zstream_common::random(&mut s)?;
             s
         }
     };

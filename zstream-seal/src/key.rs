@@ -28,8 +28,7 @@ impl Key {
 
     pub fn random() -> anyhow::Result<Key> {
         let mut k = Zeroizing::new([0u8; KEY_LEN]);
-        getrandom::fill(&mut k[..])
-            .map_err(|e| anyhow::anyhow!("the system random generator failed: {e}"))?;
+        zstream_common::random(&mut k[..])?;
         Ok(Key(k))
     }
 

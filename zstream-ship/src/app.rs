@@ -409,22 +409,40 @@ fn limits(a: &Upload, service: &str, min: u64, max: u64, largest: u64) -> anyhow
     Ok(())
 }
 
+impl Cmd {
+    /// The option groups this subcommand took; the rest stay at their defaults.
+    fn remote(&self) -> Remote {
+        let mut r = Remote::default();
+        match self {
+            Cmd::Put {
+                upload,
+                transfer,
+                conn,
+                ..
+            } => (r.upload, r.transfer, r.conn) = (upload.clone(), transfer.clone(), conn.clone()),
+            Cmd::Get {
+                thaw,
+                transfer,
+                conn,
+                ..
+            } => (r.thaw, r.transfer, r.conn) = (thaw.clone(), transfer.clone(), conn.clone()),
+            Cmd::Restore { thaw, conn, .. } => (r.thaw, r.conn) = (thaw.clone(), conn.clone()),
+            Cmd::Ls { wait, conn, .. } => (r.thaw.wait, r.conn) = (*wait, conn.clone()),
+            Cmd::Rm { conn, .. } | Cmd::Gc { conn, .. } => r.conn = conn.clone(),
+        }
+        r
+    }
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let a = &args.cmd.remote();
     match args.cmd {
         Cmd::Put {
             dest,
             overwrite,
-            upload,
-            transfer,
-            conn,
             progress,
+            ..
         } => {
-            let a = &Remote {
-                conn,
-                transfer,
-                upload,
-                ..Remote::default()
-            };
             if overwrite && dest.starts_with("glacier:") {
                 return Err(usage(
                     "--overwrite: a Glacier vault never replaces an archive (each put makes a new one)",
@@ -448,19 +466,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             p.finish();
             Ok(())
         }
-        Cmd::Get {
-            src,
-            thaw,
-            transfer,
-            conn,
-            progress,
-        } => {
-            let a = &Remote {
-                conn,
-                transfer,
-                thaw,
-                ..Remote::default()
-            };
+        Cmd::Get { src, progress, .. } => {
             let b = backend(&src, Use::Object, a)?;
             pipe::setup_filter()?;
             let mut output = pipe::stdout();
@@ -473,20 +479,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             p.finish();
             Ok(())
         }
-        Cmd::Ls {
-            prefix,
-            json,
-            wait,
-            conn,
-        } => {
-            let a = &Remote {
-                conn,
-                thaw: Thaw {
-                    wait,
-                    ..Thaw::default()
-                },
-                ..Remote::default()
-            };
+        Cmd::Ls { prefix, json, .. } => {
             let entries = backend(&prefix, Use::Prefix, a)?.list()?;
             for e in entries {
                 if json {
@@ -500,19 +493,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Cmd::Rm { url, conn } => {
-            let a = &Remote {
-                conn,
-                ..Remote::default()
-            };
-            backend(&url, Use::Object, a)?.remove()
-        }
-        Cmd::Restore { src, thaw, conn } => {
-            let a = &Remote {
-                conn,
-                thaw,
-                ..Remote::default()
-            };
+        Cmd::Rm { url, .. } => backend(&url, Use::Object, a)?.remove(),
+        Cmd::Restore { src, .. } => {
             for s in src {
                 let said = backend(&s, Use::Object, a)?.restore(a.thaw.wait)?;
                 eprintln!("{NAME}: {s}: {said}");
@@ -523,12 +505,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             prefix,
             older_than,
             dry_run,
-            conn,
+            ..
         } => {
-            let a = &Remote {
-                conn,
-                ..Remote::default()
-            };
             let now = crate::backend::now_secs();
             for s in backend(&prefix, Use::Prefix, a)?.gc(older_than, dry_run)? {
                 let age = u64::try_from(now.saturating_sub(s.started)).unwrap_or(0);

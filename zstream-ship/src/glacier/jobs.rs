@@ -56,7 +56,6 @@ async fn find(t: &GlacierTarget, kind: Kind<'_>) -> anyhow::Result<Option<(Job, 
         let page = t
             .client
             .list_jobs()
-            .account_id("-")
             .vault_name(&t.vault)
             .set_marker(marker.take())
             .send()
@@ -120,7 +119,6 @@ async fn ensure(t: &GlacierTarget, kind: Kind<'_>, wait: bool) -> anyhow::Result
             let out = t
                 .client
                 .initiate_job()
-                .account_id("-")
                 .vault_name(&t.vault)
                 .job_parameters(params.build())
                 .send()
@@ -157,7 +155,6 @@ async fn ensure(t: &GlacierTarget, kind: Kind<'_>, wait: bool) -> anyhow::Result
         let d = t
             .client
             .describe_job()
-            .account_id("-")
             .vault_name(&t.vault)
             .job_id(&job.id)
             .send()
@@ -209,7 +206,6 @@ pub async fn output(t: &GlacierTarget, job: &Job, output: &mut dyn Write) -> any
         let mut req = t
             .client
             .get_job_output()
-            .account_id("-")
             .vault_name(&t.vault)
             .job_id(&job.id);
         if written > 0 {
@@ -282,26 +278,38 @@ pub async fn inventory(t: &GlacierTarget) -> anyhow::Result<Vec<Entry>> {
     let mut body = Vec::new();
     // The inventory is the job's output; there is no archive tree hash to check it against.
     output(t, &job, &mut body).await?;
-    let v: serde_json::Value = serde_json::from_slice(&body)
-        .with_context(|| format!("the inventory of {} is not JSON", t.url()))?;
-    if let Some(d) = v["InventoryDate"].as_str() {
-        eprintln!("zstream-ship: {}: inventory of {d}", t.url());
-    }
-    Ok(v["ArchiveList"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-        .iter()
+    let inv: Inventory = serde_json::from_slice(&body)
+        .with_context(|| format!("the inventory of {} cannot be read", t.url()))?;
+    eprintln!("zstream-ship: {}: inventory of {}", t.url(), inv.date);
+    Ok(inv
+        .archives
+        .into_iter()
         .map(|a| Entry {
-            name: format!(
-                "glacier://{}/{}",
-                t.vault,
-                a["ArchiveId"].as_str().unwrap_or_default()
-            ),
-            size: a["Size"].as_u64().unwrap_or(0),
+            name: format!("glacier://{}/{}", t.vault, a.id),
+            size: a.size,
             storage_class: "GLACIER_VAULT".into(),
             restore: "archived".into(),
-            date: a["CreationDate"].as_str().unwrap_or_default().to_string(),
+            date: a.date,
         })
         .collect())
+}
+
+/// A vault inventory (the JSON of an inventory-retrieval job's output). A field that is missing is an error, not
+/// a zero.
+#[derive(serde::Deserialize)]
+struct Inventory {
+    #[serde(rename = "InventoryDate")]
+    date: String,
+    #[serde(rename = "ArchiveList")]
+    archives: Vec<Archive>,
+}
+
+#[derive(serde::Deserialize)]
+struct Archive {
+    #[serde(rename = "ArchiveId")]
+    id: String,
+    #[serde(rename = "Size")]
+    size: u64,
+    #[serde(rename = "CreationDate")]
+    date: String,
 }

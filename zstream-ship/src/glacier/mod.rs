@@ -100,7 +100,6 @@ impl GlacierTarget {
             .block_on(
                 self.client
                     .upload_archive()
-                    .account_id("-")
                     .vault_name(&self.vault)
                     .archive_description(self.description())
                     .checksum(sum)
@@ -125,7 +124,6 @@ impl GlacierTarget {
             .block_on(
                 self.client
                     .initiate_multipart_upload()
-                    .account_id("-")
                     .vault_name(&self.vault)
                     .archive_description(self.description())
                     .part_size(part.to_string())
@@ -152,7 +150,6 @@ impl GlacierTarget {
             let req = self
                 .client
                 .upload_multipart_part()
-                .account_id("-")
                 .vault_name(&self.vault)
                 .upload_id(&id);
             let url = url.clone();
@@ -172,7 +169,6 @@ impl GlacierTarget {
             let complete = self
                 .client
                 .complete_multipart_upload()
-                .account_id("-")
                 .vault_name(&self.vault)
                 .upload_id(&id)
                 .archive_size(total.to_string())
@@ -198,7 +194,6 @@ impl GlacierTarget {
         let req = self
             .client
             .abort_multipart_upload()
-            .account_id("-")
             .vault_name(&self.vault)
             .upload_id(id);
         async move {
@@ -250,7 +245,6 @@ impl Backend for GlacierTarget {
             .block_on(
                 self.client
                     .delete_archive()
-                    .account_id("-")
                     .vault_name(&self.vault)
                     .archive_id(archive)
                     .send(),
@@ -269,7 +263,6 @@ impl Backend for GlacierTarget {
                 .block_on(
                     self.client
                         .list_multipart_uploads()
-                        .account_id("-")
                         .vault_name(&self.vault)
                         .set_marker(marker.take())
                         .send(),
@@ -296,7 +289,6 @@ impl Backend for GlacierTarget {
                         .block_on(
                             self.client
                                 .abort_multipart_upload()
-                                .account_id("-")
                                 .vault_name(&self.vault)
                                 .upload_id(id)
                                 .send(),
