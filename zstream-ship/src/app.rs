@@ -1,15 +1,15 @@
 //! The command line of zstream-ship.
 
-use crate::aws::Endpoint;
 use crate::backend::{Backend, Replace};
 use crate::file::FileTarget;
-use crate::glacier::{self, GlacierOptions, GlacierTarget};
-use crate::s3::{self, S3Options, S3Target};
+use crate::glacier::{self, GlacierTarget};
+use crate::options::{Conn, Options, Thaw, Transfer, Upload};
+use crate::s3::{self, S3Target};
 use crate::url::Target;
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
 use zstream_common::progress::{Progress, ProgressArg};
-use zstream_common::{pipe, size, usage};
+use zstream_common::{pipe, usage};
 
 pub const NAME: &str = "zstream-ship";
 
@@ -37,138 +37,6 @@ Exit codes: 0 ok, 1 I/O error, 2 usage error, 3 integrity failure, 75 archive re
 pub struct Args {
     #[command(subcommand)]
     pub cmd: Cmd,
-}
-
-/// Where the service is; credentials and profile come from the standard AWS sources.
-#[derive(clap::Args, Debug, Clone, Default)]
-pub struct Conn {
-    /// The service's endpoint URL (an S3-compatible service); default from AWS_ENDPOINT_URL, else AWS itself.
-    #[arg(long, value_name = "URL")]
-    pub endpoint: Option<String>,
-    /// The AWS region; default from AWS_REGION or the profile.
-    #[arg(long, value_name = "REGION")]
-    pub region: Option<String>,
-}
-
-/// Parts in flight.
-#[derive(clap::Args, Debug, Clone)]
-pub struct Transfer {
-    /// Parts moving at once (memory: part size x (N + 1)).
-    #[arg(long, default_value_t = 4, value_name = "N",
-          value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub concurrency: u16,
-}
-
-impl Default for Transfer {
-    fn default() -> Self {
-        Transfer { concurrency: 4 }
-    }
-}
-
-/// How a new object is written.
-#[derive(clap::Args, Debug, Clone)]
-pub struct Upload {
-    /// The first part size of an upload; parts double every 1,000 so any stream fits S3's 10,000 parts (S3: 5
-    /// MiB to 5 GiB; Glacier: 1 MiB to 4 GiB, a power of two).
-    #[arg(long, value_parser = size::parse, default_value = "16MiB", value_name = "SIZE")]
-    pub part_size: u64,
-    /// The stream's expected size (e.g. from `zfs send -nP`): picks one part size up front for it.
-    #[arg(long, value_parser = size::parse, value_name = "SIZE")]
-    pub size_hint: Option<u64>,
-    /// The S3 storage class of the new object.
-    #[arg(long, value_name = "CLASS",
-          value_parser = ["STANDARD", "STANDARD_IA", "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE"])]
-    pub storage_class: Option<String>,
-    /// S3 object metadata; repeatable.
-    #[arg(long = "meta", value_name = "KEY=VALUE", value_parser = parse_meta)]
-    pub meta: Vec<(String, String)>,
-    /// S3 server-side encryption.
-    #[arg(long, value_parser = ["AES256", "aws:kms"])]
-    pub sse: Option<String>,
-    /// The KMS key for --sse aws:kms (default: the account's S3 key).
-    #[arg(long, value_name = "KEY_ID", requires = "sse")]
-    pub sse_kms_key_id: Option<String>,
-    /// The archive description of a Glacier vault upload (printable ASCII, at most 1,024 characters).
-    #[arg(long, value_parser = parse_description)]
-    pub description: Option<String>,
-}
-
-impl Default for Upload {
-    fn default() -> Self {
-        Upload {
-            part_size: 16 << 20,
-            size_hint: None,
-            storage_class: None,
-            meta: Vec::new(),
-            sse: None,
-            sse_kms_key_id: None,
-            description: None,
-        }
-    }
-}
-
-/// Reading archived objects (S3 GLACIER and DEEP_ARCHIVE, Glacier vaults).
-#[derive(clap::Args, Debug, Clone)]
-pub struct Thaw {
-    /// Restore tier for archived objects.
-    #[arg(long, default_value = "Standard", value_parser = ["Expedited", "Standard", "Bulk"])]
-    pub tier: String,
-    /// Days a restored copy stays readable.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=30000))]
-    pub days: i32,
-    /// Wait for an archive restore, polling with backoff, instead of exiting 75.
-    #[arg(long)]
-    pub wait: bool,
-}
-
-impl Default for Thaw {
-    fn default() -> Self {
-        Thaw {
-            tier: "Standard".into(),
-            days: 3,
-            wait: false,
-        }
-    }
-}
-
-/// Everything a backend may be told: what the subcommand did not take stays at its default.
-#[derive(Default)]
-struct Remote {
-    conn: Conn,
-    transfer: Transfer,
-    upload: Upload,
-    thaw: Thaw,
-}
-
-fn parse_description(s: &str) -> Result<String, String> {
-    if s.len() <= 1024 && s.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
-        Ok(s.to_string())
-    } else {
-        Err("a Glacier archive description is at most 1,024 printable ASCII characters".into())
-    }
-}
-
-/// S3 metadata travels in HTTP headers (x-amz-meta-KEY): keys are letters, digits, '-', '_' and '.', values
-/// printable ASCII. Checked here, so a bad one fails before a byte is read, not at the upload.
-fn parse_meta(s: &str) -> Result<(String, String), String> {
-    let key_ok = |k: &str| {
-        k.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-    };
-    let value_ok = |v: &str| v.bytes().all(|b| (0x20..=0x7e).contains(&b));
-    match s.split_once('=') {
-        Some((k, _)) if !k.is_empty() && !key_ok(k) => Err(format!(
-            "'{k}': a metadata key is letters, digits, '-', '_' and '.'"
-        )),
-        Some((_, v)) if !value_ok(v) => Err(format!("'{s}': a metadata value is printable ASCII")),
-        Some((k, v)) if !k.is_empty() && !k.to_ascii_lowercase().starts_with("zstream-") => {
-            Ok((k.to_string(), v.to_string()))
-        }
-        Some((k, _)) if !k.is_empty() => Err(format!(
-            "'{k}': metadata named zstream-* is this tool's own"
-        )),
-        _ => Err(format!("'{s}' is not KEY=VALUE")),
-    }
 }
 
 const PUT_EXAMPLES: &str = "\
@@ -316,7 +184,7 @@ enum Use {
     Prefix,
 }
 
-fn backend(url: &str, how: Use, a: &Remote) -> anyhow::Result<Box<dyn Backend>> {
+fn backend(url: &str, how: Use, a: &Options) -> anyhow::Result<Box<dyn Backend>> {
     let target = Target::parse(url, how != Use::Prefix).map_err(usage)?;
     if let Target::Glacier { vault, archive } = &target {
         match (how, archive) {
@@ -351,39 +219,11 @@ fn backend(url: &str, how: Use, a: &Remote) -> anyhow::Result<Box<dyn Backend>> 
         )?,
         Target::File { .. } => {}
     }
-    let endpoint = Endpoint {
-        url: a.conn.endpoint.clone(),
-        region: a.conn.region.clone(),
-    };
     match target {
         Target::File { path } => Ok(Box::new(FileTarget { path })),
-        Target::S3 { bucket, key } => {
-            let opts = S3Options {
-                endpoint,
-                concurrency: a.transfer.concurrency.into(),
-                part_size: a.upload.part_size,
-                size_hint: a.upload.size_hint,
-                storage_class: a.upload.storage_class.clone(),
-                meta: a.upload.meta.clone(),
-                sse: a.upload.sse.clone(),
-                sse_kms_key_id: a.upload.sse_kms_key_id.clone(),
-                tier: a.thaw.tier.clone(),
-                days: a.thaw.days,
-                wait: a.thaw.wait,
-            };
-            Ok(Box::new(S3Target::new(bucket, key, opts)?))
-        }
+        Target::S3 { bucket, key } => Ok(Box::new(S3Target::new(bucket, key, a.clone())?)),
         Target::Glacier { vault, archive } => {
-            let opts = GlacierOptions {
-                endpoint,
-                concurrency: a.transfer.concurrency.into(),
-                part_size: a.upload.part_size,
-                size_hint: a.upload.size_hint,
-                description: a.upload.description.clone(),
-                tier: a.thaw.tier.clone(),
-                wait: a.thaw.wait,
-            };
-            Ok(Box::new(GlacierTarget::new(vault, archive, opts)?))
+            Ok(Box::new(GlacierTarget::new(vault, archive, a.clone())?))
         }
     }
 }
@@ -411,8 +251,8 @@ fn limits(a: &Upload, service: &str, min: u64, max: u64, largest: u64) -> anyhow
 
 impl Cmd {
     /// The option groups this subcommand took; the rest stay at their defaults.
-    fn remote(&self) -> Remote {
-        let mut r = Remote::default();
+    fn remote(&self) -> Options {
+        let mut r = Options::default();
         match self {
             Cmd::Put {
                 upload,

@@ -7,6 +7,7 @@ pub mod aws;
 pub mod backend;
 pub mod file;
 pub mod glacier;
+pub mod options;
 pub mod pump;
 pub mod s3;
 pub mod url;

@@ -113,7 +113,7 @@ async fn ensure(t: &GlacierTarget, kind: Kind<'_>, wait: bool) -> anyhow::Result
                 Kind::Archive(a) => JobParameters::builder()
                     .r#type("archive-retrieval")
                     .archive_id(a)
-                    .tier(&t.opts.tier),
+                    .tier(t.opts.thaw.tier.as_str()),
                 Kind::Inventory => JobParameters::builder().r#type("inventory-retrieval"),
             };
             let out = t
@@ -126,7 +126,7 @@ async fn ensure(t: &GlacierTarget, kind: Kind<'_>, wait: bool) -> anyhow::Result
                 .map_err(aws::err(format!("starting a {what} job for {url}")))?;
             eprintln!(
                 "zstream-ship: {url}: {what} job started ({} tier)",
-                t.opts.tier
+                t.opts.thaw.tier.as_str()
             );
             Job {
                 id: out
@@ -142,7 +142,7 @@ async fn ensure(t: &GlacierTarget, kind: Kind<'_>, wait: bool) -> anyhow::Result
     if !wait {
         return Ok(Ready::Later(format!(
             "the {what} job is under way; run this again in {} or pass --wait",
-            match t.opts.tier.as_str() {
+            match t.opts.thaw.tier.as_str() {
                 "Expedited" => "1-5 minutes",
                 "Bulk" => "5-12 hours",
                 _ => "3-5 hours",
@@ -179,7 +179,7 @@ fn later(url: &str, why: String) -> anyhow::Error {
 
 /// The finished retrieval job of `archive`, or exit 75 / waiting as the options say.
 pub async fn ready(t: &GlacierTarget, archive: &str) -> anyhow::Result<Job> {
-    match ensure(t, Kind::Archive(archive), t.opts.wait).await? {
+    match ensure(t, Kind::Archive(archive), t.opts.thaw.wait).await? {
         Ready::Now(j) => Ok(j),
         Ready::Later(why) => Err(later(&t.url(), why)),
     }
@@ -271,7 +271,7 @@ pub async fn output(t: &GlacierTarget, job: &Job, output: &mut dyn Write) -> any
 
 /// `ls` of a vault: its archives as of the last inventory, which itself takes a job.
 pub async fn inventory(t: &GlacierTarget) -> anyhow::Result<Vec<Entry>> {
-    let job = match ensure(t, Kind::Inventory, t.opts.wait).await? {
+    let job = match ensure(t, Kind::Inventory, t.opts.thaw.wait).await? {
         Ready::Now(j) => j,
         Ready::Later(why) => return Err(later(&t.url(), why)),
     };

@@ -7,8 +7,9 @@
 mod jobs;
 pub mod treehash;
 
-use crate::aws::{self, Endpoint};
+use crate::aws;
 use crate::backend::{rfc3339, Backend, Entry, Replace, Stale};
+use crate::options::Options;
 use crate::pump::{arm_abort, InFlight, Parts};
 use anyhow::{anyhow, Context};
 use aws_sdk_glacier::primitives::ByteStream;
@@ -22,23 +23,12 @@ pub const MIN_PART: u64 = 1 << 20;
 pub const MAX_PART: u64 = 4 << 30;
 pub const MAX_PARTS: u64 = 10_000;
 
-#[derive(Clone, Debug)]
-pub struct GlacierOptions {
-    pub endpoint: Endpoint,
-    pub concurrency: usize,
-    pub part_size: u64,
-    pub size_hint: Option<u64>,
-    pub description: Option<String>,
-    pub tier: String,
-    pub wait: bool,
-}
-
 pub struct GlacierTarget {
     rt: Runtime,
     client: aws_sdk_glacier::Client,
     vault: String,
     archive: Option<String>,
-    opts: GlacierOptions,
+    opts: Options,
 }
 
 /// The part size: the wanted size, or large enough for the hinted stream in 10,000 parts, as a power of two.
@@ -55,11 +45,12 @@ impl GlacierTarget {
     pub fn new(
         vault: String,
         archive: Option<String>,
-        opts: GlacierOptions,
+        opts: Options,
     ) -> anyhow::Result<GlacierTarget> {
-        let rt = aws::runtime(opts.concurrency)?;
-        let client =
-            rt.block_on(async { aws_sdk_glacier::Client::new(&aws::config(&opts.endpoint).await) });
+        let rt = aws::runtime(opts.transfer.concurrency.into())?;
+        let client = rt.block_on(async {
+            aws_sdk_glacier::Client::new(&aws::config(&opts.conn.endpoint()).await)
+        });
         Ok(GlacierTarget {
             rt,
             client,
@@ -88,6 +79,7 @@ impl GlacierTarget {
 
     fn description(&self) -> String {
         self.opts
+            .upload
             .description
             .clone()
             .unwrap_or_else(|| "zstream-ship".into())
@@ -140,7 +132,7 @@ impl GlacierTarget {
         let armed = arm_abort(&self.rt, url.clone(), &in_flight, self.abort(&id));
         let result = Parts {
             rt: &self.rt,
-            concurrency: self.opts.concurrency,
+            concurrency: usize::from(self.opts.transfer.concurrency),
             size: &|_| part,
             max_parts: MAX_PARTS,
             too_long: &too_long,
@@ -208,7 +200,7 @@ impl GlacierTarget {
 impl Backend for GlacierTarget {
     /// A vault names every archive itself: a put never replaces anything, whatever `_replace` says.
     fn put(&self, input: &mut dyn Read, _replace: Replace) -> anyhow::Result<u64> {
-        let part = part_size(self.opts.part_size, self.opts.size_hint);
+        let part = part_size(self.opts.upload.part_size, self.opts.upload.size_hint);
         let mut first = vec![0u8; part as usize];
         let got = read_full(&mut &mut *input, &mut first).map_err(in_error)?;
         first.truncate(got);

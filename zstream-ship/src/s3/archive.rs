@@ -56,7 +56,7 @@ pub async fn readable(t: &S3Target) -> anyhow::Result<HeadObjectOutput> {
     let h = t.head().await?;
     match State::of(&h) {
         State::Available | State::Restored => Ok(h),
-        _ => match ensure(t, t.opts.wait).await? {
+        _ => match ensure(t, t.opts.thaw.wait).await? {
             Ready::Now(_) => t.head().await,
             Ready::Later(why) => Err(anyhow::Error::new(Coded::new(
                 Code::TempFail,
@@ -94,7 +94,8 @@ async fn ensure(t: &S3Target, wait: bool) -> anyhow::Result<Ready> {
             ask(t).await?;
             eprintln!(
                 "zstream-ship: {url}: restore requested ({} tier, {} days)",
-                t.opts.tier, t.opts.days
+                t.opts.thaw.tier.as_str(),
+                t.opts.thaw.days
             );
             // Some restores are ready at once (Expedited on GLACIER can be, and test servers are).
             state = match State::of(&t.head().await?) {
@@ -106,7 +107,7 @@ async fn ensure(t: &S3Target, wait: bool) -> anyhow::Result<Ready> {
     if !wait {
         return Ok(Ready::Later(format!(
             "in {class} and being restored; run this again in {} or pass --wait",
-            expected(&class, &t.opts.tier)
+            expected(&class, t.opts.thaw.tier.as_str())
         )));
     }
     let mut poll = Poll::default();
@@ -119,10 +120,10 @@ async fn ensure(t: &S3Target, wait: bool) -> anyhow::Result<Ready> {
 
 async fn ask(t: &S3Target) -> anyhow::Result<()> {
     let req = RestoreRequest::builder()
-        .days(t.opts.days)
+        .days(t.opts.thaw.days)
         .glacier_job_parameters(
             GlacierJobParameters::builder()
-                .tier(Tier::from(t.opts.tier.as_str()))
+                .tier(Tier::from(t.opts.thaw.tier.as_str()))
                 .build()?,
         )
         .build();

@@ -56,7 +56,7 @@ pub fn get(t: &S3Target, output: &mut dyn Write) -> anyhow::Result<u64> {
     // Several ranges of RANGE bytes at once, each buffered whole, so that they really move in parallel; with
     // `--concurrency 1` one GET of the whole object, streamed straight through a short channel (the cheapest
     // read for the service, and nothing held).
-    let (range, depth) = if t.opts.concurrency <= 1 {
+    let (range, depth) = if usize::from(t.opts.transfer.concurrency) <= 1 {
         (total.max(1), STREAM_DEPTH)
     } else {
         (RANGE, RANGE_DEPTH)
@@ -67,7 +67,7 @@ pub fn get(t: &S3Target, output: &mut dyn Write) -> anyhow::Result<u64> {
     let mut in_flight = VecDeque::new();
     let mut next = (0..total).step_by(range as usize);
     loop {
-        while in_flight.len() < t.opts.concurrency.max(1) {
+        while in_flight.len() < usize::from(t.opts.transfer.concurrency).max(1) {
             let Some(start) = next.next() else { break };
             let len = range.min(total - start);
             let (tx, rx) = mpsc::channel::<Bytes>(depth);

@@ -9,8 +9,9 @@ mod get;
 pub mod parts;
 mod put;
 
-use crate::aws::{self, describe, status, Endpoint};
+use crate::aws::{self, describe, status};
 use crate::backend::{Backend, Entry, Replace, Stale};
+use crate::options::Options;
 use anyhow::anyhow;
 use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
@@ -24,39 +25,19 @@ pub const META_PART_STEP: &str = "zstream-part-step";
 /// A single PUT's byte count (a multipart object's length is its own; nothing is written after it exists).
 pub const META_BYTES: &str = "zstream-bytes";
 
-/// What put, get and restore may be told beyond the target.
-#[derive(Clone, Debug)]
-pub struct S3Options {
-    pub endpoint: Endpoint,
-    /// Parts moving at once.
-    pub concurrency: usize,
-    /// The first part size of an upload (see `parts::Schedule`).
-    pub part_size: u64,
-    pub size_hint: Option<u64>,
-    pub storage_class: Option<String>,
-    pub meta: Vec<(String, String)>,
-    /// Server-side encryption: AES256 or aws:kms (with an optional key id).
-    pub sse: Option<String>,
-    pub sse_kms_key_id: Option<String>,
-    /// Archive restores: the tier, how long the copy stays, and whether to wait for it.
-    pub tier: String,
-    pub days: i32,
-    pub wait: bool,
-}
-
 pub struct S3Target {
     rt: Runtime,
     client: aws_sdk_s3::Client,
     bucket: String,
     key: String,
-    opts: S3Options,
+    opts: Options,
 }
 
 impl S3Target {
-    pub fn new(bucket: String, key: String, opts: S3Options) -> anyhow::Result<S3Target> {
-        let rt = aws::runtime(opts.concurrency)?;
+    pub fn new(bucket: String, key: String, opts: Options) -> anyhow::Result<S3Target> {
+        let rt = aws::runtime(opts.transfer.concurrency.into())?;
         let client = rt.block_on(async {
-            let conf = aws::config(&opts.endpoint).await;
+            let conf = aws::config(&opts.conn.endpoint()).await;
             // Path-style addressing works with every S3-compatible service, and with a loopback endpoint, where
             // virtual-host names do not resolve.
             // Checksums are this tool's business: put sends each part's SHA-256 itself and get checks the

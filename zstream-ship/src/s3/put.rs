@@ -12,12 +12,11 @@ use super::parts::{composite, same_checksum, sha256_b64, Schedule, MAX_PARTS};
 use super::{S3Target, META_BYTES, META_PART_SIZE, META_PART_STEP};
 use crate::aws::{after_abort, describe, err, status};
 use crate::backend::{exists, Replace};
+use crate::options::{Class, Sse};
 use crate::pump::{arm_abort, InFlight, Parts};
 use anyhow::{anyhow, Context};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{
-    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ServerSideEncryption, StorageClass,
-};
+use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
 use std::collections::HashMap;
 use std::future::Future;
 use std::io::Read;
@@ -27,7 +26,7 @@ pub fn put(t: &S3Target, input: &mut dyn Read, replace: Replace) -> anyhow::Resu
     if replace == Replace::No && t.rt.block_on(t.lookup())?.is_some() {
         return Err(exists(&t.url(&t.key)));
     }
-    let schedule = Schedule::new(t.opts.part_size, t.opts.size_hint);
+    let schedule = Schedule::new(t.opts.upload.part_size, t.opts.upload.size_hint);
     let mut first = vec![0u8; schedule.first as usize];
     let got = read_full(&mut &mut *input, &mut first).map_err(in_error)?;
     first.truncate(got);
@@ -71,7 +70,7 @@ async fn settle(t: &S3Target, ours: &str) -> anyhow::Result<()> {
 }
 
 fn metadata(t: &S3Target, schedule: Schedule) -> HashMap<String, String> {
-    let mut m: HashMap<String, String> = t.opts.meta.iter().cloned().collect();
+    let mut m: HashMap<String, String> = t.opts.upload.meta.iter().cloned().collect();
     m.insert(META_PART_SIZE.into(), schedule.first.to_string());
     m.insert(META_PART_STEP.into(), schedule.step.to_string());
     m
@@ -97,9 +96,9 @@ async fn put_single(t: &S3Target, data: Vec<u8>, replace: Replace) -> anyhow::Re
         .checksum_algorithm(ChecksumAlgorithm::Sha256)
         .checksum_sha256(&sum)
         .set_metadata(Some(meta))
-        .set_storage_class(t.opts.storage_class.as_deref().map(StorageClass::from))
-        .set_server_side_encryption(t.opts.sse.as_deref().map(ServerSideEncryption::from))
-        .set_ssekms_key_id(t.opts.sse_kms_key_id.clone())
+        .set_storage_class(t.opts.upload.storage_class.map(Class::sdk))
+        .set_server_side_encryption(t.opts.upload.sse.map(Sse::sdk))
+        .set_ssekms_key_id(t.opts.upload.sse_kms_key_id.clone())
         .set_if_none_match((replace == Replace::No).then(|| "*".to_string()))
         .body(ByteStream::from(data));
     // The signed x-amz-checksum-sha256 header already binds the body (S3 checks it), so SigV4 need not hash
@@ -119,9 +118,9 @@ async fn create(t: &S3Target, schedule: Schedule) -> anyhow::Result<String> {
         .key(&t.key)
         .checksum_algorithm(ChecksumAlgorithm::Sha256)
         .set_metadata(Some(metadata(t, schedule)))
-        .set_storage_class(t.opts.storage_class.as_deref().map(StorageClass::from))
-        .set_server_side_encryption(t.opts.sse.as_deref().map(ServerSideEncryption::from))
-        .set_ssekms_key_id(t.opts.sse_kms_key_id.clone())
+        .set_storage_class(t.opts.upload.storage_class.map(Class::sdk))
+        .set_server_side_encryption(t.opts.upload.sse.map(Sse::sdk))
+        .set_ssekms_key_id(t.opts.upload.sse_kms_key_id.clone())
         .send()
         .await
         .map_err(err(format!("starting the upload of {}", t.url(&t.key))))?;
@@ -148,7 +147,7 @@ fn upload(
     let armed = arm_abort(&t.rt, url.clone(), &in_flight, abort(t, id));
     let (parts, total) = Parts {
         rt: &t.rt,
-        concurrency: t.opts.concurrency,
+        concurrency: usize::from(t.opts.transfer.concurrency),
         size: &|n| schedule.size(n),
         max_parts: MAX_PARTS,
         too_long: &too_long,
