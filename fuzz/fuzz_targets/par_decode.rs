@@ -6,7 +6,7 @@ use zstream_par::decode::{self, Mode};
 
 fuzz_target!(|data: &[u8]| {
     let mut out = Vec::new();
-    let _ = decode::decode(data, &mut out, Mode::Decode, 0, "fuzz", |_| {});
+    let _ = decode::decode(data, &mut out, Mode::Decode, 0, |_| {});
     let mut sink = std::io::sink();
-    let _ = decode::decode(data, &mut sink, Mode::Verify, 2, "fuzz", |_| {});
+    let _ = decode::decode(data, &mut sink, Mode::Verify, 2, |_| {});
 });

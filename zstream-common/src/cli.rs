@@ -7,6 +7,7 @@ use std::io::Write;
 
 /// Parses `P`, runs `run`, and exits. `name` prefixes every message (`zstream-hash: ...`).
 pub fn main<P: Parser>(name: &'static str, run: impl FnOnce(P) -> anyhow::Result<()>) -> ! {
+    crate::progress::set_name(name);
     install_panic_hook(name);
     let args = match P::try_parse() {
         Ok(args) => args,

@@ -21,9 +21,8 @@ static INSTALL: Once = Once::new();
 static SIGNALLED: OnceLock<Arc<AtomicBool>> = OnceLock::new();
 
 /// Arms `cleanup` (it returns what it did, for the message) until the returned guard commits or drops.
-/// `name` prefixes the message printed when a signal arrives.
-pub fn arm(name: &'static str, cleanup: impl FnOnce() -> String + Send + 'static) -> Armed {
-    INSTALL.call_once(|| install(name));
+pub fn arm(cleanup: impl FnOnce() -> String + Send + 'static) -> Armed {
+    INSTALL.call_once(install);
     *lock() = Some(Box::new(cleanup));
     Armed(())
 }
@@ -59,7 +58,7 @@ fn lock() -> std::sync::MutexGuard<'static, Option<Cleanup>> {
     SLOT.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn install(name: &'static str) {
+fn install() {
     let flag = SIGNALLED.get_or_init(Arc::default);
     for sig in [SIGTERM, SIGINT, SIGHUP] {
         let _ = signal_hook::flag::register(sig, Arc::clone(flag));
@@ -76,7 +75,7 @@ fn install(name: &'static str) {
                 Some(cleanup) => format!("; {}", cleanup()),
                 None => String::new(),
             };
-            eprintln!("{name}: interrupted by {}{said}", signal_name(sig));
+            crate::say!("interrupted by {}{said}", signal_name(sig));
             // Die of the signal itself, so the parent (a shell, cron, systemd) sees what happened.
             let _ = signal_hook::low_level::emulate_default_handler(sig);
             std::process::exit(128 + sig);

@@ -58,11 +58,9 @@ pub fn setup_filter() -> anyhow::Result<()> {
 
 /// A filter whose stdin is a terminal would wait silently for a stream that nobody is sending: it says so once
 /// and goes on (typing, or Ctrl-D for an empty stream, is still allowed).
-pub fn hint_terminal_input(name: &str) {
+pub fn hint_terminal_input() {
     if io::stdin().is_terminal() {
-        eprintln!(
-            "{name}: reading the stream from the terminal; pipe one in (Ctrl-D ends the input)"
-        );
+        crate::say!("reading the stream from the terminal; pipe one in (Ctrl-D ends the input)");
     }
 }
 

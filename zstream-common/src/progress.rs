@@ -2,7 +2,39 @@
 //! `--progress` only when stderr is a terminal, so cron mail stays clean; `--progress=always` forces it.
 
 use std::io::{IsTerminal, Write};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+/// The program's name, for every message (set once by `cli::main`).
+static NAME: OnceLock<&'static str> = OnceLock::new();
+/// The progress line now on the terminal, if one is: a message clears it and draws it again.
+static DRAWN: Mutex<Option<String>> = Mutex::new(None);
+
+pub fn set_name(name: &'static str) {
+    let _ = NAME.set(name);
+}
+
+/// Prints one message line on stderr, prefixed with the program's name. A progress line on the terminal is
+/// cleared first and drawn again after it, so the two never run together. Use it through `say!`.
+pub fn say(msg: std::fmt::Arguments<'_>) {
+    let drawn = DRAWN.lock().unwrap_or_else(|p| p.into_inner());
+    let mut err = std::io::stderr().lock();
+    if drawn.is_some() {
+        let _ = write!(err, "\r\x1b[K");
+    }
+    let _ = writeln!(err, "{}: {msg}", NAME.get().copied().unwrap_or("zstream"));
+    if let Some(line) = drawn.as_ref() {
+        let _ = write!(err, "{line}");
+    }
+}
+
+/// `say!("...", args)`: one message line on stderr (see `progress::say`).
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::progress::say(format_args!($($arg)*))
+    };
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Default)]
 pub enum When {
@@ -109,8 +141,10 @@ impl Progress {
         if !self.note.is_empty() {
             line += &format!(" [{}]", self.note);
         }
+        let mut drawn = DRAWN.lock().unwrap_or_else(|p| p.into_inner());
         let mut err = std::io::stderr().lock();
         let _ = if self.tty {
+            *drawn = (!last).then(|| line.clone());
             write!(err, "\r\x1b[K{line}{}", if last { "\n" } else { "" })
         } else {
             writeln!(err, "{line}")

@@ -67,14 +67,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .map(|(_, p)| p.temp_path().to_path_buf())
         .collect();
     let _armed = (!temps.is_empty()).then(|| {
-        interrupt::arm(NAME, move || {
+        interrupt::arm(move || {
             temps.iter().for_each(|t| drop(std::fs::remove_file(t)));
             "no digest file was written".to_string()
         })
     });
     let mut sidecars = sidecars.into_iter();
     pipe::setup_filter()?;
-    pipe::hint_terminal_input(NAME);
+    pipe::hint_terminal_input();
     let mut input = pipe::stdin();
     let mut output = pipe::stdout();
     let mut progress = Progress::new(NAME, args.progress.progress, pipe::known_size(&*input));

@@ -76,7 +76,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             &mut std::io::sink(),
             Mode::Verify,
             threads,
-            NAME,
             |n| progress.add(n),
         );
         progress.finish();
@@ -96,8 +95,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let worst = report
                 .worst_group
                 .map_or("none".into(), |(g, n)| format!("group {g} ({n} blocks)"));
-            eprintln!(
-                "{NAME}: {verdict}: {} groups, {} bytes of original; {} damaged or missing blocks, {} unreadable input bytes; worst {worst}",
+            zstream_common::say!(
+                "{verdict}: {} groups, {} bytes of original; {} damaged or missing blocks, {} unreadable input bytes; worst {worst}",
                 report.groups, report.bytes, report.damaged_blocks, report.skipped_bytes
             );
         }
@@ -108,17 +107,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         };
     }
     pipe::setup_filter()?;
-    pipe::hint_terminal_input(NAME);
+    pipe::hint_terminal_input();
     let mut output = pipe::stdout();
     if args.decode {
-        decode::decode(
-            &mut *input,
-            &mut *output,
-            Mode::Decode,
-            threads,
-            NAME,
-            |n| progress.add(n),
-        )?;
+        decode::decode(&mut *input, &mut *output, Mode::Decode, threads, |n| {
+            progress.add(n)
+        })?;
     } else {
         let p = Params {
             data: args.data,

@@ -74,7 +74,6 @@ pub fn decode<R: Read, W: Write + Send>(
     output: &mut W,
     mode: Mode,
     threads: usize,
-    prog: &'static str,
     mut progress: impl FnMut(u64) + Send,
 ) -> anyhow::Result<Report> {
     // Which stream this is, from where each stream's frames say it began (a nested one cannot win); the probe
@@ -82,7 +81,7 @@ pub fn decode<R: Read, W: Write + Send>(
     let (id, input) = crate::probe::stream_id(input).map_err(in_error)?;
     let mut scan = Scanner::new(input);
     scan.stream_id = id;
-    let mut asm = Assembler::new(scan, prog, mode == Mode::Verify);
+    let mut asm = Assembler::new(scan, mode == Mode::Verify);
     // SHA-256 of the output, on the workers in stream order; None once a group is lost (verify goes on past it).
     let sha = ordered::InOrder::new(Some(Sha256::new()));
     // Every frame the assembler takes has the stream's shape, so one codec serves the whole stream.
@@ -145,9 +144,9 @@ pub fn decode<R: Read, W: Write + Send>(
                 } else {
                     vec![(from, from.saturating_add(g.run.max(1).saturating_mul(n)))]
                 };
-                return stats.unrepairable(g.number, g.run.max(1), ranges, mode, prog);
+                return stats.unrepairable(g.number, g.run.max(1), ranges, mode);
             };
-            stats.seen(g, prog);
+            stats.seen(g);
             if !g.lost.is_empty() {
                 let ranges = g
                     .lost
@@ -155,7 +154,7 @@ pub fn decode<R: Read, W: Write + Send>(
                     .filter(|&&i| i < f.real_blocks())
                     .map(|&i| block_range(&f, g.number, i))
                     .collect();
-                return stats.unrepairable(g.number, 1, ranges, mode, prog);
+                return stats.unrepairable(g.number, 1, ranges, mode);
             }
             for i in 0..f.real_blocks() {
                 let len = f.block_len(i) as usize;
@@ -214,7 +213,7 @@ struct Stats {
 }
 
 impl Stats {
-    fn seen(&mut self, g: &Group, prog: &str) {
+    fn seen(&mut self, g: &Group) {
         let Some(f) = g.shape else { return };
         self.report.groups += 1;
         self.report.damaged_blocks += g.damaged as u64;
@@ -225,12 +224,12 @@ impl Stats {
         for &i in &g.repaired {
             let (a, b) = block_range(&f, g.number, i);
             if i < f.real_blocks() {
-                eprintln!("{prog}: repaired group {} data block {i} (original bytes {a}..{b}) from parity", g.number);
-            } else {
-                eprintln!(
-                    "{prog}: repaired group {} trailer block from parity",
+                zstream_common::say!(
+                    "repaired group {} data block {i} (original bytes {a}..{b}) from parity",
                     g.number
                 );
+            } else {
+                zstream_common::say!("repaired group {} trailer block from parity", g.number);
             }
         }
     }
@@ -241,7 +240,6 @@ impl Stats {
         run: u64,
         mut ranges: Vec<(u64, u64)>,
         mode: Mode,
-        prog: &str,
     ) -> anyhow::Result<()> {
         // Adjacent ranges (neighbouring blocks, a run of groups) are said as one.
         ranges.sort();
@@ -289,7 +287,7 @@ impl Stats {
         match mode {
             Mode::Decode => Err(integrity(msg)),
             Mode::Verify => {
-                eprintln!("{prog}: {msg}");
+                zstream_common::say!("{msg}");
                 Ok(())
             }
         }
@@ -339,7 +337,6 @@ fn repair(codec: &Codec, g: &mut Group) -> anyhow::Result<()> {
 /// Gathers frames into groups and decides when a group is complete.
 struct Assembler<R> {
     scan: Scanner<R>,
-    prog: &'static str,
     /// The parameters the stream's frames agree on.
     params: Option<Frame>,
     open: BTreeMap<u64, Group>,
@@ -355,10 +352,9 @@ struct Assembler<R> {
 }
 
 impl<R: Read> Assembler<R> {
-    fn new(scan: Scanner<R>, prog: &'static str, want_parity: bool) -> Self {
+    fn new(scan: Scanner<R>, want_parity: bool) -> Self {
         Assembler {
             scan,
-            prog,
             params: None,
             open: BTreeMap::new(),
             next_emit: 0,
@@ -435,10 +431,7 @@ impl<R: Read> Assembler<R> {
 
     fn skipped_run(&mut self, from: u64, to: u64) {
         self.skipped += to - from;
-        eprintln!(
-            "{}: input bytes {from}..{to} hold no usable frame (damage); skipped",
-            self.prog
-        );
+        zstream_common::say!("input bytes {from}..{to} hold no usable frame (damage); skipped");
     }
 
     fn take_frame(&mut self, f: Frame, at: u64, ok: bool, payload: Vec<u8>) {
@@ -451,9 +444,10 @@ impl<R: Read> Assembler<R> {
         if !ok {
             // The header still tells where the block belonged; data blocks are reported again when repaired.
             let what = if f.is_parity() { "parity" } else { "data" };
-            eprintln!(
-                "{}: group {} {what} block {} at input byte {at} is damaged",
-                self.prog, f.group, f.index
+            zstream_common::say!(
+                "group {} {what} block {} at input byte {at} is damaged",
+                f.group,
+                f.index
             );
         }
         self.scan.stream_id = Some(f.stream_id);

@@ -15,7 +15,7 @@ fn enc(input: &[u8], p: Params, threads: usize) -> Vec<u8> {
 
 fn dec(data: &[u8], threads: usize) -> (Vec<u8>, anyhow::Result<decode::Report>) {
     let mut out = Vec::new();
-    let r = decode::decode(data, &mut out, Mode::Decode, threads, "test", |_| {});
+    let r = decode::decode(data, &mut out, Mode::Decode, threads, |_| {});
     (out, r)
 }
 

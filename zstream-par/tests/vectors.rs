@@ -22,7 +22,7 @@ fn committed_vectors_decode() {
     for vec in v["vectors"].as_array().unwrap() {
         let encoded = hex::decode(vec["encoded"].as_str().unwrap()).unwrap();
         let mut out = Vec::new();
-        decode::decode(&encoded[..], &mut out, Mode::Decode, 0, "test", |_| {}).unwrap();
+        decode::decode(&encoded[..], &mut out, Mode::Decode, 0, |_| {}).unwrap();
         assert_eq!(hex::encode(&out), vec["input"].as_str().unwrap());
     }
 }

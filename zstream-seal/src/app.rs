@@ -89,8 +89,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     match &args.cmd {
         Some(Cmd::Keygen { output }) => {
             let id = key::generate(output)?;
-            eprintln!(
-                "{NAME}: wrote {} (key id {}); keep it secret, and keep a copy on paper",
+            zstream_common::say!(
+                "wrote {} (key id {}); keep it secret, and keep a copy on paper",
                 output.display(),
                 hex::encode(id)
             );
@@ -111,7 +111,7 @@ fn seal_or_open(args: &Args) -> anyhow::Result<()> {
     let chunk_size =
         u32::try_from(args.chunk_size).map_err(|_| usage("--chunk-size is too large"))?;
     pipe::setup_filter()?;
-    pipe::hint_terminal_input(NAME);
+    pipe::hint_terminal_input();
     let input = pipe::stdin();
     let mut output = pipe::stdout();
     let mut progress = Progress::new(NAME, args.progress.progress, pipe::known_size(&*input));
@@ -148,7 +148,7 @@ fn load_secrets(args: &Args) -> anyhow::Result<Vec<Secret>> {
     for path in &args.key_files {
         secrets.push(Secret::KeyFile {
             name: path.display().to_string(),
-            key: key::load(path, NAME)?,
+            key: key::load(path)?,
         });
     }
     for path in &args.passphrase_files {
@@ -163,7 +163,7 @@ fn load_secrets(args: &Args) -> anyhow::Result<Vec<Secret>> {
 /// The first line of the file, without its line end (`\n` or `\r\n`, seal-v1.md). Wiped from memory after use.
 fn read_passphrase(path: &Path) -> anyhow::Result<Zeroizing<Vec<u8>>> {
     let what = || format!("passphrase file {}", path.display());
-    let bytes = key::read_secret_file(path, "passphrase file", NAME)?;
+    let bytes = key::read_secret_file(path, "passphrase file")?;
     if key::looks_like_key_file(&bytes) {
         return Err(usage(format!(
             "{} is a key file: give it with --key-file",

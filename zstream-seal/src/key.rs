@@ -191,7 +191,7 @@ pub const MAX_SECRET_FILE: u64 = 64 << 10;
 
 /// Reads a key or passphrase file whole, within `MAX_SECRET_FILE`, into memory that is wiped after use. A file
 /// that others can read draws a warning on stderr (it still works: the warning is for the person who left it so).
-pub fn read_secret_file(path: &Path, what: &str, prog: &str) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+pub fn read_secret_file(path: &Path, what: &str) -> anyhow::Result<Zeroizing<Vec<u8>>> {
     use std::io::Read;
     use std::os::unix::fs::MetadataExt;
     let what = format!("{what} {}", path.display());
@@ -202,8 +202,8 @@ pub fn read_secret_file(path: &Path, what: &str, prog: &str) -> anyhow::Result<Z
         return Err(bad(&"is a directory"));
     }
     if meta.mode() & 0o077 != 0 {
-        eprintln!(
-            "{prog}: warning: {what} is readable by others (mode {:o}); chmod 600 it",
+        zstream_common::say!(
+            "warning: {what} is readable by others (mode {:o}); chmod 600 it",
             meta.mode() & 0o777
         );
     }
@@ -228,9 +228,9 @@ pub fn looks_like_key_file(bytes: &[u8]) -> bool {
 }
 
 /// Loads a key file.
-pub fn load(path: &Path, prog: &str) -> anyhow::Result<Key> {
+pub fn load(path: &Path) -> anyhow::Result<Key> {
     let what = || format!("key file {}", path.display());
-    let bytes = read_secret_file(path, "key file", prog)?;
+    let bytes = read_secret_file(path, "key file")?;
     let text = std::str::from_utf8(&bytes).map_err(|_| {
         zstream_common::usage(format!("{}: not text (a key file is ASCII)", what()))
     })?;

@@ -337,7 +337,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Cmd::Restore { src, .. } => {
             for s in src {
                 let said = backend(&s, Use::Object, a)?.restore(a.thaw.wait)?;
-                eprintln!("{NAME}: {s}: {said}");
+                zstream_common::say!("{s}: {said}");
             }
             Ok(())
         }

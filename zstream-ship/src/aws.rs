@@ -115,10 +115,7 @@ impl Default for Poll {
 impl Poll {
     /// Says on stderr what is awaited and when the next look is, then sleeps until it.
     pub async fn wait(&mut self, what: std::fmt::Arguments<'_>) {
-        eprintln!(
-            "zstream-ship: {what}; checking again in {}s",
-            self.0.as_secs()
-        );
+        zstream_common::say!("{what}; checking again in {}s", self.0.as_secs());
         tokio::time::sleep(self.0).await;
         self.0 = (self.0 * 2).min(Duration::from_secs(15 * 60));
     }

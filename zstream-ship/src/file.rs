@@ -4,7 +4,6 @@
 //! a whole new one, and a SIGTERM or SIGINT removes the temporary file before the process dies. Temporary files
 //! left by a SIGKILLed put are what `gc` finds.
 
-use crate::app::NAME;
 use crate::backend::{exists, rfc3339, Backend, Entry, Replace, Stale};
 use anyhow::Context;
 use std::fs::{self, File};
@@ -96,7 +95,7 @@ impl Backend for FileTarget {
         let prefix = format!(".{name}{PARTIAL}{}.", std::process::id());
         let mut pending = Pending::create_with_prefix(&self.path, &prefix)?;
         let tmp = pending.temp_path().to_path_buf();
-        let armed = interrupt::arm(NAME, move || match fs::remove_file(&tmp) {
+        let armed = interrupt::arm(move || match fs::remove_file(&tmp) {
             Ok(()) => format!("removed the unfinished {}", tmp.display()),
             Err(e) => format!("removing the unfinished {} failed: {e}", tmp.display()),
         });

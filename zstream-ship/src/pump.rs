@@ -4,7 +4,6 @@
 //! the parts still in flight are cancelled and awaited before the upload is aborted, since a part that is still
 //! sending when the abort lands can survive it (AWS says so of AbortMultipartUpload).
 
-use crate::app::NAME;
 use anyhow::{anyhow, bail};
 use std::collections::VecDeque;
 use std::future::Future;
@@ -137,7 +136,7 @@ pub fn arm_abort(
 ) -> Armed {
     let handle = rt.handle().clone();
     let in_flight = in_flight.clone();
-    interrupt::arm(NAME, move || {
+    interrupt::arm(move || {
         in_flight.cancel(Duration::from_secs(10));
         match handle.block_on(async { tokio::time::timeout(Duration::from_secs(60), abort).await }) {
             Ok(Ok(())) => format!("the upload to {url} was aborted; nothing was stored"),

@@ -105,7 +105,7 @@ async fn ensure(t: &GlacierTarget, kind: Kind<'_>, wait: bool) -> anyhow::Result
     let job = match find(t, kind).await? {
         Some((j, StatusCode::Succeeded)) => return Ok(Ready::Now(j)),
         Some((j, _)) => {
-            eprintln!("zstream-ship: {url}: {a} {what} job is already under way");
+            zstream_common::say!("{url}: {a} {what} job is already under way");
             j
         }
         None => {
@@ -124,8 +124,8 @@ async fn ensure(t: &GlacierTarget, kind: Kind<'_>, wait: bool) -> anyhow::Result
                 .send()
                 .await
                 .map_err(aws::err(format!("starting a {what} job for {url}")))?;
-            eprintln!(
-                "zstream-ship: {url}: {what} job started ({} tier)",
+            zstream_common::say!(
+                "{url}: {what} job started ({} tier)",
                 t.opts.thaw.tier.as_str()
             );
             Job {
@@ -262,7 +262,9 @@ pub async fn output(t: &GlacierTarget, job: &Job, output: &mut dyn Write) -> any
         Some(_) => Ok(written),
         None => {
             if !job.inventory {
-                eprintln!("zstream-ship: {url}: the service gave no tree hash to check the archive against");
+                zstream_common::say!(
+                    "{url}: the service gave no tree hash to check the archive against"
+                );
             }
             Ok(written)
         }
@@ -280,7 +282,7 @@ pub async fn inventory(t: &GlacierTarget) -> anyhow::Result<Vec<Entry>> {
     output(t, &job, &mut body).await?;
     let inv: Inventory = serde_json::from_slice(&body)
         .with_context(|| format!("the inventory of {} cannot be read", t.url()))?;
-    eprintln!("zstream-ship: {}: inventory of {}", t.url(), inv.date);
+    zstream_common::say!("{}: inventory of {}", t.url(), inv.date);
     Ok(inv
         .archives
         .into_iter()

@@ -89,11 +89,11 @@ async fn ensure(t: &S3Target, wait: bool) -> anyhow::Result<Ready> {
     match state {
         State::Available => return Ok(Ready::Now(format!("in {class}: readable now"))),
         State::Restored => return Ok(Ready::Now("restored, readable now".into())),
-        State::Restoring => eprintln!("zstream-ship: {url}: a restore is already under way"),
+        State::Restoring => zstream_common::say!("{url}: a restore is already under way"),
         State::Archived => {
             ask(t).await?;
-            eprintln!(
-                "zstream-ship: {url}: restore requested ({} tier, {} days)",
+            zstream_common::say!(
+                "{url}: restore requested ({} tier, {} days)",
                 t.opts.thaw.tier.as_str(),
                 t.opts.thaw.days
             );

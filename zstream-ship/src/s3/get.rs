@@ -39,8 +39,8 @@ pub fn get(t: &S3Target, output: &mut dyn Write) -> anyhow::Result<u64> {
     let total = head.content_length().unwrap_or(0).max(0) as u64;
     let (parts, stored, other) = plan(&head, total);
     if stored.is_none() && other.is_none() {
-        eprintln!(
-            "zstream-ship: {url}: the object has no checksum this reader can check (a composite one without the \
+        zstream_common::say!(
+            "{url}: the object has no checksum this reader can check (a composite one without the \
              part boundaries, or none at all); its bytes are passed on unchecked"
         );
     }
