@@ -3,11 +3,14 @@
 //! The format is in docs/formats/par-v1.md.
 
 pub mod app;
+mod assemble;
 pub mod codec;
 pub mod decode;
 pub mod encode;
 pub mod format;
 pub mod probe;
+mod repair;
+mod report;
 pub mod scan;
 pub mod testkit;
 pub mod vectors;

@@ -1,0 +1,126 @@
+//! What a decode or verify run found: the report the app prints at the end, and the messages said as repairs
+//! and losses happen.
+
+use crate::assemble::Group;
+use crate::decode::Mode;
+use crate::format::Frame;
+use zstream_common::integrity;
+
+/// What a decode or verify run found.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Report {
+    pub groups: u64,
+    pub bytes: u64,
+    /// Blocks (data and parity) that were damaged or missing.
+    pub damaged_blocks: u64,
+    pub repaired_blocks: u64,
+    /// Input ranges in which no usable frame was found.
+    pub skipped_bytes: u64,
+    /// The group that lost the most blocks, and how many.
+    pub worst_group: Option<(u64, u32)>,
+    /// Groups that lost more blocks than their parity repairs, with the original byte ranges lost.
+    pub unrepairable: Vec<(u64, Vec<(u64, u64)>)>,
+    pub sha256: Option<String>,
+}
+
+impl Report {
+    pub fn repairable(&self) -> bool {
+        self.unrepairable.is_empty()
+    }
+}
+
+/// A group on its way through the decoder.
+/// The original byte range of data block `i` of group `g`.
+pub(crate) fn block_range(f: &Frame, g: u64, i: u8) -> (u64, u64) {
+    let start = g
+        .saturating_mul(f.data as u64 * f.block_size as u64)
+        .saturating_add(i as u64 * f.block_size as u64);
+    (start, start.saturating_add(f.block_len(i) as u64))
+}
+
+#[derive(Default)]
+pub(crate) struct Stats {
+    pub(crate) report: Report,
+}
+
+impl Stats {
+    pub(crate) fn seen(&mut self, g: &Group) {
+        let Some(f) = g.shape else { return };
+        self.report.groups += 1;
+        self.report.damaged_blocks += g.damaged as u64;
+        self.report.repaired_blocks += g.repaired.len() as u64;
+        if g.damaged > self.report.worst_group.map_or(0, |w| w.1) {
+            self.report.worst_group = Some((g.number, g.damaged));
+        }
+        for &i in &g.repaired {
+            let (a, b) = block_range(&f, g.number, i);
+            if i < f.real_blocks() {
+                zstream_common::say!(
+                    "repaired group {} data block {i} (original bytes {a}..{b}) from parity",
+                    g.number
+                );
+            } else {
+                zstream_common::say!("repaired group {} trailer block from parity", g.number);
+            }
+        }
+    }
+
+    pub(crate) fn unrepairable(
+        &mut self,
+        group: u64,
+        run: u64,
+        mut ranges: Vec<(u64, u64)>,
+        mode: Mode,
+    ) -> anyhow::Result<()> {
+        // Adjacent ranges (neighbouring blocks, a run of groups) are said as one.
+        ranges.sort();
+        let mut merged: Vec<(u64, u64)> = Vec::new();
+        for (a, b) in ranges {
+            match merged.last_mut() {
+                Some(last) if last.1 >= a => last.1 = last.1.max(b),
+                _ => merged.push((a, b)),
+            }
+        }
+        let text = merged
+            .iter()
+            .map(|&(a, b)| {
+                if b == u64::MAX {
+                    format!("{a}..end")
+                } else {
+                    format!("{a}..{b}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let which = if run > 1 {
+            format!(
+                "groups {group}..{} left no frame",
+                group.saturating_add(run - 1)
+            )
+        } else {
+            format!("group {group} lost more blocks than its parity can repair")
+        };
+        let lost = if merged.is_empty() {
+            // Only the trailer block is gone: every byte is there, but nothing can vouch for them.
+            "its trailer block is lost, so the original's length and SHA-256 cannot be checked"
+                .to_string()
+        } else {
+            format!("original bytes {text} are lost")
+        };
+        let msg = match mode {
+            Mode::Decode => format!(
+                "{which}: {lost}; output stops after original byte {} (everything before it was written whole)",
+                self.report.bytes
+            ),
+            Mode::Verify => format!("{which}: {lost}"),
+        };
+        self.report.unrepairable.push((group, merged));
+        match mode {
+            Mode::Decode => Err(integrity(msg)),
+            Mode::Verify => {
+                zstream_common::say!("{msg}");
+                Ok(())
+            }
+        }
+    }
+}
