@@ -147,6 +147,37 @@ impl Resume {
     }
 }
 
+/// A long read that resumes where a dropped connection stopped: after each response body, `again` says whether
+/// the read is over (the body ended whole, at or past `end` when that is known) or must go on from the byte it
+/// reached, after a pause, up to `Resume::MAX` times.
+pub struct Resuming<'a> {
+    url: &'a str,
+    end: Option<u64>,
+    resume: Resume,
+}
+
+impl<'a> Resuming<'a> {
+    pub fn new(url: &'a str, end: Option<u64>) -> Self {
+        Resuming {
+            url,
+            end,
+            resume: Resume::default(),
+        }
+    }
+
+    /// A body ended at byte `at`, cut for the reason given if it was: false when the read is done, true to read
+    /// again from `at` (after the pause), or the error when the tries are used up.
+    pub async fn again(&mut self, at: u64, cut: Option<String>) -> anyhow::Result<bool> {
+        let short = self.end.is_some_and(|e| at < e);
+        if cut.is_none() && !short {
+            return Ok(false);
+        }
+        let why = cut.unwrap_or_else(|| "the body ended early".into());
+        self.resume.again(self.url, at, why).await?;
+        Ok(true)
+    }
+}
+
 /// The error of an upload that failed, with what became of aborting it.
 pub fn after_abort(e: anyhow::Error, abort: anyhow::Result<()>) -> anyhow::Error {
     match abort {

@@ -5,7 +5,7 @@
 //! a second job while one is running or its output is still there (24 hours).
 
 use super::{treehash, GlacierTarget};
-use crate::aws;
+use crate::aws::{self, Resuming};
 use crate::backend::Entry;
 use anyhow::{anyhow, Context};
 use aws_sdk_glacier::types::{ActionCode, JobParameters, StatusCode};
@@ -199,31 +199,34 @@ pub async fn restore(t: &GlacierTarget, archive: &str, wait: bool) -> anyhow::Re
 pub async fn output(t: &GlacierTarget, job: &Job, output: &mut dyn Write) -> anyhow::Result<u64> {
     let url = t.url();
     let mut tree = treehash::Hasher::default();
-    let mut written = 0u64;
+    let mut written;
     let mut header_hash: Option<String> = None;
-    let mut resume = aws::Resume::default();
+    let mut resuming = Resuming::new(&url, job.size);
+    let mut from = 0;
     loop {
         let mut req = t
             .client
             .get_job_output()
             .vault_name(&t.vault)
             .job_id(&job.id);
-        if written > 0 {
-            req = req.range(format!("bytes={written}-"));
+        if from > 0 {
+            req = req.range(format!("bytes={from}-"));
         }
         let resp = req
             .send()
             .await
             .map_err(aws::err(format!("reading {url}")))?;
-        if written == 0 {
+        if from == 0 {
             header_hash = resp.checksum().map(str::to_string);
         }
-        let mut skip = if written > 0 && resp.content_range().is_none() {
-            written
+        // A server that ignores Range sends the whole output again: skip what was written.
+        let mut skip = if from > 0 && resp.content_range().is_none() {
+            from
         } else {
             0
         };
         let mut body = resp.body;
+        let mut at = from;
         let cut = loop {
             match body.try_next().await {
                 Ok(Some(mut b)) => {
@@ -232,20 +235,17 @@ pub async fn output(t: &GlacierTarget, job: &Job, output: &mut dyn Write) -> any
                     let b = b.split_off(s as usize);
                     tree.update(&b);
                     output.write_all(&b).map_err(out_error)?;
-                    written += b.len() as u64;
+                    at += b.len() as u64;
                 }
                 Ok(None) => break None,
-                Err(e) => break Some(e),
+                Err(e) => break Some(e.to_string()),
             }
         };
-        let short = job.size.is_some_and(|s| written < s);
-        match cut {
-            None if !short => break,
-            _ => {
-                let why = cut.map_or("the output ended early".to_string(), |e| e.to_string());
-                resume.again(&url, written, why).await?;
-            }
+        written = at;
+        if !resuming.again(at, cut).await? {
+            break;
         }
+        from = at;
     }
     if let Some(size) = job.size {
         if written != size {

@@ -10,7 +10,7 @@
 
 use super::parts::{b64, composite, same_checksum, Schedule};
 use super::{archive, S3Target, META_PART_SIZE, META_PART_STEP};
-use crate::aws::{err, status, Resume};
+use crate::aws::{err, status, Resuming};
 use anyhow::anyhow;
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::types::ChecksumType;
@@ -245,18 +245,18 @@ async fn stream(
     sink: &mpsc::Sender<Bytes>,
 ) -> anyhow::Result<()> {
     let url = &src.url;
-    let mut got = 0u64;
     // The service's chunks are small; handing them over one by one costs a wakeup each.
     let mut pending = BytesMut::with_capacity(BATCH);
-    let mut resume = Resume::default();
-    while got < len {
-        let from = start + got;
+    let end = start + len;
+    let mut resuming = Resuming::new(url, Some(end));
+    let mut from = start;
+    loop {
         let resp = src
             .client
             .get_object()
             .bucket(&src.bucket)
             .key(&src.key)
-            .range(format!("bytes={from}-{}", start + len - 1))
+            .range(format!("bytes={from}-{}", end - 1))
             .set_if_match(src.etag.clone())
             .send()
             .await;
@@ -270,15 +270,16 @@ async fn stream(
             }
             Err(e) => return Err(err(format!("reading {url}"))(e)),
         };
+        let mut at = from;
         let cut = loop {
             match body.try_next().await {
                 Ok(Some(b)) => {
-                    if got + b.len() as u64 > len {
+                    if at + b.len() as u64 > end {
                         return Err(anyhow!(
                             "{url}: the service sent more bytes than the range asked for"
                         ));
                     }
-                    got += b.len() as u64;
+                    at += b.len() as u64;
                     pending.extend_from_slice(&b);
                     if pending.len() >= BATCH && sink.send(pending.split().freeze()).await.is_err()
                     {
@@ -287,17 +288,16 @@ async fn stream(
                     }
                 }
                 Ok(None) => break None,
-                Err(e) => break Some(e),
+                Err(e) => break Some(e.to_string()),
             }
         };
         // What arrived before a cut is good: pass it on, then resume after it.
         if !pending.is_empty() && sink.send(pending.split().freeze()).await.is_err() {
             return Ok(());
         }
-        if got < len {
-            let why = cut.map_or("the body ended early".to_string(), |e| e.to_string());
-            resume.again(url, start + got, why).await?;
+        if !resuming.again(at, cut).await? {
+            return Ok(());
         }
+        from = at;
     }
-    Ok(())
 }
