@@ -23,7 +23,13 @@ pub struct Schedule {
     pub corrupt: bool,
     /// Refuse for good (403 AccessDenied) every request whose request line contains this, e.g. "partNumber=2".
     pub refuse: Option<&'static str>,
+    /// Rewrite moto's one date for every unfinished upload (2010-11-10T20:48:33, in ListMultipartUploads) to the
+    /// present, so that an age filter has real ages to work on (same length: Content-Length still holds).
+    pub redate: bool,
 }
+
+/// The date moto gives every unfinished upload.
+pub const MOTO_UPLOAD_DATE: &[u8] = b"2010-11-10T20:48:33";
 
 /// Bodies this large are worth cutting or corrupting.
 pub const BIG: u64 = 64 << 10;
@@ -241,6 +247,18 @@ fn serve(client: TcpStream, upstream: u16, sched: Schedule, counts: &Counts) {
             .is_err()
         {
             return;
+        }
+        if sched.redate {
+            let now = time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .expect("formatting the time");
+            let now = &now[..MOTO_UPLOAD_DATE.len()];
+            let n = MOTO_UPLOAD_DATE.len();
+            let mut i = 0;
+            while let Some(k) = body[i..].windows(n).position(|w| w == MOTO_UPLOAD_DATE) {
+                body[i + k..i + k + n].copy_from_slice(now.as_bytes());
+                i += k + n;
+            }
         }
         if sched.corrupt && resp_len >= BIG && (200..300).contains(&status) {
             body[resp_len as usize / 2] ^= 0x20;

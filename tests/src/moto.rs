@@ -152,6 +152,48 @@ impl Moto {
     }
 }
 
+impl Moto {
+    /// Waits (at most 30 s) until every object under `prefix` is more than `secs` old by its date in
+    /// `zstream-ship ls` (moto's creation time): the condition `slow_restores` needs before a restore is asked.
+    pub fn wait_older_than(&self, prefix: &str, secs: u64) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = std::process::Command::new(crate::bins::bin("zstream-ship"))
+                .args(["ls", "--json", prefix])
+                .envs(self.env())
+                .output()
+                .expect("running zstream-ship ls");
+            assert!(
+                out.status.success(),
+                "ls: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let oldest_young = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(|l| {
+                    let v: serde_json::Value = serde_json::from_str(l).expect("ls --json");
+                    let date = v["date"].as_str().expect("a date").to_string();
+                    time::OffsetDateTime::parse(
+                        &date,
+                        &time::format_description::well_known::Rfc3339,
+                    )
+                    .expect("an RFC 3339 date")
+                    .unix_timestamp()
+                })
+                .any(|t| now - t <= secs as i64);
+            if !oldest_young {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "objects under {prefix} stayed younger than {secs} s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
 impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -3,7 +3,6 @@
 
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use zstream_tests::bins::bin;
@@ -52,11 +51,9 @@ trait Place {
     fn stored_at(&self, key: &str, _put: &Run) -> String {
         self.url(key)
     }
-    /// Whether the place reports when an unfinished upload began. moto does not: it answers every
-    /// ListMultipartUploads with Initiated 2010-11-10T20:48:33Z, so gc's age filter is only seen to hold on
-    /// the places that say.
-    fn dates_uploads(&self) -> bool {
-        true
+    /// The (errors, cuts) its fault proxy injected, if it has one.
+    fn faults(&self) -> Option<(u64, u64)> {
+        None
     }
     fn ship(&self, args: &[&str], input: &[u8]) -> Run {
         let mut a: Vec<&str> = args.to_vec();
@@ -89,8 +86,11 @@ impl Place for Bucket {
             _ => Vec::new(),
         }
     }
-    fn dates_uploads(&self) -> bool {
-        false
+    fn faults(&self) -> Option<(u64, u64)> {
+        Some((
+            self.proxy.count(|c| &c.errors),
+            self.proxy.count(|c| &c.cuts),
+        ))
     }
 }
 
@@ -104,6 +104,12 @@ struct GlacierVault {
 impl Place for GlacierVault {
     fn name(&self) -> &str {
         "glacier"
+    }
+    fn faults(&self) -> Option<(u64, u64)> {
+        Some((
+            self.proxy.count(|c| &c.errors),
+            self.proxy.count(|c| &c.cuts),
+        ))
     }
     fn url(&self, archive: &str) -> String {
         format!("glacier://{}/{archive}", self.name)
@@ -141,18 +147,57 @@ impl Place for GlacierVault {
     }
 }
 
-struct Dir(PathBuf);
+struct Dir(tempfile::TempDir);
 impl Place for Dir {
     fn name(&self) -> &str {
         "file"
     }
     fn url(&self, key: &str) -> String {
-        format!("file://{}/{key}", self.0.display())
+        format!("file://{}/{key}", self.0.path().display())
     }
 }
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+
+/// A directory of its own.
+fn dir() -> Dir {
+    Dir(tempfile::tempdir().unwrap())
+}
+
+/// A bucket on a moto server of its own, behind the fault proxy, which also gives moto's unfinished uploads
+/// real dates (moto says 2010-11-10 for all of them) so that gc's age filter is tested on S3 too.
+fn bucket() -> Bucket {
+    let moto = Moto::start();
+    moto.bucket("conformance");
+    let proxy = Proxy::start(
+        moto.port,
+        faults::Schedule {
+            error_every: 6,
+            cut_every: 3,
+            redate: true,
+            ..Default::default()
+        },
+    );
+    Bucket {
+        _moto: moto,
+        proxy,
+        name: "conformance".into(),
+    }
+}
+
+/// A vault on the tests' vault endpoint, behind the fault proxy.
+fn vault() -> GlacierVault {
+    let vault = Vault::start(&["conformance"], 0.5);
+    let proxy = Proxy::start(
+        vault.port,
+        faults::Schedule {
+            error_every: 6,
+            cut_every: 3,
+            ..Default::default()
+        },
+    );
+    GlacierVault {
+        _vault: vault,
+        proxy,
+        name: "conformance".into(),
     }
 }
 
@@ -295,19 +340,23 @@ fn stale(place: &dyn Place) -> usize {
     String::from_utf8_lossy(r.stdout()).lines().count()
 }
 
-fn conformance(place: &dyn Place) {
+/// The sizes every place must store and give back: empty, around 1 MiB, and multipart (parts are 5 MiB on S3
+/// and 1 MiB on Glacier).
+const SIZES: [usize; 7] = [
+    0,
+    1,
+    (1 << 20) - 1,
+    1 << 20,
+    (1 << 20) + 1,
+    5 * (1 << 20) + 3,
+    17 * (1 << 20) + 7,
+];
+
+/// Round trips of every size, and ls lists exactly what was put.
+fn round_trips(place: &dyn Place) {
     let p = place.name();
-    // Round trips, empty included; parts are 5 MiB (S3) or 1 MiB (Glacier), so the larger ones are multipart.
     let mut stored = Vec::new();
-    for len in [
-        0usize,
-        1,
-        (1 << 20) - 1,
-        1 << 20,
-        (1 << 20) + 1,
-        5 * (1 << 20) + 3,
-        17 * (1 << 20) + 7,
-    ] {
+    for len in SIZES {
         let data = Gen::bytes(len as u64, len);
         let url = place.put(&format!("pool/fs/{len}"), &data);
         let r = place.ship(&["get", &url], b"");
@@ -319,30 +368,43 @@ fn conformance(place: &dyn Place) {
         stored.push((url, len as u64));
     }
     stored.sort();
-    let listed = names(place);
-    assert_eq!(listed, stored, "{p}: ls does not list what was put");
-    let one = stored.iter().find(|(_, l)| *l == 1).unwrap().0.clone();
-
-    // Overwrite only when asked: the new object replaces the old one whole (vaults never overwrite: each put is
-    // a new archive).
-    let mut listed = listed;
-    if place.overwrites() {
-        never_replaces(place, &one, &Gen::bytes(1, 1));
-        let r = place.ship(
-            &["put", "--overwrite", &place.target("pool/fs/1")],
-            b"second",
+    assert_eq!(names(place), stored, "{p}: ls does not list what was put");
+    place.ship(&["restore", &stored[1].0], b"").expect_code(0);
+    if let Some((errors, cuts)) = place.faults() {
+        assert!(
+            errors >= 3 && cuts >= 3,
+            "{p}: too few faults to prove anything: {errors} errors, {cuts} cuts"
         );
-        r.expect_code(0).expect_clean_stderr("zstream-ship");
-        assert_eq!(place.ship(&["get", &one], b"").stdout(), b"second");
-        listed
-            .iter_mut()
-            .filter(|(n, _)| *n == one)
-            .for_each(|e| e.1 = 6);
     }
-    let kept = place.ship(&["get", &one], b"").stdout().to_vec();
+}
 
-    // A put killed halfway leaves no object, and an old object under that name stays as it was; one stopped by
-    // SIGTERM or SIGINT leaves not even an unfinished upload.
+/// An object is replaced only with --overwrite, and then whole. A vault names every archive itself, so there two
+/// puts are two archives, both readable.
+fn overwrite(place: &dyn Place) {
+    let p = place.name();
+    let one = place.put("pool/fs/1", b"x");
+    if !place.overwrites() {
+        let two = place.put("pool/fs/1", b"second");
+        assert_ne!(one, two, "{p}: a second put must be a second archive");
+        assert_eq!(place.ship(&["get", &one], b"").stdout(), b"x");
+        assert_eq!(place.ship(&["get", &two], b"").stdout(), b"second");
+        return;
+    }
+    never_replaces(place, &one, b"x");
+    let r = place.ship(
+        &["put", "--overwrite", &place.target("pool/fs/1")],
+        b"second",
+    );
+    r.expect_code(0).expect_clean_stderr("zstream-ship");
+    assert_eq!(place.ship(&["get", &one], b"").stdout(), b"second");
+}
+
+/// A put stopped by SIGTERM or SIGINT leaves no object and no unfinished upload; one killed by SIGKILL leaves no
+/// object, and an object it was replacing stays as it was.
+fn interrupted_puts(place: &dyn Place) {
+    let p = place.name();
+    let one = place.put("pool/fs/1", b"kept");
+    let listed = names(place);
     signalled_put(place, "pool/fs/termed", 6 << 20, ("SIGTERM", 15));
     signalled_put(place, "pool/fs/interrupted", 6 << 20, ("SIGINT", 2));
     assert_eq!(names(place), listed, "{p}: a signalled put left an object");
@@ -358,12 +420,17 @@ fn conformance(place: &dyn Place) {
     over.wait().unwrap();
     assert_eq!(
         place.ship(&["get", &one], b"").stdout(),
-        kept,
+        b"kept",
         "{p}: a killed overwrite broke the old object"
     );
+}
 
-    // gc finds what the killed puts left (only when old enough), removes it, and then finds nothing.
-    // At the default age they are young: listed as kept, with their age, and left alone.
+/// gc lists what killed puts left with its age, keeps the young (they may be running), removes the old, and then
+/// finds nothing.
+fn gc(place: &dyn Place) {
+    let p = place.name();
+    killed_put(place, "pool/fs/a", 6 << 20);
+    killed_put(place, "pool/fs/b", 6 << 20);
     let young = place.ship(&["gc", "--dry-run", &place.prefix()], b"");
     young.expect_code(0);
     let lines = String::from_utf8_lossy(young.stdout()).to_string();
@@ -376,15 +443,26 @@ fn conformance(place: &dyn Place) {
     assert!(
         lines
             .lines()
-            .all(|l| l.starts_with("kept\t") && l.contains("age "))
-            || !place.dates_uploads(),
+            .all(|l| l.starts_with("kept\t") && l.contains("age ")),
         "{p}: gc took a young upload: {}",
         young.describe()
     );
+    let kept = place.ship(&["gc", &place.prefix()], b"");
+    kept.expect_code(0);
+    assert_eq!(
+        stale(place),
+        2,
+        "{p}: gc at the default age removed a young upload: {}",
+        kept.describe()
+    );
     let r = place.ship(&["gc", "--older-than", "0", &place.prefix()], b"");
     r.expect_code(0);
+    let removed = String::from_utf8_lossy(r.stdout()).to_string();
     assert_eq!(
-        String::from_utf8_lossy(r.stdout()).lines().count(),
+        removed
+            .lines()
+            .filter(|l| l.starts_with("removed\t"))
+            .count(),
         2,
         "{p}: {}",
         r.describe()
@@ -393,15 +471,17 @@ fn conformance(place: &dyn Place) {
         .ship(&["gc", "--older-than", "0", &place.prefix()], b"")
         .stdout()
         .is_empty());
+}
 
-    // rm, and what is not there.
-    let empty = stored.iter().find(|(_, l)| *l == 0).unwrap().0.clone();
+/// rm removes; what is not there is one line, exit 1, named by the URL the user gave.
+fn rm_and_missing(place: &dyn Place) {
+    let p = place.name();
+    let empty = place.put("pool/fs/0", b"");
     place.ship(&["rm", &empty], b"").expect_code(0);
     // A vault's listing is its last inventory (a day old on AWS), which still names what was just removed.
     assert!(!place.lists_live() || !names(place).iter().any(|(n, _)| *n == empty));
     let missing = place.ship(&["get", &empty], b"");
     missing.expect_code(1).expect_clean_stderr("zstream-ship");
-    // Named by the URL the user gave, not by a path or an internal id.
     assert!(
         missing.stderr().contains(&empty),
         "{p}: {}",
@@ -411,14 +491,41 @@ fn conformance(place: &dyn Place) {
         .ship(&["rm", &empty], b"")
         .expect_code(1)
         .expect_clean_stderr("zstream-ship");
-    place.ship(&["restore", &one], b"").expect_code(0);
 }
 
-#[test]
-fn file_targets_pass_the_conformance_suite() {
-    let d =
-        Dir(std::env::temp_dir().join(format!("zstream-ship-conformance-{}", std::process::id())));
-    conformance(&d);
+/// Every property, as a test of its own for every place: one failure does not hide the others.
+macro_rules! conformance {
+    ($($place:ident => $make:expr;)*) => {$(
+        mod $place {
+            use super::*;
+            #[test]
+            fn round_trips_and_listing() {
+                round_trips(&$make)
+            }
+            #[test]
+            fn never_replaces_unless_told() {
+                overwrite(&$make)
+            }
+            #[test]
+            fn interrupted_puts_leave_nothing() {
+                interrupted_puts(&$make)
+            }
+            #[test]
+            fn gc_removes_only_old_leftovers() {
+                gc(&$make)
+            }
+            #[test]
+            fn rm_and_missing_objects() {
+                rm_and_missing(&$make)
+            }
+        }
+    )*};
+}
+
+conformance! {
+    file => dir();
+    s3 => bucket();
+    glacier => vault();
 }
 
 #[test]
@@ -452,54 +559,4 @@ fn bad_targets_and_arguments_exit_2() {
             .expect_code(2)
             .expect_clean_stderr("zstream-ship");
     }
-}
-
-#[test]
-fn s3_targets_pass_the_conformance_suite_through_faults() {
-    let moto = Moto::start();
-    moto.bucket("conformance");
-    let proxy = Proxy::start(
-        moto.port,
-        faults::Schedule {
-            error_every: 6,
-            cut_every: 3,
-            ..Default::default()
-        },
-    );
-    let b = Bucket {
-        _moto: moto,
-        proxy,
-        name: "conformance".into(),
-    };
-    conformance(&b);
-    // The faults happened, and the suite held through them.
-    let (errors, cuts) = (b.proxy.count(|c| &c.errors), b.proxy.count(|c| &c.cuts));
-    assert!(
-        errors >= 10 && cuts >= 5,
-        "too few faults to prove anything: {errors} errors, {cuts} cuts"
-    );
-}
-
-#[test]
-fn glacier_vaults_pass_the_conformance_suite_through_faults() {
-    let vault = Vault::start(&["conformance"], 0.5);
-    let proxy = Proxy::start(
-        vault.port,
-        faults::Schedule {
-            error_every: 6,
-            cut_every: 3,
-            ..Default::default()
-        },
-    );
-    let v = GlacierVault {
-        _vault: vault,
-        proxy,
-        name: "conformance".into(),
-    };
-    conformance(&v);
-    let (errors, cuts) = (v.proxy.count(|c| &c.errors), v.proxy.count(|c| &c.cuts));
-    assert!(
-        errors >= 10 && cuts >= 5,
-        "too few faults to prove anything: {errors} errors, {cuts} cuts"
-    );
 }

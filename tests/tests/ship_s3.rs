@@ -1,7 +1,6 @@
 //! What only S3 targets do, on the built binary against moto's server: archive classes and their restores,
 //! checksum failures on the way back, and uploads that cannot finish.
 
-use std::time::Duration;
 use zstream_tests::bins::bin;
 use zstream_tests::data::Gen;
 use zstream_tests::faults::{Proxy, Schedule};
@@ -41,10 +40,10 @@ fn deep_archive_objects_are_restored_once_and_waited_for() {
     );
     assert_eq!(entry["restore"], "archived", "{}", listed.describe());
 
-    // moto's restore transition counts from the object's creation (see Moto::slow_restores): wait it out
-    // once so that the restore asked for below reads "ongoing" for 3 s.
+    // moto's restore transition counts from the object's creation (see Moto::slow_restores): wait until the
+    // object is past it, so that the restore asked for below reads "ongoing" for 3 s.
     moto.slow_restores(3);
-    std::thread::sleep(Duration::from_millis(3200));
+    moto.wait_older_than("s3://archive/pool/", 3);
 
     // By default a cron job does not hang: the restore is asked for and exit 75 says "come back later".
     let first = ship(&env, &["get", url], b"");

@@ -3,7 +3,6 @@
 //!   zstream-ship get s3://         -> exit 75, restore requested
 //!   zstream-ship get --wait s3:// | zstream-par -d | zstream-seal -d | zstream-hash --check | zfs receive
 
-use std::time::Duration;
 use zstream_tests::bins::{filters, keygen};
 use zstream_tests::data::Gen;
 use zstream_tests::moto::Moto;
@@ -46,7 +45,7 @@ fn snapshots_go_to_deep_archive_and_come_back_after_a_restore() {
 
     // Restores stay "ongoing" for 2 s once asked for (counted past the objects' first 2 s; see Moto).
     moto.slow_restores(2);
-    std::thread::sleep(Duration::from_millis(2200));
+    moto.wait_older_than("s3://offsite/pool/", 2);
     for name in ["full", "incr"] {
         let r = sh_env(
             &format!("{ship} get s3://offsite/pool/src/{name} > /dev/null"),

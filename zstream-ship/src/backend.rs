@@ -60,11 +60,13 @@ pub fn exists(url: &str) -> anyhow::Error {
 }
 
 /// Whether an upload begun at `started` is at least `older_than_secs` old at `now` (epoch seconds). A start in
-/// the future (a skewed clock) is young.
+/// the future (a skewed clock) is young, except that 0 takes every upload, whatever its date says.
 pub fn is_stale(now: i64, started: i64, older_than_secs: u64) -> bool {
-    now.checked_sub(started)
-        .and_then(|age| u64::try_from(age).ok())
-        .is_some_and(|age| age >= older_than_secs)
+    older_than_secs == 0
+        || now
+            .checked_sub(started)
+            .and_then(|age| u64::try_from(age).ok())
+            .is_some_and(|age| age >= older_than_secs)
 }
 
 /// Seconds since the epoch, now (what gc measures ages against).
@@ -88,11 +90,12 @@ mod tests {
         assert!(super::is_stale(100, 40, 60));
         assert!(!super::is_stale(100, 41, 60));
         assert!(
-            !super::is_stale(100, 200, 0),
+            !super::is_stale(100, 200, 1),
             "a start in the future is young"
         );
+        assert!(super::is_stale(100, 200, 0), "0 takes every upload");
         assert!(
-            !super::is_stale(i64::MAX, i64::MIN, 0),
+            !super::is_stale(i64::MAX, i64::MIN, 1),
             "an overflowing age is not taken"
         );
         assert!(!super::is_stale(100, 0, u64::MAX));
