@@ -7,7 +7,8 @@
 //! HTTP/1.1 with Content-Length bodies only (what the AWS SDK sends and moto answers); anything else fails the
 //! test loudly rather than being passed through wrongly.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use crate::http::Head;
+use std::io::{BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::Arc;
@@ -84,64 +85,6 @@ impl Drop for Proxy {
         self.stop.store(true, SeqCst);
         // Wake the accept loop so it sees the flag.
         let _ = TcpStream::connect(("127.0.0.1", self.port));
-    }
-}
-
-/// A request or response head: the first line, the header lines, and what they say about the body.
-struct Head {
-    first: String,
-    headers: Vec<(String, String)>,
-}
-
-impl Head {
-    fn read(r: &mut impl BufRead) -> Option<Head> {
-        let mut first = String::new();
-        if r.read_line(&mut first).ok()? == 0 {
-            return None;
-        }
-        let mut headers = Vec::new();
-        loop {
-            let mut line = String::new();
-            if r.read_line(&mut line).ok()? == 0 {
-                return None;
-            }
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            let (k, v) = line.split_once(':')?;
-            headers.push((k.trim().to_string(), v.trim().to_string()));
-        }
-        Some(Head {
-            first: first.trim_end().to_string(),
-            headers,
-        })
-    }
-
-    fn get(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn length(&self) -> Option<u64> {
-        assert!(
-            self.get("transfer-encoding").is_none(),
-            "fault proxy: chunked bodies are not handled ({})",
-            self.first
-        );
-        self.get("content-length")
-            .map(|v| v.parse().expect("a numeric Content-Length"))
-    }
-
-    fn bytes(&self) -> Vec<u8> {
-        let mut s = format!("{}\r\n", self.first);
-        for (k, v) in &self.headers {
-            s.push_str(&format!("{k}: {v}\r\n"));
-        }
-        s.push_str("\r\n");
-        s.into_bytes()
     }
 }
 

@@ -6,6 +6,7 @@
 pub mod bins;
 pub mod data;
 pub mod faults;
+pub mod http;
 pub mod moto;
 pub mod proc;
 pub mod testkit;

@@ -1,8 +1,7 @@
 //! A real S3 API on loopback: moto's server (PyPI `moto[server]`), started for a test and stopped with it. The
 //! harness speaks plain HTTP to it (bucket creation, moto's control API) so that it needs no AWS SDK itself.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -87,24 +86,15 @@ impl Moto {
         .collect()
     }
 
-    /// One HTTP/1.1 request; the status code and body, or None when the server does not answer.
+    /// One HTTP/1.1 request to moto; the status code and body, or None when it does not answer.
     pub fn request(&self, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-        let req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{body}",
+        crate::http::request(
             self.port,
-            body.len()
-        );
-        s.write_all(req.as_bytes()).ok()?;
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).ok()?;
-        let code = resp.split_whitespace().nth(1)?.parse().ok()?;
-        Some((
-            code,
-            resp.split_once("\r\n\r\n")
-                .map_or(String::new(), |(_, b)| b.to_string()),
-        ))
+            method,
+            path,
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )
     }
 
     /// A new bucket (moto takes unsigned requests).
@@ -119,20 +109,18 @@ impl Moto {
     /// A new Glacier vault. moto picks the service from the request's credential scope, so the request says
     /// "glacier" there (moto checks no signatures).
     pub fn vault(&self, name: &str) {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connecting to moto");
-        let req = format!(
-            "PUT /-/vaults/{name} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: AWS4-HMAC-SHA256 \
-             Credential=test/20260101/us-east-1/glacier/aws4_request, SignedHeaders=host, Signature=0\r\n\
-             Content-Length: 0\r\nConnection: close\r\n\r\n",
-            self.port
+        let auth = "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/glacier/aws4_request, \
+                    SignedHeaders=host, Signature=0";
+        let r = crate::http::request(
+            self.port,
+            "PUT",
+            &format!("/-/vaults/{name}"),
+            &[("Authorization", auth)],
+            b"",
         );
-        s.write_all(req.as_bytes())
-            .expect("asking moto for a vault");
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).expect("moto's answer");
         assert!(
-            resp.starts_with("HTTP/1.1 201"),
-            "creating vault {name}: {resp}"
+            r.as_ref().is_some_and(|(c, _)| *c == 201),
+            "creating vault {name}: {r:?}"
         );
     }
 

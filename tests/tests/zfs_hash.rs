@@ -14,6 +14,16 @@ fn json(path: &Path) -> serde_json::Value {
     .unwrap()
 }
 
+/// `zfs send SEND | zstream-hash --zfs --json JSON | zfs receive RECEIVE`, which must succeed.
+fn through_hash(send: &str, json: &str, receive: &str) {
+    let hash = bin("zstream-hash");
+    sh(&format!(
+        "zfs send {send} | {} --zfs --json {json} | zfs receive {receive}",
+        hash.display()
+    ))
+    .expect_code(0);
+}
+
 #[test]
 fn zfs_streams_through_zstream_hash() {
     let z = Zfs::start();
@@ -48,13 +58,11 @@ fn zfs_streams_through_zstream_hash() {
     std::fs::write(p.path("src/f1"), b"changed").unwrap();
     std::fs::remove_file(p.path("src/f2")).unwrap();
     cmd("zfs", &["snapshot", &p.ds("src@b")]);
-    sh(&format!(
-        "zfs send -i @a {src}@b | {hash} --zfs --json {j} | zfs receive -F {dst}",
-        src = p.ds("src"),
-        j = w("b.json"),
-        dst = p.ds("dst")
-    ))
-    .expect_code(0);
+    through_hash(
+        &format!("-i @a {}@b", p.ds("src")),
+        &w("b.json"),
+        &format!("-F {}", p.ds("dst")),
+    );
     assert_same_tree(&p.path("src"), &p.path("dst"));
     let b = json(&work.join("b.json"));
     assert_eq!(b["toguid"], p.guid(&p.ds("src@b")).to_string());
@@ -65,13 +73,11 @@ fn zfs_streams_through_zstream_hash() {
     fill_tree(&p.path("src/child"), 2);
     cmd("zfs", &["snapshot", "-r", &p.ds("src@c")]);
     cmd("zfs", &["create", &p.ds("copy")]);
-    sh(&format!(
-        "zfs send -R {src}@c | {hash} --zfs --json {j} | zfs receive -d {copy}",
-        src = p.ds("src"),
-        j = w("c.json"),
-        copy = p.ds("copy")
-    ))
-    .expect_code(0);
+    through_hash(
+        &format!("-R {}@c", p.ds("src")),
+        &w("c.json"),
+        &format!("-d {}", p.ds("copy")),
+    );
     assert_same_tree(&p.path("src"), &p.path("copy/src"));
     let c = json(&work.join("c.json"));
     assert_eq!(c["compound"], true);

@@ -1,15 +1,9 @@
-//! A small Glacier vault endpoint for the tests, because moto has no Glacier multipart upload (it answers 404)
-//! and checks no tree hashes. It speaks the parts of the Glacier REST API that zstream-ship uses: multipart
-//! uploads (initiate, upload part, complete, abort, list), single uploads, deletes, and archive and inventory
-//! retrieval jobs with ranged output. Unlike moto it checks what AWS checks: every part is aligned and of the
-//! declared power-of-two size, and every part's and archive's SHA-256 tree hash is right. Retrieval jobs finish
-//! `job_secs` after they start. Requests are not authenticated.
+//! The Glacier REST API routes of the vault endpoint: what each request does to the vaults, uploads, archives and
+//! jobs, with the checks AWS makes (part alignment and sizes, every tree hash).
 
+use super::{error, resp, Req, Resp};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 #[derive(Default)]
@@ -39,7 +33,7 @@ struct JobState {
 }
 
 #[derive(Default)]
-struct State {
+pub(crate) struct State {
     next: u64,
     vaults: Vec<String>,
     uploads: BTreeMap<String, Upload>,
@@ -47,9 +41,18 @@ struct State {
     jobs: BTreeMap<String, JobState>,
 }
 
-pub struct Vault {
-    pub port: u16,
-    state: Arc<Mutex<State>>,
+impl State {
+    pub(crate) fn new(vaults: &[&str]) -> State {
+        State {
+            vaults: vaults.iter().map(|v| v.to_string()).collect(),
+            ..State::default()
+        }
+    }
+
+    /// Unfinished uploads held.
+    pub(crate) fn uploads(&self) -> usize {
+        self.uploads.len()
+    }
 }
 
 /// Glacier's tree hash, written out separately from zstream-ship's so that one checks the other.
@@ -84,142 +87,7 @@ fn now() -> String {
         .expect("formatting a date")
 }
 
-struct Req {
-    method: String,
-    path: Vec<String>,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Req {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-fn resp(status: u16, headers: &[(&str, String)], body: Vec<u8>) -> Resp {
-    Resp {
-        status,
-        headers: headers
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect(),
-        body,
-    }
-}
-
-fn error(status: u16, code: &str, message: &str) -> Resp {
-    let body = serde_json::json!({"code": code, "message": message, "type": "Client"});
-    resp(
-        status,
-        &[("x-amzn-ErrorType", code.to_string())],
-        body.to_string().into_bytes(),
-    )
-}
-
-impl Vault {
-    /// Serves on a free loopback port, with the given vaults, until dropped with the test.
-    pub fn start(vaults: &[&str], job_secs: f64) -> Vault {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("binding the vault endpoint");
-        let port = listener.local_addr().expect("address").port();
-        let state = Arc::new(Mutex::new(State {
-            vaults: vaults.iter().map(|v| v.to_string()).collect(),
-            ..State::default()
-        }));
-        let st = state.clone();
-        let job = Duration::from_secs_f64(job_secs);
-        std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                let st = st.clone();
-                std::thread::spawn(move || serve(conn, &st, job));
-            }
-        });
-        Vault { port, state }
-    }
-
-    pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Unfinished uploads the endpoint holds.
-    pub fn uploads(&self) -> usize {
-        self.state.lock().unwrap().uploads.len()
-    }
-}
-
-fn serve(conn: TcpStream, state: &Mutex<State>, job: Duration) {
-    let mut r = BufReader::new(conn.try_clone().expect("dup"));
-    let mut w = conn;
-    loop {
-        let mut first = String::new();
-        if r.read_line(&mut first).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut headers = Vec::new();
-        loop {
-            let mut line = String::new();
-            if r.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = line.split_once(':') {
-                headers.push((k.trim().to_string(), v.trim().to_string()));
-            }
-        }
-        let mut parts = first.split_whitespace();
-        let method = parts.next().unwrap_or_default().to_string();
-        let target = parts.next().unwrap_or_default();
-        let path = target.split('?').next().unwrap_or_default();
-        let mut req = Req {
-            method,
-            path: path
-                .split('/')
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect(),
-            headers,
-            body: Vec::new(),
-        };
-        if req.header("expect").is_some() && w.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").is_err()
-        {
-            return;
-        }
-        let len: u64 = req
-            .header("content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        if (&mut r).take(len).read_to_end(&mut req.body).is_err() {
-            return;
-        }
-        let out = handle(&req, &mut state.lock().unwrap(), job);
-        let mut head = format!(
-            "HTTP/1.1 {} X\r\nContent-Length: {}\r\nContent-Type: application/json\r\n",
-            out.status,
-            out.body.len()
-        );
-        for (k, v) in &out.headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
-        if w.write_all(head.as_bytes()).is_err() || w.write_all(&out.body).is_err() {
-            return;
-        }
-    }
-}
-
-fn handle(req: &Req, st: &mut State, job: Duration) -> Resp {
+pub(crate) fn handle(req: &Req, st: &mut State, job: Duration) -> Resp {
     let p: Vec<&str> = req.path.iter().map(String::as_str).collect();
     let (vault, rest) = match p.as_slice() {
         [_, "vaults", v, rest @ ..] => (v.to_string(), rest),
