@@ -3,11 +3,12 @@
 //! (Glacier vaults), `aws` and `pump` (what the AWS backends share), `app` (the command line).
 
 pub mod app;
-pub mod aws;
+/// What every AWS tool here shares (zstream-aws), under its old name.
+pub use zstream_aws as aws;
 pub mod backend;
 pub mod file;
 pub mod glacier;
 pub mod options;
-pub mod pump;
+pub use zstream_aws::pump;
 pub mod s3;
 pub mod url;

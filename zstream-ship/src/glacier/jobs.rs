@@ -5,13 +5,13 @@
 //! a second job while one is running or its output is still there (24 hours).
 
 use super::{treehash, GlacierTarget};
-use crate::aws::{self, Resuming};
+use crate::aws::{self, expected, later, Ready, Resuming};
 use crate::backend::Entry;
 use anyhow::{anyhow, Context};
 use aws_sdk_glacier::types::{ActionCode, JobParameters, StatusCode};
 use std::io::Write;
+use zstream_common::integrity;
 use zstream_common::pipe::out_error;
-use zstream_common::{integrity, Code, Coded};
 
 /// What a job is for.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -90,13 +90,8 @@ async fn find(t: &GlacierTarget, kind: Kind<'_>) -> anyhow::Result<Option<(Job, 
     }
 }
 
-enum Ready {
-    Now(Job),
-    Later(String),
-}
-
 /// Finds or starts the job; with `wait` waits until it is done.
-async fn ensure(t: &GlacierTarget, kind: Kind<'_>, wait: bool) -> anyhow::Result<Ready> {
+async fn ensure(t: &GlacierTarget, kind: Kind<'_>, wait: bool) -> anyhow::Result<Ready<Job>> {
     let (a, what) = match kind {
         Kind::Archive(_) => ("a", "retrieval"),
         Kind::Inventory => ("an", "inventory"),
@@ -139,42 +134,34 @@ async fn ensure(t: &GlacierTarget, kind: Kind<'_>, wait: bool) -> anyhow::Result
             }
         }
     };
-    if !wait {
-        return Ok(Ready::Later(format!(
-            "the {what} job is under way; run this again in {} or pass --wait",
-            match t.opts.thaw.tier.as_str() {
-                "Expedited" => "1-5 minutes",
-                "Bulk" => "5-12 hours",
-                _ => "3-5 hours",
-            }
-        )));
-    }
-    let mut poll = aws::Poll::default();
-    loop {
-        poll.wait(format_args!("{url}: {what} job under way")).await;
-        let d = t
-            .client
-            .describe_job()
-            .vault_name(&t.vault)
-            .job_id(&job.id)
-            .send()
-            .await
-            .map_err(aws::err(format!("looking up the {what} job for {url}")))?;
-        match d.status_code() {
-            Some(StatusCode::Succeeded) => return Ok(Ready::Now(job_of!(&d).0)),
-            Some(StatusCode::Failed) => {
-                return Err(anyhow!(
+    let come_back = format!(
+        "the {what} job is under way; run this again in {} or pass --wait",
+        expected(aws::Archive::Vault, t.opts.thaw.tier.as_str())
+    );
+    aws::ready(
+        wait,
+        &format!("{url}: {what} job under way"),
+        come_back,
+        async || {
+            let d = t
+                .client
+                .describe_job()
+                .vault_name(&t.vault)
+                .job_id(&job.id)
+                .send()
+                .await
+                .map_err(aws::err(format!("looking up the {what} job for {url}")))?;
+            match d.status_code() {
+                Some(StatusCode::Succeeded) => Ok(Some(job_of!(&d).0)),
+                Some(StatusCode::Failed) => Err(anyhow!(
                     "{url}: the {what} job failed: {}",
                     d.status_message().unwrap_or("no reason given")
-                ))
+                )),
+                _ => Ok(None),
             }
-            _ => {}
-        }
-    }
-}
-
-fn later(url: &str, why: String) -> anyhow::Error {
-    anyhow::Error::new(Coded::new(Code::TempFail, anyhow!("{url}: {why}")))
+        },
+    )
+    .await
 }
 
 /// The finished retrieval job of `archive`, or exit 75 / waiting as the options say.

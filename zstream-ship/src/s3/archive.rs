@@ -4,11 +4,10 @@
 //! x-amz-restore header says whether a restore is under way, so running again never asks twice.
 
 use super::S3Target;
-use crate::aws::{describe, Poll};
+use crate::aws::{describe, expected, later, ready, Archive, Ready};
 use anyhow::anyhow;
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::types::{GlacierJobParameters, RestoreRequest, StorageClass, Tier};
-use zstream_common::{Code, Coded};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
@@ -58,17 +57,9 @@ pub async fn readable(t: &S3Target) -> anyhow::Result<HeadObjectOutput> {
         State::Available | State::Restored => Ok(h),
         _ => match ensure(t, t.opts.thaw.wait).await? {
             Ready::Now(_) => t.head().await,
-            Ready::Later(why) => Err(anyhow::Error::new(Coded::new(
-                Code::TempFail,
-                anyhow!("{}: {why}", t.url(&t.key)),
-            ))),
+            Ready::Later(why) => Err(later(&t.url(&t.key), why)),
         },
     }
-}
-
-enum Ready {
-    Now(String),
-    Later(String),
 }
 
 /// The restore command: asks for a restore unless one is under way or done; with `wait` waits for it.
@@ -79,13 +70,13 @@ pub async fn restore(t: &S3Target, wait: bool) -> anyhow::Result<String> {
 }
 
 /// Asks for a restore unless one is under way or done; with `wait` waits for it.
-async fn ensure(t: &S3Target, wait: bool) -> anyhow::Result<Ready> {
+async fn ensure(t: &S3Target, wait: bool) -> anyhow::Result<Ready<String>> {
     let url = t.url(&t.key);
     let h = t.head().await?;
     let class = h
         .storage_class()
         .map_or("STANDARD".to_string(), |c| c.as_str().to_string());
-    let mut state = State::of(&h);
+    let state = State::of(&h);
     match state {
         State::Available => return Ok(Ready::Now(format!("in {class}: readable now"))),
         State::Restored => return Ok(Ready::Now("restored, readable now".into())),
@@ -98,24 +89,30 @@ async fn ensure(t: &S3Target, wait: bool) -> anyhow::Result<Ready> {
                 t.opts.thaw.days
             );
             // Some restores are ready at once (Expedited on GLACIER can be, and test servers are).
-            state = match State::of(&t.head().await?) {
-                State::Restored => return Ok(Ready::Now("restored, readable now".into())),
-                _ => State::Restoring,
-            };
+            if State::of(&t.head().await?) == State::Restored {
+                return Ok(Ready::Now("restored, readable now".into()));
+            }
         }
     }
-    if !wait {
-        return Ok(Ready::Later(format!(
-            "in {class} and being restored; run this again in {} or pass --wait",
-            expected(&class, t.opts.thaw.tier.as_str())
-        )));
-    }
-    let mut poll = Poll::default();
-    while state == State::Restoring {
-        poll.wait(format_args!("{url}: restore under way")).await;
-        state = State::of(&t.head().await?);
-    }
-    Ok(Ready::Now("restored, readable now".into()))
+    let archive = if class == "DEEP_ARCHIVE" {
+        Archive::DeepArchive
+    } else {
+        Archive::Glacier
+    };
+    let come_back = format!(
+        "in {class} and being restored; run this again in {} or pass --wait",
+        expected(archive, t.opts.thaw.tier.as_str())
+    );
+    ready(
+        wait,
+        &format!("{url}: restore under way"),
+        come_back,
+        async || {
+            let restoring = State::of(&t.head().await?) == State::Restoring;
+            Ok((!restoring).then(|| "restored, readable now".to_string()))
+        },
+    )
+    .await
 }
 
 async fn ask(t: &S3Target) -> anyhow::Result<()> {
@@ -144,17 +141,6 @@ async fn ask(t: &S3Target) -> anyhow::Result<()> {
             t.url(&t.key),
             describe(&e)
         )),
-    }
-}
-
-/// How long AWS says a restore takes, for the message that tells a cron job when to come back.
-fn expected(class: &str, tier: &str) -> &'static str {
-    match (class, tier) {
-        ("GLACIER", "Expedited") => "1-5 minutes",
-        ("GLACIER", "Standard") => "3-5 hours",
-        ("GLACIER", _) => "5-12 hours",
-        ("DEEP_ARCHIVE", "Bulk") => "up to 48 hours",
-        _ => "up to 12 hours",
     }
 }
 
