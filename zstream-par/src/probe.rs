@@ -9,7 +9,8 @@
 //! earliest start wins. A frame at input byte 0 decides at once (nothing can be nested there); otherwise the
 //! probe reads on for up to `WINDOW` bytes past the first intact frame (the outer frame that holds a nested
 //! stream is at most a maximal frame long, so the outer stream's next frame comes within it), keeping what it
-//! read to hand on to the decoder. Only an input whose start is damaged costs that memory.
+//! read to hand on to the decoder. Only an input whose start is damaged costs that memory, and never more than
+//! the window: without any intact frame the probe gives up after the window's length from the start.
 
 use crate::format::{Frame, FRAME_HEADER, MAX_BLOCK, STREAM_HEADER_LEN};
 use crate::scan::{Item, Scanner};
@@ -24,6 +25,7 @@ pub fn stream_id<R: Read>(input: R) -> io::Result<(Option<u64>, impl Read)> {
     let mut scan = Scanner::new(Keep {
         inner: input,
         kept: Vec::new(),
+        limit: WINDOW,
     });
     let mut best: Option<(i128, u64)> = None;
     let mut first: Option<u64> = None;
@@ -38,7 +40,11 @@ pub fn stream_id<R: Read>(input: R) -> io::Result<(Option<u64>, impl Read)> {
                 best = Some((0, f.stream_id));
                 break;
             }
-            first.get_or_insert(at);
+            if first.is_none() {
+                first = Some(at);
+                // From the first intact frame on, the window counts from there (and a frame's payload more).
+                scan.inner_mut().limit = at + WINDOW + FRAME_HEADER as u64 + MAX_BLOCK as u64;
+            }
             if let Some(start) = began_at(&f, at) {
                 if best.is_none_or(|(s, _)| start < s) {
                     best = Some((start, f.stream_id));
@@ -49,7 +55,7 @@ pub fn stream_id<R: Read>(input: R) -> io::Result<(Option<u64>, impl Read)> {
                 best = Some((i128::MAX, f.stream_id));
             }
         }
-        if first.is_some_and(|f| at.saturating_sub(f) > WINDOW) {
+        if at.saturating_sub(first.unwrap_or(0)) > WINDOW {
             break;
         }
     }
@@ -91,15 +97,23 @@ fn began_at(f: &Frame, at: u64) -> Option<i128> {
     Some(at as i128 - offset as i128)
 }
 
-/// A reader that keeps everything it reads, to be read again.
+/// A reader that keeps everything it reads, to be read again, and ends (for the probe) at `limit` bytes: the
+/// scanner skips frameless input inside one call, so the bound must be here. What lies past it is read later,
+/// by the decoder, from the reader itself.
 struct Keep<R> {
     inner: R,
     kept: Vec<u8>,
+    limit: u64,
 }
 
 impl<R: Read> Read for Keep<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        let room = self.limit.saturating_sub(self.kept.len() as u64);
+        let want = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.inner.read(&mut buf[..want])?;
         self.kept.extend_from_slice(&buf[..n]);
         Ok(n)
     }

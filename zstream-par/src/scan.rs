@@ -55,6 +55,10 @@ impl<R: Read> Scanner<R> {
         self.inner
     }
 
+    pub fn inner_mut(&mut self) -> &mut R {
+        &mut self.inner
+    }
+
     fn offset(&self, i: usize) -> u64 {
         self.base + i as u64
     }

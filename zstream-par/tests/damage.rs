@@ -572,3 +572,27 @@ fn another_streams_frames_are_not_reported_as_damage() {
     assert!(!r.stderr().contains("is damaged"), "{}", r.describe());
     par(&["--threads", "100000"], b"").expect_code(2);
 }
+
+#[test]
+fn an_input_with_no_frame_is_not_held_whole() {
+    // 200 MiB of plain data: more than the probe's window, so memory must stay bounded (the decoder still says
+    // it is not a parity stream).
+    let out = std::process::Command::new("bash")
+        .args([
+            "-c",
+            &format!("head -c 200000000 /dev/zero | /usr/bin/time -f %M {BIN} -d > /dev/null"),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    let peak_kib: u64 = err
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .expect("time's %M");
+    assert!(
+        peak_kib < 150 << 10,
+        "par -d held {peak_kib} KiB of an input with no frame: {err}"
+    );
+}
