@@ -177,7 +177,12 @@ impl<'a> Reader<'a> {
             let value = match (ty, nelem) {
                 (UINT64, 1) => Value::U64(p.u64()?),
                 (STRING, 1) => {
-                    let rest = p.take(pair.len() - p.at)?;
+                    // The value's aligned offset may lie past a forged pair's end: then it is cut short.
+                    let rest = p.take(
+                        pair.len()
+                            .checked_sub(p.at)
+                            .ok_or("a string past its pair's end")?,
+                    )?;
                     let s = rest.split(|&b| b == 0).next().unwrap_or_default();
                     Value::Str(
                         String::from_utf8(s.to_vec()).map_err(|_| "a string that is not UTF-8")?,
@@ -194,6 +199,32 @@ impl<'a> Reader<'a> {
                 _ => Value::Other,
             };
             out.push((name, value));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Found by fuzzing (scripts/fuzz zfs_nvlist): a native pair too short for its aligned string value.
+    #[test]
+    fn a_string_past_its_pair_is_an_error_not_a_panic() {
+        let input: &[u8] = &[
+            0, 0, 1, 0, 0, 4, 0, 0, 0, 49, 16, 1, 0, 0, 0, 31, 0, 13, 0, 0, 0, 0, 0, 1, 0, 0, 0, 9,
+            114, 0, 46, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 148, 2, 115, 48, 0, 18, 0, 6, 0, 0, 16,
+            0, 0, 0,
+        ];
+        assert!(super::parse(input).is_err());
+    }
+
+    #[test]
+    fn truncations_of_real_headers_are_errors() {
+        let d =
+            include_bytes!("../../tests/data/openzfs/little-endian-all-drr-types-incr-XDR.zsend");
+        let n = u32::from_le_bytes(d[4..8].try_into().unwrap()) as usize;
+        let header = &d[312..312 + n];
+        assert!(super::parse(header).is_ok());
+        for cut in 0..n {
+            assert!(super::parse(&header[..cut]).is_err(), "cut at {cut}");
         }
     }
 }
