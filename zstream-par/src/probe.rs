@@ -28,35 +28,30 @@ pub fn stream_id<R: Read>(input: R) -> io::Result<(Option<u64>, impl Read)> {
         limit: WINDOW,
     });
     let mut best: Option<(i128, u64)> = None;
-    let mut first: Option<u64> = None;
+    let mut first = true;
     loop {
-        let (at, frame) = match scan.next(Vec::new())? {
+        let (f, at) = match scan.next(Vec::new())? {
             Item::End => break,
-            Item::Skipped { to, .. } => (to, None),
-            Item::Frame { frame, at, .. } => (at, Some(frame)),
+            Item::Skipped { .. } => continue,
+            Item::Frame { frame, at, .. } => (frame, at),
         };
-        if let Some(f) = frame {
-            if at == 0 {
-                best = Some((0, f.stream_id));
-                break;
-            }
-            if first.is_none() {
-                first = Some(at);
-                // From the first intact frame on, the window counts from there (and a frame's payload more).
-                scan.inner_mut().limit = at + WINDOW + FRAME_HEADER as u64 + MAX_BLOCK as u64;
-            }
-            if let Some(start) = began_at(&f, at) {
-                if best.is_none_or(|(s, _)| start < s) {
-                    best = Some((start, f.stream_id));
-                }
-            } else if best.is_none() {
-                // A frame whose offset cannot be told (the final batch of an interleaved stream): a candidate of
-                // last resort.
-                best = Some((i128::MAX, f.stream_id));
-            }
-        }
-        if at.saturating_sub(first.unwrap_or(0)) > WINDOW {
+        if at == 0 {
+            best = Some((0, f.stream_id));
             break;
+        }
+        if first {
+            first = false;
+            // From the first intact frame on, the window counts from there.
+            scan.inner_mut().limit = at + WINDOW;
+        }
+        if let Some(start) = began_at(&f, at) {
+            if best.is_none_or(|(s, _)| start < s) {
+                best = Some((start, f.stream_id));
+            }
+        } else if best.is_none() {
+            // A frame whose offset cannot be told (the final batch of an interleaved stream): a candidate of
+            // last resort.
+            best = Some((i128::MAX, f.stream_id));
         }
     }
     let keep = scan.into_inner();
