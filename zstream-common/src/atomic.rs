@@ -65,6 +65,15 @@ impl Pending {
         self.tmp.path()
     }
 
+    /// Writes `contents` (a small file's whole text) and commits.
+    pub fn finish(mut self, contents: &[u8], replace: Replace) -> anyhow::Result<()> {
+        let path = self.path.clone();
+        self.file()
+            .write_all(contents)
+            .with_context(|| format!("writing {}", path.display()))?;
+        self.commit(replace)
+    }
+
     /// Makes the file durable and puts it in place. With `Replace::No` an existing file stays as it was and the
     /// error carries `Exists`; the temporary file is removed either way when the commit fails.
     pub fn commit(self, replace: Replace) -> anyhow::Result<()> {
@@ -93,11 +102,7 @@ impl Pending {
 
 /// Writes `contents` to `path` whole or not at all, replacing what was there.
 pub fn write(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
-    let mut p = Pending::create(path)?;
-    p.file()
-        .write_all(contents)
-        .with_context(|| format!("writing {}", path.display()))?;
-    p.commit(Replace::Yes)
+    Pending::create(path)?.finish(contents, Replace::Yes)
 }
 
 fn file_name(path: &Path) -> anyhow::Result<String> {

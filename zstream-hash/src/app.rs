@@ -1,10 +1,8 @@
 //! The command line of zstream-hash and what it does with it.
 
 use crate::{passthrough, sidecar, zfs};
-use anyhow::Context;
 use clap::Parser;
 use sha2::{Digest, Sha256};
-use std::io::Write;
 use std::path::PathBuf;
 use zstream_common::atomic::{Pending, Replace};
 use zstream_common::progress::{Progress, ProgressArg};
@@ -57,14 +55,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let expected = args.check.as_deref().map(expected_digest).transpose()?;
     // The sidecars' temporary files exist before the first byte is read: a directory they cannot be written in
     // fails the run now, not after the stream has passed on (and been stored) downstream.
-    let sidecars: Vec<(PathBuf, Pending)> = [&args.output, &args.json]
-        .into_iter()
-        .flatten()
-        .map(|p| Ok((p.clone(), Pending::create(p)?)))
-        .collect::<anyhow::Result<_>>()?;
-    let temps: Vec<PathBuf> = sidecars
+    let digest_file = args.output.as_deref().map(Pending::create).transpose()?;
+    let json_file = args.json.as_deref().map(Pending::create).transpose()?;
+    let temps: Vec<PathBuf> = digest_file
         .iter()
-        .map(|(_, p)| p.temp_path().to_path_buf())
+        .chain(&json_file)
+        .map(|p| p.temp_path().to_path_buf())
         .collect();
     let _armed = (!temps.is_empty()).then(|| {
         interrupt::arm(move || {
@@ -72,7 +68,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "no digest file was written".to_string()
         })
     });
-    let mut sidecars = sidecars.into_iter();
     pipe::setup_filter()?;
     pipe::hint_terminal_input();
     let mut input = pipe::stdin();
@@ -115,27 +110,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     let line = sidecar::sha256sum_line(&digest, &args.name);
-    if args.output.is_some() {
-        commit(sidecars.next(), line.as_bytes())?;
-    } else if !args.quiet {
-        eprint!("{line}");
+    match digest_file {
+        Some(p) => p.finish(line.as_bytes(), Replace::Yes)?,
+        None if !args.quiet => eprint!("{line}"),
+        None => {}
     }
-    if args.json.is_some() {
-        commit(
-            sidecars.next(),
-            sidecar::json(&digest, bytes, info.as_ref()).as_bytes(),
-        )?;
+    if let Some(p) = json_file {
+        let record = sidecar::json(&digest, bytes, info.as_ref());
+        p.finish(record.as_bytes(), Replace::Yes)?;
     }
     Ok(())
-}
-
-fn commit(sidecar: Option<(PathBuf, Pending)>, contents: &[u8]) -> anyhow::Result<()> {
-    let (path, mut pending) = sidecar.expect("one pending file per sidecar option");
-    pending
-        .file()
-        .write_all(contents)
-        .with_context(|| format!("writing {}", path.display()))?;
-    pending.commit(Replace::Yes)
 }
 
 /// `--check` takes a file (sha256sum format) or the digest itself. A file wins when both readings are possible.
