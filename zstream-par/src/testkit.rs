@@ -25,8 +25,8 @@ fn encoded(len: usize, stream_id: u64) -> Vec<u8> {
     out
 }
 
-/// (offset, length, header) of every frame of a fresh stream.
-fn frames(s: &[u8]) -> Vec<(usize, usize, Frame)> {
+/// (offset, length, header) of every frame of a fresh (undamaged) stream; for tests that damage frames.
+pub fn frames(s: &[u8]) -> Vec<(usize, usize, Frame)> {
     let mut v = Vec::new();
     let mut at = 0;
     while at < s.len() {

@@ -35,14 +35,7 @@ fn encode(len: usize, interleave: u16) -> Encoded {
     let r = run(Path::new(BIN), &args, &input);
     r.expect_code(0);
     let bytes = r.stdout().to_vec();
-    let mut frames = Vec::new();
-    let mut at = 0;
-    while at < bytes.len() {
-        let f = Frame::decode(&bytes[at..]).expect("a fresh stream is all frames");
-        let len = FRAME_HEADER + f.payload_len as usize;
-        frames.push((at, len, f));
-        at += len;
-    }
+    let frames = zstream_par::testkit::frames(&bytes);
     Encoded {
         input,
         bytes,
