@@ -14,7 +14,8 @@
 
 use crate::format::{Frame, FRAME_HEADER, MAX_BLOCK, STREAM_HEADER_LEN};
 use crate::scan::{Item, Scanner};
-use std::io::{self, Cursor, Read};
+use std::collections::VecDeque;
+use std::io::{self, Read};
 
 /// How far past the first intact frame the probe looks: a maximal frame and the next frame's header (the outer
 /// frame holding a nested stream began before the nested stream's first frame).
@@ -24,7 +25,8 @@ pub const WINDOW: u64 = 2 * FRAME_HEADER as u64 + MAX_BLOCK as u64;
 pub fn stream_id<R: Read>(input: R) -> io::Result<(Option<u64>, impl Read)> {
     let mut scan = Scanner::new(Keep {
         inner: input,
-        kept: Vec::new(),
+        kept: VecDeque::new(),
+        held: 0,
         limit: WINDOW,
     });
     let mut best: Option<(i128, u64)> = None;
@@ -57,7 +59,11 @@ pub fn stream_id<R: Read>(input: R) -> io::Result<(Option<u64>, impl Read)> {
     let keep = scan.into_inner();
     Ok((
         best.map(|(_, id)| id),
-        Cursor::new(keep.kept).chain(keep.inner),
+        Replay {
+            kept: keep.kept,
+            at: 0,
+            inner: keep.inner,
+        },
     ))
 }
 
@@ -92,24 +98,51 @@ fn began_at(f: &Frame, at: u64) -> Option<i128> {
     Some(at as i128 - offset as i128)
 }
 
-/// A reader that keeps everything it reads, to be read again, and ends (for the probe) at `limit` bytes: the
-/// scanner skips frameless input inside one call, so the bound must be here. What lies past it is read later,
-/// by the decoder, from the reader itself.
+/// A reader that keeps everything it reads, in the pieces it read them, to be read again, and ends (for the probe)
+/// at `limit` bytes: the scanner skips frameless input inside one call, so the bound must be here. What lies past
+/// it is read later, by the decoder, from the reader itself.
 struct Keep<R> {
     inner: R,
-    kept: Vec<u8>,
+    kept: VecDeque<Vec<u8>>,
+    held: u64,
     limit: u64,
 }
 
 impl<R: Read> Read for Keep<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let room = self.limit.saturating_sub(self.kept.len() as u64);
+        let room = self.limit.saturating_sub(self.held);
         let want = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
         if want == 0 {
             return Ok(0);
         }
         let n = self.inner.read(&mut buf[..want])?;
-        self.kept.extend_from_slice(&buf[..n]);
+        self.kept.push_back(buf[..n].to_vec());
+        self.held += n as u64;
         Ok(n)
+    }
+}
+
+/// The kept pieces, then the rest of the input. Each piece is freed as soon as it has been read again, so the
+/// probe's bytes give way to the decoder's buffers as those fill, instead of lying beside them.
+struct Replay<R> {
+    kept: VecDeque<Vec<u8>>,
+    /// Read so far of the front piece.
+    at: usize,
+    inner: R,
+}
+
+impl<R: Read> Read for Replay<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while let Some(front) = self.kept.front() {
+            if self.at < front.len() {
+                let n = (front.len() - self.at).min(buf.len());
+                buf[..n].copy_from_slice(&front[self.at..self.at + n]);
+                self.at += n;
+                return Ok(n);
+            }
+            self.kept.pop_front();
+            self.at = 0;
+        }
+        self.inner.read(buf)
     }
 }
