@@ -27,6 +27,9 @@ pub struct Schedule {
     /// Rewrite moto's one date for every unfinished upload (2010-11-10T20:48:33, in ListMultipartUploads) to the
     /// present, so that an age filter has real ages to work on (same length: Content-Length still holds).
     pub redate: bool,
+    /// The first request whose request line contains this reaches the server, which acts on it, but its answer is
+    /// lost (the connection closes): the client retries a request that has already taken effect.
+    pub lose_answer: Option<&'static str>,
 }
 
 /// The date moto gives every unfinished upload.
@@ -41,6 +44,7 @@ pub struct Counts {
     pub errors: AtomicU64,
     pub cuts: AtomicU64,
     pub corrupted: AtomicU64,
+    pub lost: AtomicU64,
     big: AtomicU64,
 }
 
@@ -174,6 +178,12 @@ fn serve(client: TcpStream, upstream: u16, sched: Schedule, counts: &Counts) {
             resp.length()
                 .expect("fault proxy: a response body without Content-Length")
         };
+        let lose = sched.lose_answer.is_some_and(|l| req.first.contains(l));
+        if lose && counts.lost.compare_exchange(0, 1, SeqCst, SeqCst).is_ok() {
+            let _ = std::io::copy(&mut (&mut from_up).take(resp_len), &mut std::io::sink());
+            let _ = to_client.shutdown(Shutdown::Both);
+            return;
+        }
         if to_client.write_all(&resp.bytes()).is_err() {
             return;
         }

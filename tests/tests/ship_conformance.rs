@@ -399,7 +399,7 @@ fn overwrite(place: &dyn Place) {
     assert_eq!(place.ship(&["get", &one], b"").stdout(), b"second");
 }
 
-/// A put stopped by SIGTERM or SIGINT leaves no object and no unfinished upload; one killed by SIGKILL leaves no
+/// A put stopped by SIGTERM, SIGINT or SIGHUP leaves no object and no unfinished upload; one killed by SIGKILL leaves no
 /// object, and an object it was replacing stays as it was.
 fn interrupted_puts(place: &dyn Place) {
     let p = place.name();
@@ -407,6 +407,7 @@ fn interrupted_puts(place: &dyn Place) {
     let listed = names(place);
     signalled_put(place, "pool/fs/termed", 6 << 20, ("SIGTERM", 15));
     signalled_put(place, "pool/fs/interrupted", 6 << 20, ("SIGINT", 2));
+    signalled_put(place, "pool/fs/hungup", 6 << 20, ("SIGHUP", 1));
     assert_eq!(names(place), listed, "{p}: a signalled put left an object");
     killed_put(place, "pool/fs/killed", 6 << 20);
     assert_eq!(names(place), listed, "{p}: a killed put left an object");

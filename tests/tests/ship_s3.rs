@@ -275,3 +275,38 @@ fn a_multipart_put_needs_no_tagging_permission() {
         .expect_clean_stderr("zstream-ship");
     assert!(ship(&env, &["get", "s3://notags/k"], b"").stdout() == data.as_slice());
 }
+
+#[test]
+fn a_lost_answer_to_our_own_write_is_not_taken_for_another_object() {
+    // The write that creates the object takes effect, but its answer is lost: the SDK sends it again, and the
+    // conditional retry is refused (412) because of our own object. The stored checksum shows it is ours.
+    let moto = Moto::start();
+    moto.bucket("lost");
+    for (key, len, request) in [
+        ("single", 1000usize, "PUT /lost/single"),
+        ("multi", 12 << 20, "POST /lost/multi?uploadId="),
+    ] {
+        let proxy = Proxy::start(
+            moto.port,
+            Schedule {
+                lose_answer: Some(request),
+                ..Default::default()
+            },
+        );
+        let data = Gen::bytes(len as u64, len);
+        let url = format!("s3://lost/{key}");
+        let env = Moto::env_for(&proxy.endpoint());
+        let r = ship(&env, &["put", &url], &data);
+        r.expect_code(0).expect_clean_stderr("zstream-ship");
+        assert_eq!(
+            proxy.count(|c| &c.lost),
+            1,
+            "{key}: the answer was not lost: {}",
+            r.describe()
+        );
+        assert!(
+            ship(&moto.env(), &["get", &url], b"").stdout() == data.as_slice(),
+            "{key}"
+        );
+    }
+}
