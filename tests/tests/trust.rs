@@ -133,3 +133,24 @@ fn reports_into_a_closed_pipe_fail_in_one_line_without_a_panic() {
         assert!(err.contains("stdout was closed"), "{b} {args:?}: {err}");
     }
 }
+
+#[test]
+fn file_objects_are_private_to_their_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("pool/fs/mon");
+    let r = sh_env(
+        &format!(
+            "echo data | {} put file://{}",
+            bin("zstream-ship").display(),
+            path.display()
+        ),
+        &[],
+    );
+    r.expect_code(0);
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        mode, 0o600,
+        "a stored backup is created 0600, whatever the umask"
+    );
+}
