@@ -1,6 +1,6 @@
 //! The command line of zstream-ship.
 
-use crate::backend::{Backend, Replace};
+use crate::backend::{same_checksum, Backend, Replace};
 use crate::file::FileTarget;
 use crate::glacier::{self, GlacierTarget};
 use crate::options::{Conn, Options, Thaw, Transfer, Upload};
@@ -9,7 +9,7 @@ use crate::url::Target;
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
 use zstream_common::progress::{Progress, ProgressArg};
-use zstream_common::{pipe, usage};
+use zstream_common::{integrity, pipe, usage};
 
 pub const NAME: &str = "zstream-ship";
 
@@ -59,6 +59,16 @@ Examples:
   zstream-ship ls --json file:///mnt/offsite/ | jq -r .name
 Columns: name (the URL get and rm take), size, storage class, restore state, date.";
 
+const STAT_EXAMPLES: &str = "\
+Examples:
+  zstream-ship stat --json s3://bucket/pool/fs/tue
+  stored=$(... | zstream-ship put --json s3://bucket/pool/fs/tue)
+  zstream-ship stat --expect-size \"$(jq -r .bytes <<<\"$stored\")\" \\
+    --expect-checksum \"$(jq -r .checksum <<<\"$stored\")\" s3://bucket/pool/fs/tue
+The checksum is the target's own: S3's stored SHA-256 (a composite for a multipart object), or the SHA-256 that
+put keeps in a file's user.zstream.sha256 attribute (read from the file when it has none).
+Exit codes: 0 as expected, 1 no such object or I/O error, 3 size or checksum differs.";
+
 const RM_EXAMPLES: &str = "\
 Example:
   zstream-ship rm s3://bucket/pool/fs/mon";
@@ -83,6 +93,9 @@ pub enum Cmd {
         /// upstream must not be able to replace a good backup).
         #[arg(long)]
         overwrite: bool,
+        /// Print what was stored as one JSON line on stdout: url, bytes, checksum (as `stat` reads it back).
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         upload: Upload,
         #[command(flatten)]
@@ -117,6 +130,24 @@ pub enum Cmd {
         /// A Glacier vault's listing is an inventory job (hours on AWS): wait for it instead of exiting 75.
         #[arg(long)]
         wait: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Read back one object as the target holds it: size, storage class, restore state, date, stored checksum;
+    /// with --expect-size or --expect-checksum, exit 3 when it differs.
+    #[command(after_help = STAT_EXAMPLES)]
+    Stat {
+        /// The object: s3://bucket/key or file:///dir/key (a vault cannot look up one archive).
+        url: String,
+        /// One JSON line (name, size, storage_class, restore, date, checksum).
+        #[arg(long)]
+        json: bool,
+        /// The size the object must have.
+        #[arg(long, value_name = "BYTES")]
+        expect_size: Option<u64>,
+        /// The checksum the object must have, as `put --json` printed it.
+        #[arg(long, value_name = "CHECKSUM")]
+        expect_checksum: Option<String>,
         #[command(flatten)]
         conn: Conn,
     },
@@ -268,7 +299,9 @@ impl Cmd {
             } => (r.thaw, r.transfer, r.conn) = (thaw.clone(), transfer.clone(), conn.clone()),
             Cmd::Restore { thaw, conn, .. } => (r.thaw, r.conn) = (thaw.clone(), conn.clone()),
             Cmd::Ls { wait, conn, .. } => (r.thaw.wait, r.conn) = (*wait, conn.clone()),
-            Cmd::Rm { conn, .. } | Cmd::Gc { conn, .. } => r.conn = conn.clone(),
+            Cmd::Rm { conn, .. } | Cmd::Gc { conn, .. } | Cmd::Stat { conn, .. } => {
+                r.conn = conn.clone()
+            }
         }
         r
     }
@@ -280,6 +313,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Cmd::Put {
             dest,
             overwrite,
+            json,
             progress,
             ..
         } => {
@@ -302,8 +336,65 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 progress: &mut p,
             };
             let replace = if overwrite { Replace::Yes } else { Replace::No };
-            b.put(&mut counted, replace)?;
+            let stored = b.put(&mut counted, replace)?;
             p.finish();
+            // A vault names the archive: its URL, the name to get it back by, is printed whatever else is.
+            let line = if json {
+                serde_json::to_string(&stored)?
+            } else if dest.starts_with("glacier:") {
+                stored.url.clone()
+            } else {
+                return Ok(());
+            };
+            pipe::print_line(&line).map_err(|e| {
+                e.context(format!(
+                    "{} is stored, but {line} could not be printed",
+                    stored.url
+                ))
+            })
+        }
+        Cmd::Stat {
+            url,
+            json,
+            expect_size,
+            expect_checksum,
+            ..
+        } => {
+            let e = backend(&url, Use::Object, a)?.stat()?;
+            if json {
+                pipe::print_line(format_args!("{}", serde_json::to_string(&e)?))?;
+            } else {
+                pipe::print_line(format_args!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    e.name,
+                    e.size,
+                    e.storage_class,
+                    e.restore,
+                    e.date,
+                    e.checksum.as_deref().unwrap_or("-")
+                ))?;
+            }
+            if let Some(want) = expect_size.filter(|&n| n != e.size) {
+                return Err(integrity(format_args!(
+                    "{url}: holds {} bytes, expected {want}",
+                    e.size
+                )));
+            }
+            if let Some(want) = expect_checksum {
+                match e.checksum.as_deref() {
+                    Some(have) if same_checksum(have, &want) => {}
+                    Some(have) => {
+                        return Err(integrity(format_args!(
+                            "{url}: stored checksum {have}, expected {want}"
+                        )))
+                    }
+                    None => {
+                        return Err(integrity(format_args!(
+                            "{url}: the target keeps no checksum for it, expected {want}"
+                        )))
+                    }
+                }
+            }
             Ok(())
         }
         Cmd::Get { src, progress, .. } => {

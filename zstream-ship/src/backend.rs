@@ -16,7 +16,33 @@ pub struct Entry {
     pub restore: String,
     /// Last modified, RFC 3339, UTC.
     pub date: String,
+    /// The whole object's checksum as the target keeps it (see `Stored::checksum`), where the listing or lookup
+    /// says it: `stat` always does, `ls` only where it comes free (file://, a vault's inventory).
+    pub checksum: Option<String>,
 }
+
+/// What a put stored: what `put --json` prints, and what a reader compares `stat` with.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Stored {
+    /// The object's URL (for a vault, with the archive id Glacier gave it).
+    pub url: String,
+    pub bytes: u64,
+    /// The whole object's checksum in the form its target keeps and checks: `sha256:HEX` (file://, kept in
+    /// the file's `user.zstream.sha256` attribute), `s3-sha256:BASE64[-PARTS]` (S3's x-amz-checksum-sha256, the
+    /// composite for a multipart object), `sha256-tree:HEX` (a vault's tree hash).
+    pub checksum: String,
+}
+
+/// Whether two checksums in `Stored::checksum` form name the same bytes. S3-compatible services differ in whether
+/// a composite carries its "-PARTS" suffix; when both do, the part counts must match too.
+pub fn same_checksum(a: &str, b: &str) -> bool {
+    match (a.strip_prefix(S3_SHA256), b.strip_prefix(S3_SHA256)) {
+        (Some(a), Some(b)) => crate::s3::parts::same_checksum(a, b),
+        _ => a == b,
+    }
+}
+
+pub const S3_SHA256: &str = "s3-sha256:";
 
 /// An upload that never finished (a killed put, or one still running): what `gc` lists, and removes when it is
 /// old enough.
@@ -37,9 +63,11 @@ pub trait Backend {
     /// any failure leaves the old object (if any) untouched and no new one. With `Replace::No` an object already
     /// at the key is never replaced (checked up front and again, race-free, at the commit): a pipe cannot tell a
     /// clean end of input from a dying upstream, so a run must not be able to destroy what is stored.
-    fn put(&self, input: &mut dyn Read, replace: Replace) -> anyhow::Result<u64>;
+    fn put(&self, input: &mut dyn Read, replace: Replace) -> anyhow::Result<Stored>;
     /// Writes the object to `output`; returns its size.
     fn get(&self, output: &mut dyn Write) -> anyhow::Result<u64>;
+    /// The object as the target holds it now, its stored checksum included (read back, not remembered).
+    fn stat(&self) -> anyhow::Result<Entry>;
     /// The objects under this prefix.
     fn list(&self) -> anyhow::Result<Vec<Entry>>;
     fn remove(&self) -> anyhow::Result<()>;

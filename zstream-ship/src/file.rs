@@ -4,8 +4,11 @@
 //! a whole new one, and a SIGTERM or SIGINT removes the temporary file before the process dies. Temporary files
 //! left by a SIGKILLed put are what `gc` finds.
 
-use crate::backend::{exists, rfc3339, Backend, Entry, Replace, Stale};
+use crate::backend::{exists, rfc3339, Backend, Entry, Replace, Stale, Stored};
 use anyhow::Context;
+use rustix::fs::{fgetxattr, fsetxattr, XattrFlags};
+use rustix::io::Errno;
+use sha2::{Digest, Sha256};
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
@@ -13,6 +16,10 @@ use std::path::{Path, PathBuf};
 use zstream_common::atomic::{self, sync_dir, Pending};
 use zstream_common::interrupt;
 use zstream_common::pipe::{in_error, out_error, read_full};
+
+/// The extended attribute that holds a file's SHA-256 (hex), and how `Stored::checksum` writes it.
+const XATTR: &str = "user.zstream.sha256";
+const SHA256: &str = "sha256:";
 
 /// Marks a file as an unfinished upload: `.NAME.zstream-partial.PID.RANDOM`.
 const PARTIAL: &str = ".zstream-partial.";
@@ -80,7 +87,7 @@ fn is_partial(name: &str) -> bool {
 }
 
 impl Backend for FileTarget {
-    fn put(&self, input: &mut dyn Read, replace: Replace) -> anyhow::Result<u64> {
+    fn put(&self, input: &mut dyn Read, replace: Replace) -> anyhow::Result<Stored> {
         let url = format!("file://{}", self.path.display());
         if replace == Replace::No && self.path.exists() {
             return Err(exists(&url));
@@ -101,16 +108,30 @@ impl Backend for FileTarget {
         });
         let mut buf = vec![0u8; zstream_common::BUF_SIZE];
         let mut total = 0u64;
+        let mut sha = Sha256::new();
         loop {
             let n = read_full(&mut &mut *input, &mut buf).map_err(in_error)?;
             if n == 0 {
                 break;
             }
+            sha.update(&buf[..n]);
             pending
                 .file()
                 .write_all(&buf[..n])
                 .with_context(|| format!("writing {}", pending.temp_path().display()))?;
             total += n as u64;
+        }
+        let sum = hex::encode(sha.finalize());
+        // The digest travels with the file, set before it gets its name, so `stat` reads it back without reading
+        // the object. A filesystem without user attributes only makes `stat` read the whole file instead.
+        match fsetxattr(pending.file(), XATTR, sum.as_bytes(), XattrFlags::empty()) {
+            Ok(()) => {}
+            Err(e) if e == Errno::NOTSUP || e == Errno::PERM => {}
+            Err(e) => {
+                return Err(std::io::Error::from(e)).with_context(|| {
+                    format!("setting {XATTR} on {}", pending.temp_path().display())
+                })
+            }
         }
         armed.commit(|| pending.commit(replace)).map_err(|e| {
             match e.downcast_ref::<atomic::Exists>() {
@@ -118,7 +139,40 @@ impl Backend for FileTarget {
                 None => e,
             }
         })?;
-        Ok(total)
+        Ok(Stored {
+            url,
+            bytes: total,
+            checksum: format!("{SHA256}{sum}"),
+        })
+    }
+
+    fn stat(&self) -> anyhow::Result<Entry> {
+        let url = format!("file://{}", self.path.display());
+        let f = File::open(&self.path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => anyhow::anyhow!("{url}: no such object"),
+            _ => anyhow::Error::new(e).context(format!("opening {url}")),
+        })?;
+        let m = f.metadata().with_context(|| format!("reading {url}"))?;
+        let mut value = [0u8; 64];
+        let sum = match fgetxattr(&f, XATTR, &mut value[..]) {
+            Ok(64) if value.iter().all(u8::is_ascii_hexdigit) => {
+                String::from_utf8_lossy(&value).into_owned()
+            }
+            // No digest beside the file (another tool's, or a filesystem without attributes): read it.
+            _ => {
+                let mut sha = Sha256::new();
+                std::io::copy(&mut &f, &mut sha).with_context(|| format!("reading {url}"))?;
+                hex::encode(sha.finalize())
+            }
+        };
+        Ok(Entry {
+            name: url,
+            size: m.len(),
+            storage_class: "FILE".into(),
+            restore: "available".into(),
+            date: rfc3339(m.mtime()),
+            checksum: Some(format!("{SHA256}{sum}")),
+        })
     }
 
     fn get(&self, output: &mut dyn Write) -> anyhow::Result<u64> {
@@ -151,6 +205,7 @@ impl Backend for FileTarget {
                 storage_class: "FILE".into(),
                 restore: "available".into(),
                 date: rfc3339(m.mtime()),
+                checksum: None,
             })
             .collect())
     }

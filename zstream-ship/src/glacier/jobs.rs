@@ -4,7 +4,7 @@
 //! finally streams the job's output, checking it against the archive's tree hash. Running again never starts
 //! a second job while one is running or its output is still there (24 hours).
 
-use super::{treehash, GlacierTarget};
+use super::{treehash, GlacierTarget, TREE};
 use crate::aws::{self, expected, later, Ready, Resuming};
 use crate::backend::Entry;
 use anyhow::{anyhow, Context};
@@ -279,6 +279,7 @@ pub async fn inventory(t: &GlacierTarget) -> anyhow::Result<Vec<Entry>> {
             storage_class: "GLACIER_VAULT".into(),
             restore: "archived".into(),
             date: a.date,
+            checksum: a.tree.map(|h| format!("{TREE}{}", h.to_ascii_lowercase())),
         })
         .collect())
 }
@@ -301,4 +302,6 @@ struct Archive {
     size: u64,
     #[serde(rename = "CreationDate")]
     date: String,
+    #[serde(rename = "SHA256TreeHash", default)]
+    tree: Option<String>,
 }

@@ -7,8 +7,11 @@
 mod jobs;
 pub mod treehash;
 
+/// How a vault's checksum is written in `Stored::checksum`.
+pub const TREE: &str = "sha256-tree:";
+
 use crate::aws;
-use crate::backend::{rfc3339, Backend, Entry, Replace, Stale};
+use crate::backend::{rfc3339, Backend, Entry, Replace, Stale, Stored};
 use crate::options::Options;
 use crate::pump::{arm_abort, InFlight, Parts};
 use anyhow::{anyhow, Context};
@@ -85,7 +88,7 @@ impl GlacierTarget {
             .unwrap_or_else(|| "zstream-ship".into())
     }
 
-    fn put_single(&self, data: Vec<u8>) -> anyhow::Result<String> {
+    fn put_single(&self, data: Vec<u8>) -> anyhow::Result<(String, String)> {
         let sum = hex::encode(treehash::of(&data));
         let out = self
             .rt
@@ -94,14 +97,16 @@ impl GlacierTarget {
                     .upload_archive()
                     .vault_name(&self.vault)
                     .archive_description(self.description())
-                    .checksum(sum)
+                    .checksum(&sum)
                     .body(ByteStream::from(data))
                     .send(),
             )
             .map_err(aws::err(format!("uploading to {}", self.url())))?;
-        out.archive_id()
+        let id = out
+            .archive_id()
             .map(str::to_string)
-            .context("the service returned no archive id")
+            .context("the service returned no archive id")?;
+        Ok((id, sum))
     }
 
     fn put_multipart(
@@ -109,7 +114,7 @@ impl GlacierTarget {
         part: u64,
         first: Vec<u8>,
         input: &mut dyn Read,
-    ) -> anyhow::Result<(String, u64)> {
+    ) -> anyhow::Result<(String, String, u64)> {
         let url = self.url();
         let id = self
             .rt
@@ -158,13 +163,14 @@ impl GlacierTarget {
             })
         })
         .and_then(|(trees, total)| {
+            let sum = hex::encode(treehash::reduce(&trees));
             let complete = self
                 .client
                 .complete_multipart_upload()
                 .vault_name(&self.vault)
                 .upload_id(&id)
                 .archive_size(total.to_string())
-                .checksum(hex::encode(treehash::reduce(&trees)));
+                .checksum(&sum);
             let out = armed
                 .commit(|| self.rt.block_on(complete.send()).map_err(Box::new))
                 .map_err(|e| aws::err(format!("completing the upload to {url}"))(*e))?;
@@ -172,7 +178,7 @@ impl GlacierTarget {
                 .archive_id()
                 .map(str::to_string)
                 .context("the service returned no archive id")?;
-            Ok((archive, total))
+            Ok((archive, sum, total))
         });
         // Nothing half-made may stay behind.
         result.map_err(|e| aws::after_abort(e, self.rt.block_on(self.abort(&id))))
@@ -199,21 +205,31 @@ impl GlacierTarget {
 
 impl Backend for GlacierTarget {
     /// A vault names every archive itself: a put never replaces anything, whatever `_replace` says.
-    fn put(&self, input: &mut dyn Read, _replace: Replace) -> anyhow::Result<u64> {
+    /// The tree hash in the answer is the one Glacier checked the archive against before it named it.
+    fn put(&self, input: &mut dyn Read, _replace: Replace) -> anyhow::Result<Stored> {
         let part = part_size(self.opts.upload.part_size, self.opts.upload.size_hint);
         let mut first = vec![0u8; part as usize];
         let got = read_full(&mut &mut *input, &mut first).map_err(in_error)?;
         first.truncate(got);
-        let (archive, total) = if (got as u64) < part {
-            (self.put_single(first)?, got as u64)
+        let (archive, sum, total) = if (got as u64) < part {
+            let (archive, sum) = self.put_single(first)?;
+            (archive, sum, got as u64)
         } else {
             self.put_multipart(part, first, input)?
         };
-        // The archive id is Glacier's name for what was stored: the URL to get it back by goes to stdout.
-        let url = format!("glacier://{}/{archive}", self.vault);
-        zstream_common::pipe::print_line(&url)
-            .map_err(|e| e.context(format!("{url} is stored, but its URL could not be printed")))?;
-        Ok(total)
+        Ok(Stored {
+            url: format!("glacier://{}/{archive}", self.vault),
+            bytes: total,
+            checksum: format!("{TREE}{sum}"),
+        })
+    }
+
+    fn stat(&self) -> anyhow::Result<Entry> {
+        Err(usage(format!(
+            "{}: a vault cannot look up one archive (only a day-old inventory lists them: ls --wait); put \
+             --json prints the tree hash Glacier checked at upload",
+            self.url()
+        )))
     }
 
     fn get(&self, output: &mut dyn Write) -> anyhow::Result<u64> {

@@ -3,7 +3,7 @@
 use super::archive::State;
 use super::S3Target;
 use crate::aws::err;
-use crate::backend::{rfc3339, Entry, Stale};
+use crate::backend::{rfc3339, Entry, Stale, S3_SHA256};
 
 pub async fn list(t: &S3Target) -> anyhow::Result<Vec<Entry>> {
     let mut out = Vec::new();
@@ -43,10 +43,30 @@ pub async fn list(t: &S3Target) -> anyhow::Result<Vec<Entry>> {
                     .last_modified()
                     .map(|d| rfc3339(d.secs()))
                     .unwrap_or_default(),
+                // A listing carries no checksum values; stat's HEAD does.
+                checksum: None,
             });
         }
     }
     Ok(out)
+}
+
+/// One object by its HEAD, with the checksum S3 stored for it.
+pub async fn stat(t: &S3Target) -> anyhow::Result<Entry> {
+    let h = t.head().await?;
+    Ok(Entry {
+        name: t.url(&t.key),
+        size: h.content_length().unwrap_or(0).max(0) as u64,
+        storage_class: h
+            .storage_class()
+            .map_or("STANDARD".into(), |c| c.as_str().into()),
+        restore: State::of(&h).name().into(),
+        date: h
+            .last_modified()
+            .map(|d| rfc3339(d.secs()))
+            .unwrap_or_default(),
+        checksum: h.checksum_sha256().map(|c| format!("{S3_SHA256}{c}")),
+    })
 }
 
 pub async fn remove(t: &S3Target) -> anyhow::Result<()> {

@@ -10,7 +10,7 @@ pub mod parts;
 mod put;
 
 use crate::aws::{self, describe, status};
-use crate::backend::{Backend, Entry, Replace, Stale};
+use crate::backend::{Backend, Entry, Replace, Stale, Stored};
 use crate::options::Options;
 use anyhow::anyhow;
 use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
@@ -93,8 +93,12 @@ impl S3Target {
 }
 
 impl Backend for S3Target {
-    fn put(&self, input: &mut dyn Read, replace: Replace) -> anyhow::Result<u64> {
+    fn put(&self, input: &mut dyn Read, replace: Replace) -> anyhow::Result<Stored> {
         put::put(self, input, replace)
+    }
+
+    fn stat(&self) -> anyhow::Result<Entry> {
+        self.rt.block_on(admin::stat(self))
     }
 
     fn get(&self, output: &mut dyn Write) -> anyhow::Result<u64> {

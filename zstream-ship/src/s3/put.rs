@@ -11,7 +11,7 @@
 use super::parts::{composite, same_checksum, sha256_b64, Schedule, MAX_PARTS};
 use super::{S3Target, META_BYTES, META_PART_SIZE, META_PART_STEP};
 use crate::aws::{after_abort, describe, err, status};
-use crate::backend::{exists, Replace};
+use crate::backend::{exists, Replace, Stored, S3_SHA256};
 use crate::options::{Class, Sse};
 use crate::pump::{arm_abort, InFlight, Parts};
 use anyhow::{anyhow, Context};
@@ -22,7 +22,8 @@ use std::future::Future;
 use std::io::Read;
 use zstream_common::pipe::{in_error, read_full};
 
-pub fn put(t: &S3Target, input: &mut dyn Read, replace: Replace) -> anyhow::Result<u64> {
+/// What was stored: the checksum is the one S3 checked (each part's SHA-256, and their composite).
+pub fn put(t: &S3Target, input: &mut dyn Read, replace: Replace) -> anyhow::Result<Stored> {
     if replace == Replace::No && t.rt.block_on(t.lookup())?.is_some() {
         return Err(exists(&t.url(&t.key)));
     }
@@ -37,7 +38,7 @@ pub fn put(t: &S3Target, input: &mut dyn Read, replace: Replace) -> anyhow::Resu
     }
     let id = t.rt.block_on(create(t, schedule))?;
     match upload(t, &id, schedule, first, input, replace) {
-        Ok(total) => Ok(total),
+        Ok(stored) => Ok(stored),
         // Nothing half-made may stay behind looking like a backup.
         Err(e) => Err(after_abort(e, t.rt.block_on(abort(t, &id)))),
     }
@@ -76,7 +77,15 @@ fn metadata(t: &S3Target, schedule: Schedule) -> HashMap<String, String> {
     m
 }
 
-async fn put_single(t: &S3Target, data: Vec<u8>, replace: Replace) -> anyhow::Result<u64> {
+fn stored(t: &S3Target, bytes: u64, sum: &str) -> Stored {
+    Stored {
+        url: t.url(&t.key),
+        bytes,
+        checksum: format!("{S3_SHA256}{sum}"),
+    }
+}
+
+async fn put_single(t: &S3Target, data: Vec<u8>, replace: Replace) -> anyhow::Result<Stored> {
     let len = data.len() as u64;
     // One part as long as the object: the reader's layout of a single-part object whatever the schedule.
     let mut meta = metadata(
@@ -104,8 +113,8 @@ async fn put_single(t: &S3Target, data: Vec<u8>, replace: Replace) -> anyhow::Re
     // The signed x-amz-checksum-sha256 header already binds the body (S3 checks it), so SigV4 need not hash
     // the payload a second time: one SHA-256 pass per byte instead of two.
     match req.customize().disable_payload_signing().send().await {
-        Ok(_) => Ok(len),
-        Err(e) if status(&e) == Some(412) => settle(t, &sum).await.map(|()| len),
+        Ok(_) => Ok(stored(t, len, &sum)),
+        Err(e) if status(&e) == Some(412) => settle(t, &sum).await.map(|()| stored(t, len, &sum)),
         Err(e) => Err(anyhow!("uploading {}: {}", t.url(&t.key), describe(&e))),
     }
 }
@@ -136,7 +145,7 @@ fn upload(
     first: Vec<u8>,
     input: &mut dyn Read,
     replace: Replace,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<Stored> {
     let url = t.url(&t.key);
     let too_long = format!(
         "the stream is longer than 10,000 parts of this schedule hold ({} bytes); give --size-hint or a \
@@ -175,8 +184,11 @@ fn upload(
                 .build(),
         );
     match armed.commit(|| t.rt.block_on(complete.send()).map_err(Box::new)) {
-        Ok(_) => Ok(total),
-        Err(e) if status(&*e) == Some(412) => t.rt.block_on(settle(t, &ours)).map(|()| total),
+        Ok(_) => Ok(stored(t, total, &ours)),
+        Err(e) if status(&*e) == Some(412) => {
+            t.rt.block_on(settle(t, &ours))
+                .map(|()| stored(t, total, &ours))
+        }
         Err(e) => Err(anyhow!("completing {url}: {}", describe(&e))),
     }
 }
