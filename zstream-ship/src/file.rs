@@ -70,13 +70,24 @@ impl FileTarget {
                     if name.starts_with(&start) || start.starts_with(&format!("{name}/")) {
                         todo.push((entry.path(), format!("{name}/")));
                     }
-                } else if meta.is_file() && name.starts_with(&start) {
+                } else if meta.is_file() && meant(&name).starts_with(&start) {
                     out.push((name, entry.path(), meta));
                 }
             }
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
+    }
+}
+
+/// The name a file stands for: an unfinished upload's is the object's it was to become, so `gc` of a prefix
+/// finds the leftovers of exactly the puts under that prefix.
+fn meant(name: &str) -> std::borrow::Cow<'_, str> {
+    let (dir, file) = name.rsplit_once('/').map_or(("", name), |(d, f)| (d, f));
+    match file.strip_prefix('.').and_then(|f| f.split_once(PARTIAL)) {
+        Some((object, _)) if !dir.is_empty() => format!("{dir}/{object}").into(),
+        Some((object, _)) => object.to_string().into(),
+        None => name.into(),
     }
 }
 
@@ -242,5 +253,20 @@ impl Backend for FileTarget {
             });
         }
         Ok(stale)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn leftovers_stand_for_their_objects() {
+        assert_eq!(
+            super::meant("fs@a.zstream-partial.12.x"),
+            "fs@a.zstream-partial.12.x"
+        );
+        assert_eq!(super::meant(".fs@a.zstream-partial.12.x"), "fs@a");
+        assert_eq!(super::meant("pool/.fs@a.zstream-partial.12.x"), "pool/fs@a");
+        assert_eq!(super::meant("pool/fs@a"), "pool/fs@a");
+        assert_eq!(super::meant(".hidden"), ".hidden");
     }
 }

@@ -1,0 +1,235 @@
+# Sourced by zstream-backup, zstream-restore and zstream-verify: messages and exit codes, the clock, the store's
+# layout, catalog records, and the commands that read and write them. Everything that touches a stored object goes
+# through zstream-ship; everything that reads a stream through the filters. The layout and the records are
+# specified in docs/formats/catalog-v1.md.
+# shellcheck shell=bash
+
+# The project's exit codes (README, "Exit codes").
+readonly EX_RUNTIME=1 EX_USAGE=2 EX_INTEGRITY=3 EX_LATER=75
+
+PROG=${0##*/}
+# Set by the scripts' option parsing.
+DRY_RUN=''
+# shellcheck disable=SC2034 # read by the scripts that source this
+JSON=''
+
+# say MSG: one line on stderr, prefixed with the program's name (greppable; never coloured).
+say() { printf '%s: %s\n' "$PROG" "$*" >&2; }
+# fail CODE MSG: says MSG and exits with CODE.
+fail() {
+    local code=$1; shift
+    say "$*"
+    exit "$code"
+}
+usage_error() { fail "$EX_USAGE" "$* (see $PROG --help)"; }
+
+# need_tools: every command the cycle composes, found on PATH (ZSTREAM_BIN, when set, is searched first).
+need_tools() {
+    [ -z "${ZSTREAM_BIN:-}" ] || PATH="$ZSTREAM_BIN:$PATH"
+    local t
+    for t in "$@"; do
+        command -v "$t" >/dev/null 2>&1 || fail "$EX_RUNTIME" "$t is not on PATH (install zstream, or set ZSTREAM_BIN)"
+    done
+}
+
+# The clock: ZSTREAM_NOW (ISO 8601 UTC, 2027-01-31T02:00:00Z) when set, for drills and tests; else the system's.
+# Every age the cycle measures (of fulls, of objects for billing) is this clock minus a record's time.
+now_epoch() {
+    if [ -n "${ZSTREAM_NOW:-}" ]; then
+        [[ $ZSTREAM_NOW =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$ ]] \
+            || usage_error "ZSTREAM_NOW=$ZSTREAM_NOW is not ISO 8601 UTC (e.g. 2027-01-31T02:00:00Z)"
+        date -u -d "$ZSTREAM_NOW" +%s
+    else
+        date -u +%s
+    fi
+}
+iso() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%SZ; }
+epoch_of() { date -u -d "$1" +%s; }
+
+# seconds DURATION: 30d, 12h, 90m, 45s (or a plain number of seconds) as seconds.
+seconds() {
+    [[ $1 =~ ^([0-9]+)([dhms]?)$ ]] || return 1
+    local n=${BASH_REMATCH[1]}
+    case ${BASH_REMATCH[2]} in
+        d) echo $((n * 86400)) ;;
+        h) echo $((n * 3600)) ;;
+        m) echo $((n * 60)) ;;
+        *) echo "$n" ;;
+    esac
+}
+
+# bytes SIZE: 1MiB, 64KiB, 1GiB, 4096 as bytes (the binary units the filters take).
+bytes() {
+    [[ $1 =~ ^([0-9]+)(KiB|MiB|GiB|K|M|G)?$ ]] || return 1
+    local n=${BASH_REMATCH[1]}
+    case ${BASH_REMATCH[2]} in
+        KiB | K) echo $((n << 10)) ;;
+        MiB | M) echo $((n << 20)) ;;
+        GiB | G) echo $((n << 30)) ;;
+        *) echo "$n" ;;
+    esac
+}
+
+# run CMD...: runs a command that changes something (a snapshot, a hold, an object); --dry-run prints it instead.
+run() {
+    if [ -n "$DRY_RUN" ]; then
+        say "dry-run: would run: $(quoted "$@")"
+    else
+        "$@"
+    fi
+}
+quoted() { local a out=; for a in "$@"; do out+="${out:+ }$(printf '%q' "$a")"; done; printf '%s' "$out"; }
+
+# Keys, as zstream-seal takes them: --keys A,B and --passphrase-file F (repeatable) fill SEAL_KEYS.
+SEAL_KEYS=()
+add_keys() {
+    local f
+    IFS=, read -r -a files <<<"$1"
+    for f in "${files[@]}"; do
+        [ -n "$f" ] || usage_error "--keys: an empty file name"
+        SEAL_KEYS+=(--key-file "$f")
+    done
+}
+add_passphrase() { SEAL_KEYS+=(--passphrase-file "$1"); }
+
+# The store. DEST holds the objects; CATALOG (DEST, or --catalog for a vault, which has no place for records)
+# holds the records. Both are URL prefixes zstream-ship takes, without a trailing slash.
+#   DEST/data/DATASET@SNAPSHOT.zstream       the stream (hash | seal | par), in the chosen storage class
+#   CATALOG/catalog/DATASET@SNAPSHOT.json    its record, STANDARD: the commit point
+# "@" cannot occur in a dataset name, so DATASET@ is a prefix that holds that dataset's snapshots and no other's.
+DEST='' CATALOG=''
+set_store() {
+    DEST=${1%/}
+    CATALOG=${2:-$DEST}
+    CATALOG=${CATALOG%/}
+    case $DEST in
+        s3://?*/?* | file:///?* | glacier://?*) ;;
+        s3://* ) usage_error "DEST $DEST: give a prefix in the bucket, s3://bucket/prefix" ;;
+        *) usage_error "DEST $DEST: expected s3://bucket/prefix, file:///dir or glacier://vault" ;;
+    esac
+    case $CATALOG in
+        glacier://*) usage_error "a vault has no place for records: give --catalog s3://bucket/prefix or file:///dir" ;;
+        s3://?*/?* | file:///?*) ;;
+        *) usage_error "--catalog $CATALOG: expected s3://bucket/prefix or file:///dir" ;;
+    esac
+}
+is_vault() { [[ $DEST == glacier://* ]]; }
+object_url() { if is_vault; then echo "$DEST"; else echo "$DEST/data/$1@$2.zstream"; fi; }
+record_url() { echo "$CATALOG/catalog/$1@$2.json"; }
+
+# records DATASET: the dataset's catalog records as one JSON array, oldest first. A record that does not parse,
+# or that names another snapshot than its name says, stops the run (exit 3): the catalog is what restores trust.
+records() {
+    local ds=$1 url body all='[]'
+    while IFS='' read -r url; do
+        [[ $url == *.json ]] || continue
+        body=$(zstream-ship get "$url") || fail "$EX_RUNTIME" "reading the record $url failed"
+        jq -e --arg ds "$ds" --arg url "$url" '. as $r
+            | .format == "zstream-catalog" and .version == 1 and .dataset == $ds
+            and ($url | endswith("/" + $r.dataset + "@" + $r.snapshot + ".json"))' >/dev/null 2>&1 <<<"$body" \
+            || fail "$EX_INTEGRITY" "$url is not a zstream-catalog v1 record of $ds@${url##*@}"
+        all=$(jq -c --argjson r "$body" '. + [$r]' <<<"$all")
+    done < <(zstream-ship ls --json "$CATALOG/catalog/$ds@" | jq -r .name)
+    jq -c 'sort_by(.time, .snapshot)' <<<"$all"
+}
+
+# catalog_datasets: every dataset CATALOG holds records of.
+catalog_datasets() {
+    zstream-ship ls --json "$CATALOG/catalog/" | jq -r --arg p "$CATALOG/catalog/" \
+        '.name | select(endswith(".json")) | ltrimstr($p) | sub("@[^@]*$"; "")' | sort -u
+}
+
+# stored_objects DATASET: the URLs of the objects DEST holds for it (not for a vault, whose list is a day old).
+stored_objects() { zstream-ship ls --json "$DEST/data/$1@" | jq -r .name; }
+
+# read_back URL BYTES CHECKSUM: the object as the target holds it now matches what put said it stored (exit 3 if
+# not). A vault cannot look up one archive: there the tree hash Glacier checked before naming it stands in.
+read_back() {
+    if [[ $1 == glacier://* ]]; then
+        return 0
+    fi
+    zstream-ship stat --expect-size "$2" --expect-checksum "$3" "$1" >/dev/null
+}
+
+# The minimum billed storage of a class, in days: deleting sooner is charged as if stored that long.
+min_days() {
+    case $1 in
+        DEEP_ARCHIVE) echo 180 ;;
+        GLACIER | GLACIER_IR | GLACIER_VAULT) echo 90 ;;
+        STANDARD_IA | ONEZONE_IA) echo 30 ;;
+        *) echo 0 ;;
+    esac
+}
+# Storage, USD per GiB-month, S3 us-east-1 list prices (2026); for estimates only.
+price_month() {
+    case $1 in
+        DEEP_ARCHIVE) echo 0.00099 ;;
+        GLACIER | GLACIER_VAULT) echo 0.0036 ;;
+        GLACIER_IR) echo 0.004 ;;
+        STANDARD_IA) echo 0.0125 ;;
+        ONEZONE_IA) echo 0.01 ;;
+        *) echo 0.023 ;;
+    esac
+}
+# retrieval CLASS TIER: "USD-per-GiB hours" of a restore, S3 us-east-1 list prices (2026); for estimates only.
+retrieval() {
+    case $1:$2 in
+        DEEP_ARCHIVE:Bulk) echo "0.0025 48" ;;
+        DEEP_ARCHIVE:*) echo "0.02 12" ;;
+        GLACIER:Expedited | GLACIER_VAULT:Expedited) echo "0.03 0.08" ;;
+        GLACIER:Bulk | GLACIER_VAULT:Bulk) echo "0 12" ;;
+        GLACIER:* | GLACIER_VAULT:*) echo "0.01 5" ;;
+        *) echo "0 0" ;;
+    esac
+}
+
+# Holds: each DEST keeps its own on the base snapshot, so no snapshot manager deletes it before the next run
+# and two stores backing up one dataset do not release each other's.
+hold_tag() { printf 'zstream-%s' "$(printf '%s' "$DEST" | sha256sum | cut -c1-12)"; }
+
+# lock DATASET: one run per DATASET and store at a time; a second exits 75 at once, saying who holds it.
+lock() {
+    local dir=${ZSTREAM_LOCK_DIR:-/run/lock/zstream} name
+    mkdir -p "$dir" 2>/dev/null || dir=${TMPDIR:-/tmp}
+    name=$(printf '%s\n%s' "$1" "$DEST" | sha256sum | cut -c1-16)
+    LOCK_FILE="$dir/$name.lock"
+    exec 9>>"$LOCK_FILE"
+    if ! flock -n 9; then
+        fail "$EX_LATER" "$1 -> $DEST is locked by another run ($(cat "$LOCK_FILE" 2>/dev/null || echo "unknown")); try later"
+    fi
+    printf 'pid %s, %s on %s, since %s\n' "$$" "$PROG" "$(hostname)" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$LOCK_FILE"
+}
+
+# tool_versions: {"zstream-hash": "0.1.0", ...} of the filters on PATH.
+tool_versions() {
+    local t out='{}'
+    for t in zstream-hash zstream-seal zstream-par zstream-ship; do
+        out=$(jq -c --arg t "$t" --arg v "$("$t" --version | awk '{print $2}')" '. + {($t): $v}' <<<"$out")
+    done
+    echo "$out"
+}
+
+# stage_failed NAMES... -- STATUSES...: the first stage of a pipe that failed, as "name status", or nothing.
+first_failed() {
+    local -a names=() codes=()
+    while [ "$1" != -- ]; do names+=("$1"); shift; done
+    shift
+    codes=("$@")
+    local i
+    for i in "${!codes[@]}"; do
+        if [ "${codes[$i]}" != 0 ]; then
+            echo "${names[$i]} ${codes[$i]}"
+            return
+        fi
+    done
+}
+
+# code_of STATUS: the exit code a failed stage's status gives the run: 3 (integrity) and 75 (later) pass on, the
+# rest (1, 2, a signal) are runtime errors.
+code_of() {
+    case $1 in
+        3) echo "$EX_INTEGRITY" ;;
+        75) echo "$EX_LATER" ;;
+        *) echo "$EX_RUNTIME" ;;
+    esac
+}
