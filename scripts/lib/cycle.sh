@@ -15,10 +15,27 @@ JSON=''
 
 # say MSG: one line on stderr, prefixed with the program's name (greppable; never coloured).
 say() { printf '%s: %s\n' "$PROG" "$*" >&2; }
-# fail CODE MSG: says MSG and exits with CODE.
+
+# WORK: the run's scratch directory, removed at exit. FAILED in it holds the code of the first deliberate
+# failure, so that a failure deep in a command substitution keeps its code (3, 75) on the way out, while anything
+# that fails unexpectedly (a jq, a zfs get) exits 1 saying where, never with a code of its own that could read as
+# ours (jq's 3, say).
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/$PROG.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+set -E
+trap _unexpected ERR
+_unexpected() {
+    local status=$?
+    if [ -s "$WORK/FAILED" ]; then exit "$(cat "$WORK/FAILED")"; fi
+    say "unexpected failure (status $status) at line ${BASH_LINENO[0]}: $BASH_COMMAND"
+    echo "$EX_RUNTIME" >"$WORK/FAILED"
+    exit "$EX_RUNTIME"
+}
+# fail CODE MSG: says MSG and exits with CODE, from a command substitution too.
 fail() {
     local code=$1; shift
     say "$*"
+    [ -s "$WORK/FAILED" ] || echo "$code" >"$WORK/FAILED"
     exit "$code"
 }
 usage_error() { fail "$EX_USAGE" "$* (see $PROG --help)"; }
@@ -120,8 +137,10 @@ record_url() { echo "$CATALOG/catalog/$1@$2.json"; }
 # records DATASET: the dataset's catalog records as one JSON array, oldest first. A record that does not parse,
 # or that names another snapshot than its name says, stops the run (exit 3): the catalog is what restores trust.
 records() {
-    local ds=$1 url body all='[]'
+    local ds=$1 url body all='[]' listing
+    listing=$(zstream-ship ls --json "$CATALOG/catalog/$ds@") || fail "$EX_RUNTIME" "listing the catalog $CATALOG failed"
     while IFS='' read -r url; do
+        [ -n "$url" ] || continue
         [[ $url == *.json ]] || continue
         body=$(zstream-ship get "$url") || fail "$EX_RUNTIME" "reading the record $url failed"
         jq -e --arg ds "$ds" --arg url "$url" '. as $r
@@ -129,7 +148,7 @@ records() {
             and ($url | endswith("/" + $r.dataset + "@" + $r.snapshot + ".json"))' >/dev/null 2>&1 <<<"$body" \
             || fail "$EX_INTEGRITY" "$url is not a zstream-catalog v1 record of $ds@${url##*@}"
         all=$(jq -c --argjson r "$body" '. + [$r]' <<<"$all")
-    done < <(zstream-ship ls --json "$CATALOG/catalog/$ds@" | jq -r .name)
+    done <<<"$(jq -r .name <<<"$listing")"
     jq -c 'sort_by(.time, .snapshot)' <<<"$all"
 }
 
@@ -199,6 +218,11 @@ lock() {
     fi
     printf 'pid %s, %s on %s, since %s\n' "$$" "$PROG" "$(hostname)" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$LOCK_FILE"
 }
+
+# seal_header: what zstream-seal inspect --json says of a header sealed with SEAL_KEYS (and SEAL_OPTS): the key
+# ids and passphrase count, from an empty stream, so no key ever leaves zstream-seal.
+SEAL_OPTS=()
+seal_header() { zstream-seal "${SEAL_KEYS[@]}" "${SEAL_OPTS[@]}" </dev/null | zstream-seal inspect --json; }
 
 # tool_versions: {"zstream-hash": "0.1.0", ...} of the filters on PATH.
 tool_versions() {
