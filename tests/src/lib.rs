@@ -4,6 +4,7 @@
 //! Every test that drives a binary goes through here, whatever package it lives in.
 
 pub mod bins;
+pub mod cycle;
 pub mod data;
 pub mod faults;
 pub mod http;

@@ -1,0 +1,235 @@
+//! The backup cycle's scripts (scripts/zstream-backup, -restore, -verify) as a site runs them: a dataset on real
+//! ZFS, a store (a directory, or a bucket on moto), two keys, a clock the test sets (ZSTREAM_NOW), and stage
+//! wrappers that make one stage of the pipe die midway.
+
+use crate::bins::{bin, keygen};
+use crate::data::Gen;
+use crate::proc::Run;
+use crate::zfs::{cmd, Pool};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The scripts directory of the workspace.
+pub fn scripts() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts")
+}
+
+/// One dataset backed up to one store.
+pub struct Site<'p> {
+    pub pool: &'p Pool,
+    /// `pool/src`
+    pub dataset: String,
+    /// DEST, as the scripts take it.
+    pub dest: String,
+    /// `--keys A,B`
+    pub keys: [String; 2],
+    /// Scratch: keys, locks, stage wrappers, copies of the tree at chosen days.
+    pub work: PathBuf,
+    /// The store's environment (AWS settings for moto).
+    pub env: Vec<(String, String)>,
+    /// Options every backup gets (a storage class, a part size).
+    pub backup_opts: Vec<String>,
+}
+
+impl<'p> Site<'p> {
+    pub fn new(pool: &'p Pool, dest: String, env: Vec<(String, String)>) -> Site<'p> {
+        let work = pool.dir.join("cycle");
+        std::fs::create_dir_all(work.join("wrap")).expect("work dir");
+        let k = keygen(&work, &["a.key", "b.key"]);
+        let dataset = pool.ds("src");
+        cmd("zfs", &["create", &dataset]);
+        Site {
+            pool,
+            dataset,
+            dest,
+            keys: [k[0].clone(), k[1].clone()],
+            work,
+            env,
+            backup_opts: Vec::new(),
+        }
+    }
+
+    pub fn both_keys(&self) -> String {
+        format!("{},{}", self.keys[0], self.keys[1])
+    }
+
+    /// Runs a cycle script at `now` (ISO 8601 UTC). PATH holds the stage wrappers first, then the built binaries.
+    pub fn script(&self, name: &str, now: &str, args: &[&str]) -> Run {
+        let path = format!(
+            "{}:{}:{}",
+            self.work.join("wrap").display(),
+            bin("zstream-ship").parent().unwrap().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let out = Command::new(scripts().join(name))
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env("PATH", path)
+            .env("ZSTREAM_NOW", now)
+            .env("ZSTREAM_LOCK_DIR", self.work.join("locks"))
+            .env_remove("ZSTREAM_BIN")
+            .output()
+            .unwrap_or_else(|e| panic!("running {name}: {e}"));
+        Run {
+            cmd: format!("{name} {}", args.join(" ")),
+            out,
+        }
+    }
+
+    /// zstream-backup at `now` with the site's keys and options, and `extra`.
+    pub fn backup(&self, now: &str, extra: &[&str]) -> Run {
+        let keys = self.both_keys();
+        let mut a: Vec<&str> = vec!["--keys", &keys];
+        a.extend(self.backup_opts.iter().map(String::as_str));
+        a.extend(extra);
+        a.extend([self.dataset.as_str(), self.dest.as_str()]);
+        self.script("zstream-backup", now, &a)
+    }
+
+    /// zstream-restore of `what` (`src` or `src@SNAP`, relative to the pool) into `pool/target`.
+    pub fn restore(&self, now: &str, what: &str, target: &str, extra: &[&str]) -> Run {
+        let keys = self.both_keys();
+        let what = self.pool.ds(what);
+        let target = self.pool.ds(target);
+        let mut a: Vec<&str> = vec!["--keys", &keys];
+        a.extend(extra);
+        a.extend([self.dest.as_str(), what.as_str(), target.as_str()]);
+        self.script("zstream-restore", now, &a)
+    }
+
+    /// The dataset's catalog records, oldest first, read through zstream-ship as a stranger would.
+    pub fn records(&self) -> Vec<serde_json::Value> {
+        let prefix = format!("{}/catalog/{}@", self.dest, self.dataset);
+        let ls = self.ship(&["ls", "--json", &prefix]);
+        ls.expect_code(0);
+        let mut out: Vec<serde_json::Value> = String::from_utf8_lossy(ls.stdout())
+            .lines()
+            .map(|l| {
+                let name = serde_json::from_str::<serde_json::Value>(l).expect("ls --json")["name"]
+                    .as_str()
+                    .expect("name")
+                    .to_string();
+                let r = self.ship(&["get", &name]);
+                r.expect_code(0);
+                serde_json::from_slice(r.stdout()).expect("a JSON record")
+            })
+            .collect();
+        out.sort_by_key(|r| r["time"].as_str().unwrap_or_default().to_string());
+        out
+    }
+
+    /// The objects the store holds for the dataset.
+    pub fn objects(&self) -> Vec<String> {
+        let r = self.ship(&[
+            "ls",
+            "--json",
+            &format!("{}/data/{}@", self.dest, self.dataset),
+        ]);
+        r.expect_code(0);
+        String::from_utf8_lossy(r.stdout())
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).expect("ls --json")["name"]
+                    .as_str()
+                    .expect("name")
+                    .to_string()
+            })
+            .collect()
+    }
+
+    pub fn ship(&self, args: &[&str]) -> Run {
+        crate::proc::run_env(&bin("zstream-ship"), args, b"", &self.env)
+    }
+
+    /// The day's change to the dataset: a new file, an edit of a file that stays, and now and then a removal.
+    pub fn change(&self, day: u64) {
+        let root = self.pool.path("src");
+        std::fs::write(root.join(format!("day{day}.bin")), Gen::bytes(day, 40_000)).unwrap();
+        let log = root.join("log.txt");
+        let mut text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.push_str(&format!("day {day}\n"));
+        std::fs::write(&log, text).unwrap();
+        if day % 7 == 6 {
+            let _ = std::fs::remove_file(root.join(format!("day{}.bin", day - 3)));
+        }
+    }
+
+    /// A copy of the dataset's files as they are now, to compare a restore with later.
+    pub fn keep_copy(&self, name: &str) -> PathBuf {
+        let to = self.work.join("copies").join(name);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        let r = Command::new("cp")
+            .arg("-a")
+            .arg(self.pool.path("src"))
+            .arg(&to)
+            .status()
+            .expect("cp");
+        assert!(r.success(), "copying the tree");
+        to
+    }
+
+    /// Makes `stage` of the backup pipe die of SIGKILL midway: a wrapper of that name first on PATH. The filters
+    /// and `zfs send` pass on 1 MiB of their output and die; `zstream-ship put` of a stream object is killed
+    /// after reading 6 MiB (an upload under way), or, with `after_put`, the backup script itself is killed right
+    /// after a whole put (between the object and its record).
+    pub fn kill_stage(&self, stage: &str, after_put: bool) {
+        let real = |name: &str| {
+            if name == "zfs" {
+                Site::real_zfs()
+            } else {
+                bin(name).display().to_string()
+            }
+        };
+        let body = match stage {
+            "zfs" => format!(
+                "if [ \"$1\" = send ]; then {r} \"$@\" | head -c 1048576; kill -9 $$; fi\nexec {r} \"$@\"\n",
+                r = real("zfs")
+            ),
+            "zstream-ship" if after_put => format!(
+                "if [ \"$1\" = put ] && [[ ${{@: -1}} == *.zstream ]]; then {r} \"$@\"; kill -9 $PPID; exit 1; fi\n\
+                 exec {r} \"$@\"\n",
+                r = real(stage)
+            ),
+            "zstream-ship" => format!(
+                "if [ \"$1\" = put ] && [[ ${{@: -1}} == *.zstream ]]; then\n\
+                 exec 3<&0\n\
+                 {{ head -c 6291456 <&3; sleep 5; }} | {r} \"$@\" &\n\
+                 sleep 2; kill -9 $!; kill -9 $$\nfi\nexec {r} \"$@\"\n",
+                r = real(stage)
+            ),
+            _ => format!("{r} \"$@\" | head -c 1048576\nkill -9 $$\n", r = real(stage)),
+        };
+        self.wrap(stage, &body);
+    }
+
+    /// Puts a bash script named `name` first on the scripts' PATH.
+    pub fn wrap(&self, name: &str, body: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.work.join("wrap").join(name);
+        std::fs::write(&path, format!("#!/bin/bash\n{body}")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    /// The real `zfs`, for wrappers to call.
+    pub fn real_zfs() -> String {
+        let out = Command::new("sh")
+            .args(["-c", "command -v zfs"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Removes every stage wrapper.
+    pub fn heal(&self) {
+        for e in std::fs::read_dir(self.work.join("wrap")).unwrap() {
+            std::fs::remove_file(e.unwrap().path()).unwrap();
+        }
+    }
+}
+
+/// `2027-01-01T02:00:00Z` plus `day` days.
+pub fn day(day: u64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp(1_798_768_800 + day as i64 * 86_400).unwrap();
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}

@@ -1,0 +1,412 @@
+//! The backup cycle end to end (scripts/zstream-backup, zstream-restore, zstream-verify) on real ZFS, against a
+//! directory and against S3 (moto) with DEEP_ARCHIVE, with a fake clock (ZSTREAM_NOW): 70 days of daily backups
+//! of a changing dataset, fulls at the cycle boundaries, pruning, restores of several points compared file by file;
+//! and every guard: a shrunken full, an early deletion, each stage killed midway, a missing link, one key of two,
+//! two runs at once, a base snapshot deleted at the source.
+
+use zstream_tests::cycle::{day, Site};
+use zstream_tests::moto::Moto;
+use zstream_tests::proc::Run;
+use zstream_tests::zfs::{assert_same_tree, cmd, Pool, Zfs};
+
+fn dir_store(p: &Pool) -> String {
+    format!("file://{}", p.dir.join("store").display())
+}
+
+fn kinds(site: &Site) -> Vec<(String, String)> {
+    site.records()
+        .iter()
+        .map(|r| {
+            (
+                r["kind"].as_str().unwrap().to_string(),
+                r["cycle"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[track_caller]
+fn ok(r: &Run) -> &Run {
+    r.expect_code(0)
+}
+
+/// 70 days: fulls on days 0, 30 and 60, incrementals between, the first cycle pruned after the third full.
+/// Returns the copies of the tree kept at the days to restore.
+fn seventy_days(
+    site: &Site,
+    restore_days: &[u64],
+    on_prune: impl Fn(&Site, u64, &Run),
+) -> Vec<(u64, std::path::PathBuf)> {
+    let mut copies = Vec::new();
+    for d in 0..70 {
+        site.change(d);
+        let r = site.backup(&day(d), &["--json"]);
+        if d == 60 {
+            on_prune(site, d, &r);
+        } else {
+            ok(&r);
+        }
+        let out: serde_json::Value = serde_json::from_slice(r.stdout()).expect("backup --json");
+        let kind = out["record"]["kind"].as_str().unwrap_or_default();
+        assert_eq!(
+            kind,
+            if d % 30 == 0 { "full" } else { "incremental" },
+            "day {d}: {}",
+            r.describe()
+        );
+        if restore_days.contains(&d) {
+            copies.push((d, site.keep_copy(&format!("day{d}"))));
+        }
+    }
+    let k = kinds(site);
+    assert_eq!(
+        k.len(),
+        40,
+        "days 30 to 69 stay, the first cycle is pruned: {k:?}"
+    );
+    assert_eq!(
+        k.iter().filter(|(kind, _)| kind == "full").count(),
+        2,
+        "{k:?}"
+    );
+    assert_eq!(site.objects().len(), 40, "one object a record");
+    copies
+}
+
+fn restore_and_compare(site: &Site, copies: &[(u64, std::path::PathBuf)], extra: &[&str]) {
+    let records = site.records();
+    for (d, copy) in copies {
+        let snap = records
+            .iter()
+            .find(|r| r["time"] == day(*d).as_str())
+            .unwrap_or_else(|| panic!("no record of day {d}"))["snapshot"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let target = format!("r{d}");
+        let r = site.restore(&day(70), &format!("src@{snap}"), &target, extra);
+        ok(&r);
+        assert_same_tree(copy, &site.pool.path(&target));
+    }
+}
+
+#[test]
+fn seventy_days_into_a_directory() {
+    let z = Zfs::start();
+    let p = z.pool(512);
+    let site = Site::new(&p, dir_store(&p), Vec::new());
+    let copies = seventy_days(&site, &[31, 45, 59, 69], |_, _, r| {
+        ok(r);
+        assert!(r.stderr().contains("prune: cycle"), "{}", r.describe());
+    });
+    restore_and_compare(&site, &copies, &[]);
+    // Only the newest snapshot is held for this store.
+    let newest = site.records().last().unwrap()["snapshot"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for line in cmd(
+        "zfs",
+        &[
+            "get",
+            "-H",
+            "-p",
+            "-o",
+            "name,value",
+            "-r",
+            "userrefs",
+            &site.dataset,
+        ],
+    )
+    .lines()
+    {
+        let (name, refs) = line.split_once('\t').unwrap();
+        if name.contains('@') {
+            let want = if name.ends_with(&format!("@{newest}")) {
+                "1"
+            } else {
+                "0"
+            };
+            assert_eq!(refs, want, "holds on {name}");
+        }
+    }
+    let v = site.script(
+        "zstream-verify",
+        &day(70),
+        &["--sample", "3", "--keys", &site.both_keys(), &site.dest],
+    );
+    ok(&v);
+    assert_eq!(
+        String::from_utf8_lossy(v.stdout())
+            .matches("ok, read back")
+            .count(),
+        3,
+        "{}",
+        v.describe()
+    );
+}
+
+#[test]
+fn seventy_days_into_deep_archive() {
+    let z = Zfs::start();
+    let p = z.pool(512);
+    let moto = Moto::start();
+    moto.bucket("offsite");
+    let mut site = Site::new(&p, "s3://offsite/site".into(), moto.env());
+    site.backup_opts = ["--storage-class", "DEEP_ARCHIVE", "--part-size", "5MiB"]
+        .map(String::from)
+        .to_vec();
+    let copies = seventy_days(&site, &[45, 69], |site, d, r| {
+        // The first cycle is 31 to 60 days old: DEEP_ARCHIVE bills 180 days, so pruning it now is refused, the
+        // backup still counts, and the run exits 1 saying why and what deleting would cost.
+        r.expect_code(1);
+        assert!(
+            r.stderr().contains("minimum billed storage"),
+            "{}",
+            r.describe()
+        );
+        assert!(
+            r.stderr().contains("early-deletion charge"),
+            "{}",
+            r.describe()
+        );
+        assert_eq!(
+            kinds(site).len(),
+            61,
+            "nothing deleted, the new full recorded"
+        );
+        let dry = site.backup(
+            &day(d),
+            &["--prune-only", "--allow-early-delete", "--dry-run"],
+        );
+        ok(&dry);
+        assert!(
+            dry.stderr().contains("dry-run: would run: zstream-ship rm"),
+            "{}",
+            dry.describe()
+        );
+        assert_eq!(kinds(site).len(), 61, "a dry run deletes nothing");
+        ok(&site.backup(&day(d), &["--prune-only", "--allow-early-delete"]));
+    });
+    // Restores of archived links: the first run asks for every restore and exits 75; --wait then receives.
+    let r = site.restore(&day(70), "src", "first", &[]);
+    r.expect_code(75);
+    assert!(r.stderr().contains("archived links"), "{}", r.describe());
+    restore_and_compare(&site, &copies, &["--wait"]);
+}
+
+/// The guards, on a directory: a shrunken full, killed stages, a missing link, one key, two runs, a lost base.
+#[test]
+fn guards() {
+    let z = Zfs::start();
+    let p = z.pool(512);
+    let site = Site::new(&p, dir_store(&p), Vec::new());
+    let big = site.pool.path("src/big.bin");
+    std::fs::write(&big, zstream_tests::data::Gen::bytes(7, 12 << 20)).unwrap();
+    for d in 0..3 {
+        site.change(d);
+        ok(&site.backup(&day(d), &[]));
+    }
+    ok(&site.backup(&day(3), &["--full"]));
+
+    // Each of the five stages killed midway, and the run killed between its put and its record: no record, and
+    // the next run cleans up and succeeds.
+    for (n, (stage, after_put)) in [
+        ("zfs", false),
+        ("zstream-hash", false),
+        ("zstream-seal", false),
+        ("zstream-par", false),
+        ("zstream-ship", false),
+        ("zstream-ship", true),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let d = 4 + 2 * n as u64;
+        let before = site.records().len();
+        site.change(d);
+        // Enough new data that every stage is killed with the stream under way.
+        std::fs::write(
+            site.pool.path("src/churn.bin"),
+            zstream_tests::data::Gen::bytes(d, 8 << 20),
+        )
+        .unwrap();
+        site.kill_stage(stage, after_put);
+        let r = site.backup(&day(d), &[]);
+        assert!(
+            r.code() != Some(0),
+            "{stage}: a killed stage must fail the run: {}",
+            r.describe()
+        );
+        site.heal();
+        assert_eq!(
+            site.records().len(),
+            before,
+            "{stage}: a failed run wrote a record"
+        );
+        let next = site.backup(&day(d + 1), &[]);
+        ok(&next);
+        assert_eq!(site.records().len(), before + 1, "{stage}: the next run");
+        assert_eq!(
+            site.objects().len(),
+            before + 1,
+            "{stage}: an object without a record stayed: {}",
+            next.describe()
+        );
+        let store = p.dir.join("store");
+        let partials = walk(&store)
+            .into_iter()
+            .filter(|f| f.contains("zstream-partial"))
+            .count();
+        assert_eq!(partials, 0, "{stage}: an unfinished upload stayed");
+        ok(&site.script("zstream-verify", &day(d + 1), &[&site.dest]));
+    }
+
+    // A full that shrank blocks pruning (the backup still counts); --allow-shrink lets it through.
+    std::fs::remove_file(&big).unwrap();
+    let r = site.backup(&day(20), &["--full"]);
+    r.expect_code(1);
+    assert!(
+        r.stderr().contains("prune refused") && r.stderr().contains("less than 0.9"),
+        "{}",
+        r.describe()
+    );
+    let cycles = |s: &Site| {
+        let mut c: Vec<String> = kinds(s).into_iter().map(|(_, c)| c).collect();
+        c.dedup();
+        c.len()
+    };
+    assert_eq!(cycles(&site), 3);
+    ok(&site.backup(&day(20), &["--prune-only", "--allow-shrink"]));
+    assert_eq!(cycles(&site), 2);
+
+    // Incrementals on the shrunken full, then the middle one's object lost: restore refuses, naming it.
+    for d in 21..24 {
+        site.change(d);
+        ok(&site.backup(&day(d), &[]));
+    }
+    let recs = site.records();
+    let middle = &recs[recs.len() - 2];
+    let snap = middle["snapshot"].as_str().unwrap();
+    ok(&site.ship(&["rm", middle["stored"]["url"].as_str().unwrap()]));
+    let r = site.restore(&day(24), "src", "broken", &[]);
+    r.expect_code(3);
+    assert!(
+        r.stderr().contains(snap) && r.stderr().contains("no such object"),
+        "{}",
+        r.describe()
+    );
+    let v = site.script("zstream-verify", &day(24), &[&site.dest]);
+    v.expect_code(3);
+    assert!(
+        String::from_utf8_lossy(v.stdout()).contains("no such object"),
+        "{}",
+        v.describe()
+    );
+    // ... and its record too: the chain is broken there.
+    ok(&site.ship(&[
+        "rm",
+        &format!("{}/catalog/{}@{snap}.json", site.dest, site.dataset),
+    ]));
+    let r = site.restore(&day(24), "src", "broken", &[]);
+    r.expect_code(3);
+    assert!(
+        r.stderr().contains("is broken") && r.stderr().contains(snap),
+        "{}",
+        r.describe()
+    );
+    // The point before the gap still restores; one key of the two does not.
+    let before_gap = recs[recs.len() - 3]["snapshot"].as_str().unwrap();
+    ok(&site.restore(&day(24), &format!("src@{before_gap}"), "whole", &[]));
+    let one = site.script(
+        "zstream-restore",
+        &day(24),
+        &[
+            "--keys",
+            &site.keys[0],
+            &site.dest,
+            &format!("{}@{before_gap}", site.dataset),
+            &p.ds("onekey"),
+        ],
+    );
+    one.expect_code(3);
+    assert!(
+        one.stderr().contains("give every key"),
+        "{}",
+        one.describe()
+    );
+
+    // A base snapshot deleted at the source (once its hold is released) makes the next run a full, saying why.
+    let newest = site.records().last().unwrap()["snapshot"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let base = format!("{}@{newest}", site.dataset);
+    assert!(
+        std::process::Command::new("zfs")
+            .args(["destroy", &base])
+            .status()
+            .is_ok_and(|s| !s.success()),
+        "the hold keeps the base from being destroyed"
+    );
+    for line in cmd("zfs", &["get", "-H", "-o", "value", "userrefs", &base]).lines() {
+        assert_eq!(line, "1");
+    }
+    let tag = held_tag(&site.dest);
+    cmd("zfs", &["release", &tag, &base]);
+    cmd("zfs", &["destroy", &base]);
+    site.change(25);
+    let r = site.backup(&day(25), &[]);
+    ok(&r);
+    assert!(
+        r.stderr().contains("gone at the source"),
+        "{}",
+        r.describe()
+    );
+    assert_eq!(site.records().last().unwrap()["kind"], "full");
+
+    // Two runs at once: the second exits 75 at once, naming the holder.
+    site.wrap(
+        "zfs",
+        &format!(
+            "if [ \"$1\" = send ]; then sleep 3; fi\nexec {} \"$@\"\n",
+            Site::real_zfs()
+        ),
+    );
+    let first = std::thread::scope(|s| {
+        let h = s.spawn(|| site.backup(&day(26), &[]));
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let second = site.backup(&day(26), &[]);
+        second.expect_code(75);
+        assert!(
+            second.stderr().contains("locked by") && second.stderr().contains("zstream-backup"),
+            "{}",
+            second.describe()
+        );
+        h.join().unwrap()
+    });
+    site.heal();
+    ok(&first);
+}
+
+/// The hold tag of a store, as lib/cycle.sh makes it (zstream- and the first 12 hex digits of SHA-256(DEST)).
+fn held_tag(dest: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let h = Sha256::digest(dest.as_bytes());
+    format!("zstream-{}", &hex::encode(h)[..12])
+}
+
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p.display().to_string());
+            }
+        }
+    }
+    out
+}
