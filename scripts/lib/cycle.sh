@@ -137,19 +137,31 @@ record_url() { echo "$CATALOG/catalog/$1@$2.json"; }
 # records DATASET: the dataset's catalog records as one JSON array, oldest first. A record that does not parse,
 # or that names another snapshot than its name says, stops the run (exit 3): the catalog is what restores trust.
 records() {
-    local ds=$1 url body all='[]' listing
+    local ds=$1 url listing dir n=0 checked
     listing=$(zstream-ship ls --json "$CATALOG/catalog/$ds@") || fail "$EX_RUNTIME" "listing the catalog $CATALOG failed"
+    dir=$(mktemp -d "$WORK/records.XXXXXX")
+    local -a urls=()
     while IFS='' read -r url; do
-        [ -n "$url" ] || continue
         [[ $url == *.json ]] || continue
-        body=$(zstream-ship get "$url") || fail "$EX_RUNTIME" "reading the record $url failed"
-        jq -e --arg ds "$ds" --arg url "$url" '. as $r
-            | .format == "zstream-catalog" and .version == 1 and .dataset == $ds
-            and ($url | endswith("/" + $r.dataset + "@" + $r.snapshot + ".json"))' >/dev/null 2>&1 <<<"$body" \
-            || fail "$EX_INTEGRITY" "$url is not a zstream-catalog v1 record of $ds@${url##*@}"
-        all=$(jq -c --argjson r "$body" '. + [$r]' <<<"$all")
+        n=$((n + 1))
+        urls[n]=$url
+        zstream-ship get "$url" >"$dir/$n" || fail "$EX_RUNTIME" "reading the record $url failed"
     done <<<"$(jq -r .name <<<"$listing")"
-    jq -c 'sort_by(.time, .snapshot)' <<<"$all"
+    [ "$n" -gt 0 ] || { echo '[]'; return 0; }
+    # One jq for them all (each jq costs ~20 ms to start): each file's number, and whether it holds a v1 record
+    # of this dataset named as its URL says.
+    checked=$(cd "$dir" && jq -c -n --arg ds "$ds" --argjson urls "$(printf '%s\n' "${urls[@]:1}" | jq -R . | jq -s .)" '
+        [inputs as $r | (input_filename | tonumber) as $n
+         | {n: $n, r: $r, ok: ($r | type == "object" and .format == "zstream-catalog" and .version == 1
+              and .dataset == $ds and ($urls[$n - 1] | endswith("/" + $ds + "@" + ($r.snapshot | tostring) + ".json")))}]' \
+        $(seq 1 "$n") 2>/dev/null) || checked=''
+    if [ -z "$checked" ] || ! jq -e 'all(.[]; .ok)' >/dev/null <<<"$checked"; then
+        local bad
+        bad=$(jq -r '[.[] | select(.ok | not) | .n] | .[0] // empty' <<<"${checked:-[]}" 2>/dev/null || true)
+        [ -n "$bad" ] || fail "$EX_INTEGRITY" "a record under $CATALOG/catalog/$ds@ is not JSON"
+        fail "$EX_INTEGRITY" "${urls[bad]} is not a zstream-catalog v1 record of $ds"
+    fi
+    jq -c '[.[].r] | sort_by(.time, .snapshot)' <<<"$checked"
 }
 
 # catalog_datasets: every dataset CATALOG holds records of.
