@@ -58,6 +58,9 @@ fn seventy_days(
             copies.push((d, site.keep_copy(&format!("day{d}"))));
         }
     }
+    for r in site.records() {
+        assert_record_shape(&r);
+    }
     let k = kinds(site);
     assert_eq!(
         k.len(),
@@ -409,4 +412,167 @@ fn walk(dir: &std::path::Path) -> Vec<String> {
         }
     }
     out
+}
+
+/// Whether `r` has exactly the fields of the spec's example record (docs/formats/catalog-v1-example.json), of the
+/// same JSON types; the base fields of a full are null.
+#[track_caller]
+fn assert_record_shape(r: &serde_json::Value) {
+    fn shape(a: &serde_json::Value, b: &serde_json::Value, at: &str) {
+        use serde_json::Value::*;
+        match (a, b) {
+            (Object(a), Object(b)) => {
+                let ka: Vec<_> = a.keys().collect();
+                let kb: Vec<_> = b.keys().collect();
+                assert_eq!(ka, kb, "fields of {at}");
+                for (k, v) in a {
+                    shape(v, &b[k], &format!("{at}.{k}"));
+                }
+            }
+            (Array(a), Array(b)) => {
+                for v in a {
+                    shape(v, &b[0], &format!("{at}[]"));
+                }
+            }
+            (Null, String(_)) if at == ".from_snapshot" || at == ".from_guid" => {}
+            _ => assert_eq!(
+                std::mem::discriminant(a),
+                std::mem::discriminant(b),
+                "the type of {at}: {a} against the example's {b}"
+            ),
+        }
+    }
+    let path = zstream_tests::cycle::scripts().join("../docs/formats/catalog-v1-example.json");
+    let example: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("the example record")).expect("JSON");
+    shape(r, &example, "");
+    assert_eq!(r["from_guid"].is_null(), r["kind"] == "full", "{r}");
+}
+
+/// docs/RESTORE.md as written: every `sh` block in order in one bash, the `sh vars` block replaced by this test's
+/// values and the `sh install` blocks skipped (they need the network; scripts/test installed what they do).
+#[test]
+fn the_runbook_restores_from_the_store_and_the_keys() {
+    let z = Zfs::start();
+    let p = z.pool(512);
+    let moto = Moto::start();
+    moto.bucket("offsite");
+    let mut site = Site::new(&p, "s3://offsite/site".into(), moto.env());
+    site.backup_opts = ["--storage-class", "DEEP_ARCHIVE"]
+        .map(String::from)
+        .to_vec();
+    for d in 0..3 {
+        site.change(d);
+        ok(&site.backup(&day(d), &[]));
+    }
+    for r in site.records() {
+        assert_record_shape(&r);
+    }
+    let runbook =
+        std::fs::read_to_string(zstream_tests::cycle::scripts().join("../docs/RESTORE.md"))
+            .unwrap();
+    let mut blocks = Vec::new();
+    let mut cur: Option<(String, String)> = None;
+    for line in runbook.lines() {
+        match (&mut cur, line.strip_prefix("```")) {
+            (None, Some(info)) => cur = Some((info.to_string(), String::new())),
+            (Some(_), Some("")) => blocks.push(cur.take().unwrap()),
+            (Some((_, body)), _) => {
+                body.push_str(line);
+                body.push('\n');
+            }
+            (None, None) => {}
+        }
+    }
+    let kinds: Vec<&str> = blocks.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "sh vars").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "sh install").count(),
+        2,
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.iter().filter(|k| **k == "sh").count() >= 6,
+        "{kinds:?}"
+    );
+    let pool = format!("{}r", p.name);
+    let vdev = p.dir.join("restore.img");
+    let bins = zstream_tests::bins::bin("zstream-ship")
+        .parent()
+        .unwrap()
+        .display()
+        .to_string();
+    let env: String = moto
+        .env()
+        .iter()
+        .map(|(k, v)| format!("export {k}={v}\n"))
+        .collect();
+    let vars = format!(
+        "{env}STORE=s3://offsite/site\nCATALOG=\nDATASET={ds}\nKEYS={keys}\nPASSPHRASES=()\nPOOL={pool}\n\
+         truncate -s 512M {vdev}\nDISKS={vdev}\nTIER=Standard\nexport ZSTREAM_SRC={src}\nexport ZSTREAM_BIN={bins}\n",
+        ds = site.dataset,
+        keys = site.both_keys(),
+        vdev = vdev.display(),
+        src = zstream_tests::cycle::scripts().parent().unwrap().display(),
+    );
+    let script: String = blocks
+        .iter()
+        .filter_map(|(kind, body)| match kind.as_str() {
+            "sh vars" => Some(vars.clone()),
+            "sh" => Some(body.clone()),
+            _ => None,
+        })
+        .collect();
+    struct Destroy(String);
+    impl Drop for Destroy {
+        fn drop(&mut self) {
+            for _ in 0..20 {
+                let s = std::process::Command::new("zpool")
+                    .args(["destroy", "-f", &self.0])
+                    .status();
+                if s.is_ok_and(|s| s.success())
+                    || !std::process::Command::new("zpool")
+                        .args(["list", &self.0])
+                        .output()
+                        .is_ok_and(|o| o.status.success())
+                {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+        }
+    }
+    let _guard = Destroy(pool.clone());
+    let r = zstream_tests::proc::sh_env(
+        &script,
+        &[(
+            "ZSTREAM_LOCK_DIR".into(),
+            site.work.join("locks").display().to_string(),
+        )],
+    );
+    ok(&r);
+    let stderr = r.stderr();
+    assert!(stderr.contains("healthy"), "{}", r.describe());
+    assert!(
+        stderr.contains("dry-run: would run: zstream-ship get"),
+        "{}",
+        r.describe()
+    );
+    assert!(stderr.contains("OK: "), "{}", r.describe());
+    let mnt = cmd(
+        "zfs",
+        &[
+            "get",
+            "-H",
+            "-o",
+            "value",
+            "mountpoint",
+            &format!("{pool}/src"),
+        ],
+    );
+    assert_same_tree(&site.pool.path("src"), std::path::Path::new(mnt.trim()));
 }
