@@ -1,5 +1,6 @@
 # Sourced by scripts/*: installing what is missing, the shared build cache, and ZFS for a run.
 # Everything here is idempotent and says what it does on stderr.
+# shellcheck shell=bash
 
 # Build output lives outside the clone so CI's fresh clones and later sessions reuse it. It is a cache: deleting
 # it only costs a rebuild.
@@ -49,8 +50,9 @@ ensure_moto() {
         return 0
     fi
     ensure_apt python3 python3
-    python3 -m venv --help >/dev/null 2>&1 && python3 -c 'import ensurepip' 2>/dev/null \
-        || ensure_apt_pkg python3-venv
+    if ! { python3 -m venv --help >/dev/null 2>&1 && python3 -c 'import ensurepip' 2>/dev/null; }; then
+        ensure_apt_pkg python3-venv
+    fi
     say "installing moto[server]==$MOTO_VERSION into $ZSTREAM_MOTO_VENV"
     python3 -m venv "$ZSTREAM_MOTO_VENV"
     "$ZSTREAM_MOTO_VENV/bin/pip" install -q "moto[server]==$MOTO_VERSION" awscrt crc32c
@@ -69,8 +71,7 @@ start_zfs() {
     [ -e /dev/fuse ] || die "zfs-fuse needs /dev/fuse, which this machine lacks"
     zfs-fuse --no-daemon --no-kstat-mount >"${TMPDIR:-/tmp}/zstream-zfs-fuse.$$.log" 2>&1 &
     ZFS_FUSE_PID=$!
-    local i
-    for i in $(seq 1 200); do
+    for _ in $(seq 1 200); do
         zpool list >/dev/null 2>&1 && return 0
         sleep 0.1
     done
@@ -80,8 +81,8 @@ start_zfs() {
 # destroy_pool POOL: zpool destroy, retried while ZFS says the pool is busy (right after a receive or a mount it
 # often is, for a second or two). Says what failed when it gives up.
 destroy_pool() {
-    local i err
-    for i in $(seq 1 20); do
+    local err
+    for _ in $(seq 1 20); do
         err=$(zpool destroy -f "$1" 2>&1) && return 0
         zpool list "$1" >/dev/null 2>&1 || return 0
         sleep 0.5
@@ -94,8 +95,7 @@ stop_zfs() {
     [ -n "$ZFS_FUSE_PID" ] || return 0
     kill -TERM "$ZFS_FUSE_PID" 2>/dev/null || true
     # zfs-fuse unmounts and exits in about 4 s after SIGTERM.
-    local i
-    for i in $(seq 1 150); do
+    for _ in $(seq 1 150); do
         kill -0 "$ZFS_FUSE_PID" 2>/dev/null || break
         sleep 0.1
     done
