@@ -21,6 +21,8 @@ pub struct Site<'p> {
     pub dataset: String,
     /// DEST, as the scripts take it.
     pub dest: String,
+    /// Where the records are: DEST, or for a vault the --catalog the test gives.
+    pub catalog: String,
     /// `--keys A,B`
     pub keys: [String; 2],
     /// Scratch: keys, locks, stage wrappers, copies of the tree at chosen days.
@@ -41,6 +43,7 @@ impl<'p> Site<'p> {
         Site {
             pool,
             dataset,
+            catalog: dest.clone(),
             dest,
             keys: [k[0].clone(), k[1].clone()],
             work,
@@ -99,7 +102,7 @@ impl<'p> Site<'p> {
 
     /// The dataset's catalog records, oldest first, read through zstream-ship as a stranger would.
     pub fn records(&self) -> Vec<serde_json::Value> {
-        let prefix = format!("{}/catalog/{}@", self.dest, self.dataset);
+        let prefix = format!("{}/catalog/{}@", self.catalog, self.dataset);
         let ls = self.ship(&["ls", "--json", &prefix]);
         ls.expect_code(0);
         let mut out: Vec<serde_json::Value> = String::from_utf8_lossy(ls.stdout())

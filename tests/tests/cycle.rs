@@ -576,3 +576,65 @@ fn the_runbook_restores_from_the_store_and_the_keys() {
     );
     assert_same_tree(&site.pool.path("src"), std::path::Path::new(mnt.trim()));
 }
+
+/// A Glacier vault (the tests' vault endpoint: moto has no Glacier multipart upload) with its catalog in a
+/// directory: backups, a restore through retrieval jobs (75, then --wait), and verify against the inventory.
+#[test]
+fn a_vault_with_its_catalog_elsewhere() {
+    let z = Zfs::start();
+    let p = z.pool(512);
+    let vault = zstream_tests::vault::Vault::start(&["offsite"], 0.5);
+    let mut site = Site::new(
+        &p,
+        "glacier://offsite".into(),
+        Moto::env_for(&vault.endpoint()),
+    );
+    let r = site.backup(&day(0), &[]);
+    r.expect_code(2);
+    assert!(r.stderr().contains("--catalog"), "{}", r.describe());
+    site.catalog = format!("file://{}", p.dir.join("catalog").display());
+    let catalog = ["--catalog".to_string(), site.catalog.clone()];
+    site.backup_opts = catalog.to_vec();
+    for d in 0..3 {
+        site.change(d);
+        ok(&site.backup(&day(d), &[]));
+    }
+    let recs = site.records();
+    assert_eq!(recs.len(), 3);
+    for r in &recs {
+        assert_record_shape(r);
+        assert!(
+            r["stored"]["url"]
+                .as_str()
+                .unwrap()
+                .starts_with("glacier://offsite/"),
+            "{r}"
+        );
+        assert!(
+            r["stored"]["checksum"]
+                .as_str()
+                .unwrap()
+                .starts_with("sha256-tree:"),
+            "{r}"
+        );
+        assert_eq!(r["stored"]["storage_class"], "GLACIER_VAULT");
+    }
+    let opts = ["--catalog", site.catalog.as_str()];
+    let r = site.restore(&day(3), "src", "back", &opts);
+    r.expect_code(75);
+    let r = site.restore(&day(3), "src", "back", &[&opts[..], &["--wait"]].concat());
+    ok(&r);
+    assert_same_tree(&site.pool.path("src"), &site.pool.path("back"));
+    let v = site.script(
+        "zstream-verify",
+        &day(3),
+        &["--wait", "--catalog", &site.catalog, &site.dest],
+    );
+    ok(&v);
+    assert_eq!(
+        String::from_utf8_lossy(v.stdout()).lines().count(),
+        3,
+        "{}",
+        v.describe()
+    );
+}
