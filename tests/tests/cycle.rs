@@ -390,6 +390,69 @@ fn guards() {
     });
     site.heal();
     ok(&first);
+
+    // A dry run reads the catalog and the source, prints what it would do, and changes nothing.
+    site.change(27);
+    let before = site.records().len();
+    let dry = site.backup(&day(27), &["--dry-run"]);
+    ok(&dry);
+    assert!(
+        dry.stderr().contains("dry-run: would run: zfs snapshot"),
+        "{}",
+        dry.describe()
+    );
+    assert!(
+        dry.stderr().contains("| zstream-ship put --json"),
+        "{}",
+        dry.describe()
+    );
+    assert_eq!(site.records().len(), before);
+    let snaps = cmd(
+        "zfs",
+        &[
+            "list",
+            "-H",
+            "-o",
+            "name",
+            "-t",
+            "snapshot",
+            "-r",
+            &site.dataset,
+        ],
+    );
+    assert!(
+        !snaps.contains("20270128T"),
+        "a dry run took a snapshot: {snaps}"
+    );
+
+    // A restore that fails at a link stops there, naming it and the stage; run again, it skips what TARGET holds.
+    for d in 27..30 {
+        site.change(d);
+        ok(&site.backup(&day(d), &[]));
+    }
+    let count = site.work.join("gets");
+    site.wrap(
+        "zstream-ship",
+        &format!(
+            "if [ \"$1\" = get ] && [[ $2 == *.zstream ]]; then echo >> {c}; \
+             [ \"$(wc -l < {c})\" != 2 ] || {{ echo 'zstream-ship: connection reset' >&2; exit 1; }}; fi\n\
+             exec {ship} \"$@\"\n",
+            c = count.display(),
+            ship = zstream_tests::bins::bin("zstream-ship").display()
+        ),
+    );
+    let r = site.restore(&day(30), "src", "resumed", &[]);
+    r.expect_code(1);
+    assert!(
+        r.stderr().contains("FAILED: zstream-ship get exited 1"),
+        "{}",
+        r.describe()
+    );
+    site.heal();
+    let r = site.restore(&day(30), "src", "resumed", &[]);
+    ok(&r);
+    assert!(r.stderr().contains("(1 already there)"), "{}", r.describe());
+    assert_same_tree(&site.pool.path("src"), &site.pool.path("resumed"));
 }
 
 /// The hold tag of a store, as lib/cycle.sh makes it (zstream- and the first 12 hex digits of SHA-256(DEST)).
