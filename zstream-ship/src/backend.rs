@@ -16,8 +16,8 @@ pub struct Entry {
     pub restore: String,
     /// Last modified, RFC 3339, UTC.
     pub date: String,
-    /// The whole object's checksum as the target keeps it (see `Stored::checksum`), where the listing or lookup
-    /// says it: `stat` always does, `ls` only where it comes free (file://, a vault's inventory).
+    /// The whole object's checksum as the target keeps it (see `Stored::checksum`): `stat` always says it, `ls`
+    /// only where the listing carries it (a vault's inventory).
     pub checksum: Option<String>,
 }
 

@@ -30,6 +30,18 @@ pub struct FileTarget {
 }
 
 impl FileTarget {
+    /// The object, opened for reading, and its URL; a missing one is "no such object".
+    fn open(&self) -> anyhow::Result<(File, String)> {
+        let url = format!("file://{}", self.path.display());
+        match File::open(&self.path) {
+            Ok(f) => Ok((f, url)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(anyhow::anyhow!("{url}: no such object"))
+            }
+            Err(e) => Err(anyhow::Error::new(e).context(format!("opening {url}"))),
+        }
+    }
+
     /// The directory to walk and the name prefix within it.
     fn prefix(&self) -> (PathBuf, String) {
         let s = self.path.to_string_lossy();
@@ -88,6 +100,18 @@ fn meant(name: &str) -> std::borrow::Cow<'_, str> {
         Some((object, _)) if !dir.is_empty() => format!("{dir}/{object}").into(),
         Some((object, _)) => object.to_string().into(),
         None => name.into(),
+    }
+}
+
+/// A file as `ls` and `stat` show it.
+fn entry(path: &Path, m: &fs::Metadata, checksum: Option<String>) -> Entry {
+    Entry {
+        name: format!("file://{}", path.display()),
+        size: m.len(),
+        storage_class: "FILE".into(),
+        restore: "available".into(),
+        date: rfc3339(m.mtime()),
+        checksum,
     }
 }
 
@@ -158,11 +182,7 @@ impl Backend for FileTarget {
     }
 
     fn stat(&self) -> anyhow::Result<Entry> {
-        let url = format!("file://{}", self.path.display());
-        let f = File::open(&self.path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => anyhow::anyhow!("{url}: no such object"),
-            _ => anyhow::Error::new(e).context(format!("opening {url}")),
-        })?;
+        let (f, url) = self.open()?;
         let m = f.metadata().with_context(|| format!("reading {url}"))?;
         let mut value = [0u8; 64];
         let sum = match fgetxattr(&f, XATTR, &mut value[..]) {
@@ -176,22 +196,11 @@ impl Backend for FileTarget {
                 hex::encode(sha.finalize())
             }
         };
-        Ok(Entry {
-            name: url,
-            size: m.len(),
-            storage_class: "FILE".into(),
-            restore: "available".into(),
-            date: rfc3339(m.mtime()),
-            checksum: Some(format!("{SHA256}{sum}")),
-        })
+        Ok(entry(&self.path, &m, Some(format!("{SHA256}{sum}"))))
     }
 
     fn get(&self, output: &mut dyn Write) -> anyhow::Result<u64> {
-        let url = format!("file://{}", self.path.display());
-        let mut f = File::open(&self.path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => anyhow::anyhow!("{url}: no such object"),
-            _ => anyhow::Error::new(e).context(format!("opening {url}")),
-        })?;
+        let (mut f, _) = self.open()?;
         let mut buf = vec![0u8; zstream_common::BUF_SIZE];
         let mut total = 0u64;
         loop {
@@ -210,14 +219,7 @@ impl Backend for FileTarget {
             .walk()?
             .into_iter()
             .filter(|(name, _, _)| !is_partial(name))
-            .map(|(_, path, m)| Entry {
-                name: format!("file://{}", path.display()),
-                size: m.len(),
-                storage_class: "FILE".into(),
-                restore: "available".into(),
-                date: rfc3339(m.mtime()),
-                checksum: None,
-            })
+            .map(|(_, path, m)| entry(&path, &m, None))
             .collect())
     }
 
