@@ -173,6 +173,9 @@ catalog_datasets() {
 # stored_objects DATASET: the URLs of the objects DEST holds for it (not for a vault, whose list is a day old).
 stored_objects() { zstream-ship ls --json "$DEST/data/$1@" | jq -r .name; }
 
+# why_failed FILE: the last line a zstream tool wrote to FILE (its stderr), without its name: the reason to pass on.
+why_failed() { tail -1 "$1" | sed 's/^zstream-[a-z]*: //'; }
+
 # read_back URL BYTES CHECKSUM: the object as the target holds it now matches what put said it stored (exit 3 if
 # not). A vault cannot look up one archive: there the tree hash Glacier checked before naming it stands in.
 read_back() {
@@ -245,7 +248,7 @@ tool_versions() {
     echo "$out"
 }
 
-# stage_failed NAMES... -- STATUSES...: the first stage of a pipe that failed, as "name status", or nothing.
+# first_failed NAMES... -- STATUSES...: the first stage of a pipe that failed, as "name status", or nothing.
 first_failed() {
     local -a names=() codes=()
     while [ "$1" != -- ]; do names+=("$1"); shift; done
