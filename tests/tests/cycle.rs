@@ -196,6 +196,17 @@ fn seventy_days_into_deep_archive() {
     r.expect_code(75);
     assert!(r.stderr().contains("archived links"), "{}", r.describe());
     restore_and_compare(&site, &copies, &["--wait"]);
+    // Records are readable at once, whatever class the streams are in.
+    let r = site.ship(&["ls", "--json", "s3://offsite/site/catalog/"]);
+    ok(&r);
+    let listed = String::from_utf8_lossy(r.stdout()).to_string();
+    assert_eq!(listed.lines().count(), 40, "{listed}");
+    assert!(
+        listed
+            .lines()
+            .all(|l| l.contains(r#""storage_class":"STANDARD""#)),
+        "{listed}"
+    );
 }
 
 /// The guards, on a directory: a shrunken full, killed stages, a missing link, one key, two runs, a lost base.
