@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 /// Runs a ZFS command and returns its stdout; panics with the command and its stderr on failure.
@@ -33,15 +34,30 @@ fn answers() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// ZFS for the life of this value.
+/// ZFS for the life of this value. Tests of one binary run in parallel threads and share one zfs-fuse daemon: the
+/// first to need it starts it, and it stops when the last of them is done with it (not when its starter is, which
+/// pulled ZFS from under the others).
 pub struct Zfs {
-    /// The zfs-fuse daemon we started and its log; None when ZFS was already there.
-    daemon: Option<(Child, PathBuf)>,
+    /// The zfs-fuse daemon this process started; None when ZFS was already there.
+    daemon: Option<Arc<Daemon>>,
+}
+
+/// The daemon this process started, shared by its tests; stopped when the last `Zfs` holding it is dropped.
+static SHARED: Mutex<Weak<Daemon>> = Mutex::new(Weak::new());
+
+struct Daemon {
+    child: Child,
+    log: PathBuf,
 }
 
 impl Zfs {
     /// ZFS, or a panic that says what is missing.
     pub fn start() -> Zfs {
+        // Held while starting, so that two tests never start two daemons, and while stopping (see Drop).
+        let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(d) = shared.upgrade() {
+            return Zfs { daemon: Some(d) };
+        }
         if answers() {
             return Zfs { daemon: None };
         }
@@ -67,9 +83,11 @@ impl Zfs {
             .stderr(logf)
             .spawn()
             .expect("starting zfs-fuse");
-        let z = Zfs {
-            daemon: Some((child, log.clone())),
-        };
+        let d = Arc::new(Daemon {
+            child,
+            log: log.clone(),
+        });
+        *shared = Arc::downgrade(&d);
         let t = Instant::now();
         while !answers() {
             assert!(
@@ -80,7 +98,7 @@ impl Zfs {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        z
+        Zfs { daemon: Some(d) }
     }
 
     /// A new file-backed pool of `size_mib`, destroyed when dropped.
@@ -114,9 +132,16 @@ impl Zfs {
 
 impl Drop for Zfs {
     fn drop(&mut self) {
-        let Some((mut child, log)) = self.daemon.take() else {
-            return;
-        };
+        // The last holder stops the daemon with the lock held, so a test starting meanwhile waits and then
+        // starts a new one instead of taking the one going away.
+        let _shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+        self.daemon.take();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let child = &mut self.child;
         // SIGTERM unmounts and exits in a few seconds; SIGKILL would leave stale FUSE mounts behind.
         let _ = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
@@ -124,7 +149,7 @@ impl Drop for Zfs {
         let t = Instant::now();
         while t.elapsed() < Duration::from_secs(15) {
             if let Ok(Some(_)) = child.try_wait() {
-                let _ = std::fs::remove_file(&log);
+                let _ = std::fs::remove_file(&self.log);
                 return;
             }
             std::thread::sleep(Duration::from_millis(100));
