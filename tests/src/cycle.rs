@@ -64,19 +64,16 @@ impl<'p> Site<'p> {
             bin("zstream-ship").parent().unwrap().display(),
             std::env::var("PATH").unwrap_or_default()
         );
-        let out = Command::new(scripts().join(name))
-            .args(args)
+        let mut c = Command::new(scripts().join(name));
+        c.args(args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("PATH", path)
             .env("ZSTREAM_NOW", now)
             .env("ZSTREAM_LOCK_DIR", self.work.join("locks"))
-            .env_remove("ZSTREAM_BIN")
-            .output()
-            .unwrap_or_else(|e| panic!("running {name}: {e}"));
-        Run {
-            cmd: format!("{name} {}", args.join(" ")),
-            out,
-        }
+            .env_remove("ZSTREAM_BIN");
+        let what = format!("{name} {}", args.join(" "));
+        let out = crate::proc::output_within(c, b"", crate::proc::LIMIT, &what);
+        Run { cmd: what, out }
     }
 
     /// zstream-backup at `now` with the site's keys and options, and `extra`.

@@ -5,16 +5,16 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// Runs a ZFS command and returns its stdout; panics with the command and its stderr on failure.
 #[track_caller]
 pub fn cmd(prog: &str, args: &[&str]) -> String {
-    let out = Command::new(prog)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("running {prog}: {e}"));
+    let mut c = Command::new(prog);
+    c.args(args);
+    let what = format!("{prog} {}", args.join(" "));
+    let out = crate::proc::output_within(c, b"", crate::proc::LIMIT, &what);
     assert!(
         out.status.success(),
         "{prog} {} failed ({}): {}",
@@ -26,24 +26,25 @@ pub fn cmd(prog: &str, args: &[&str]) -> String {
 }
 
 fn answers() -> bool {
-    Command::new("zpool")
-        .arg("list")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    let mut c = Command::new("zpool");
+    c.arg("list");
+    // A daemon that takes a minute to say whether it is there is wedged: fail, naming it.
+    crate::proc::output_within(c, b"", Duration::from_secs(60), "zpool list")
+        .status
+        .success()
 }
 
-/// ZFS for the life of this value. Tests of one binary run in parallel threads and share one zfs-fuse daemon: the
-/// first to need it starts it, and it stops when the last of them is done with it (not when its starter is, which
-/// pulled ZFS from under the others).
+/// ZFS for the life of this value, and the turn of its test: tests of one binary run in parallel threads but take
+/// ZFS one at a time. zfs-fuse deadlocks when two of them change datasets at once (two `zfs create` in new pools
+/// hung in `fuse_get_req` for good, which held CI to its deadline), and a test's guarantees must not hang on the
+/// scheduling of another.
 pub struct Zfs {
-    /// The zfs-fuse daemon this process started; None when ZFS was already there.
-    daemon: Option<Arc<Daemon>>,
+    /// The zfs-fuse daemon this test started; None when ZFS was already there. Dropped before the turn.
+    _daemon: Option<Daemon>,
+    _turn: MutexGuard<'static, ()>,
 }
 
-/// The daemon this process started, shared by its tests; stopped when the last `Zfs` holding it is dropped.
-static SHARED: Mutex<Weak<Daemon>> = Mutex::new(Weak::new());
+static TURN: Mutex<()> = Mutex::new(());
 
 struct Daemon {
     child: Child,
@@ -53,13 +54,13 @@ struct Daemon {
 impl Zfs {
     /// ZFS, or a panic that says what is missing.
     pub fn start() -> Zfs {
-        // Held while starting, so that two tests never start two daemons, and while stopping (see Drop).
-        let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(d) = shared.upgrade() {
-            return Zfs { daemon: Some(d) };
-        }
+        // A test that failed while it had ZFS poisons the lock; the next one still gets its turn.
+        let turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
         if answers() {
-            return Zfs { daemon: None };
+            return Zfs {
+                _daemon: None,
+                _turn: turn,
+            };
         }
         let have_fuse = Command::new("sh")
             .args(["-c", "command -v zfs-fuse"])
@@ -83,11 +84,10 @@ impl Zfs {
             .stderr(logf)
             .spawn()
             .expect("starting zfs-fuse");
-        let d = Arc::new(Daemon {
+        let d = Daemon {
             child,
             log: log.clone(),
-        });
-        *shared = Arc::downgrade(&d);
+        };
         let t = Instant::now();
         while !answers() {
             assert!(
@@ -98,7 +98,10 @@ impl Zfs {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        Zfs { daemon: Some(d) }
+        Zfs {
+            _daemon: Some(d),
+            _turn: turn,
+        }
     }
 
     /// A new file-backed pool of `size_mib`, destroyed when dropped.
@@ -127,15 +130,6 @@ impl Zfs {
             ],
         );
         Pool { name, dir, mnt }
-    }
-}
-
-impl Drop for Zfs {
-    fn drop(&mut self) {
-        // The last holder stops the daemon with the lock held, so a test starting meanwhile waits and then
-        // starts a new one instead of taking the one going away.
-        let _shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
-        self.daemon.take();
     }
 }
 
