@@ -42,10 +42,11 @@ ensure_rust_component() {
 
 # moto's server (a real S3/Glacier/EC2 API on loopback) lives in a venv outside the clone, like the build cache.
 export ZSTREAM_MOTO_VENV="${ZSTREAM_MOTO_VENV:-/var/tmp/zstream-moto-venv}"
-MOTO_VERSION=5.2.5
-# ensure_moto: installs moto[server] (with awscrt and crc32c, without which it mislabels checksums) when missing.
+MOTO_VERSION=5.2.5 PROMETHEUS_CLIENT_VERSION=0.26.0
+# ensure_moto: installs moto[server] (with awscrt and crc32c, without which it mislabels checksums) when missing,
+# and prometheus_client, whose parser the monitoring tests read the metrics files with.
 ensure_moto() {
-    if "$ZSTREAM_MOTO_VENV/bin/python" -c "import moto, awscrt, crc32c; assert moto.__version__ == '$MOTO_VERSION'" \
+    if "$ZSTREAM_MOTO_VENV/bin/python" -c "import moto, awscrt, crc32c, prometheus_client; assert moto.__version__ == '$MOTO_VERSION'" \
         2>/dev/null; then
         return 0
     fi
@@ -53,9 +54,9 @@ ensure_moto() {
     if ! { python3 -m venv --help >/dev/null 2>&1 && python3 -c 'import ensurepip' 2>/dev/null; }; then
         ensure_apt_pkg python3-venv
     fi
-    say "installing moto[server]==$MOTO_VERSION into $ZSTREAM_MOTO_VENV"
+    say "installing moto[server]==$MOTO_VERSION and prometheus_client into $ZSTREAM_MOTO_VENV"
     python3 -m venv "$ZSTREAM_MOTO_VENV"
-    "$ZSTREAM_MOTO_VENV/bin/pip" install -q "moto[server]==$MOTO_VERSION" awscrt crc32c
+    "$ZSTREAM_MOTO_VENV/bin/pip" install -q "moto[server]==$MOTO_VERSION" awscrt crc32c "prometheus_client==$PROMETHEUS_CLIENT_VERSION"
 }
 
 # ensure_apt_pkg PACKAGE: installs a package that brings no command of its own name.

@@ -21,13 +21,27 @@ say() { printf '%s: %s\n' "$PROG" "$*" >&2; }
 # that fails unexpectedly (a jq, a zfs get) exits 1 saying where, never with a code of its own that could read as
 # ours (jq's 3, say).
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/$PROG.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
+# AT_EXIT: functions run on the way out, whatever the way (a metrics file that records a failed run, a monitoring
+# plugin's last line). They see the exit status in STATUS and may change it; the reason of a deliberate failure is
+# in WORK/FAILED_MSG.
+AT_EXIT=()
+_at_exit() {
+    STATUS=$?
+    trap - ERR
+    set +e
+    local h
+    for h in "${AT_EXIT[@]}"; do "$h"; done
+    rm -rf "$WORK"
+    exit "$STATUS"
+}
+trap _at_exit EXIT
 set -E
 trap _unexpected ERR
 _unexpected() {
     local status=$?
     if [ -s "$WORK/FAILED" ]; then exit "$(cat "$WORK/FAILED")"; fi
     say "unexpected failure (status $status) at line ${BASH_LINENO[0]}: $BASH_COMMAND"
+    echo "unexpected failure (status $status) at line ${BASH_LINENO[0]}" >"$WORK/FAILED_MSG"
     echo "$EX_RUNTIME" >"$WORK/FAILED"
     exit "$EX_RUNTIME"
 }
@@ -35,7 +49,10 @@ _unexpected() {
 fail() {
     local code=$1; shift
     say "$*"
-    [ -s "$WORK/FAILED" ] || echo "$code" >"$WORK/FAILED"
+    if [ ! -s "$WORK/FAILED" ]; then
+        echo "$code" >"$WORK/FAILED"
+        printf '%s\n' "$*" >"$WORK/FAILED_MSG"
+    fi
     exit "$code"
 }
 usage_error() { fail "$EX_USAGE" "$* (see $PROG --help)"; }

@@ -229,7 +229,17 @@ impl<'p> Site<'p> {
 
 /// `2027-01-01T02:00:00Z` plus `day` days.
 pub fn day(day: u64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(1_798_768_800 + day as i64 * 86_400).unwrap();
+    after(day, 0)
+}
+
+/// `day(day)` plus `secs` seconds.
+pub fn after(day: u64, secs: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp(epoch(day) + secs).unwrap();
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap()
+}
+
+/// `day(day)` as Unix seconds.
+pub fn epoch(day: u64) -> i64 {
+    1_798_768_800 + day as i64 * 86_400
 }

@@ -10,6 +10,7 @@ pub mod faults;
 pub mod http;
 pub mod moto;
 pub mod proc;
+pub mod prom;
 pub mod testkit;
 pub mod vault;
 pub mod zfs;
