@@ -126,6 +126,33 @@ add_keys() {
 }
 add_passphrase() { SEAL_KEYS+=(--passphrase-file "$1"); }
 
+# read_config FILE: a job file (/etc/zstream/NAME.conf, for systemd's zstream-backup@NAME): one option a line,
+# without its dashes, its value after a space; "dataset" and "dest" are the two arguments; # starts a comment.
+# Fills CONFIG_OPTS and CONFIG_ARGS. A file others may write is refused: it names key files and runs as root.
+CONFIG_OPTS=() CONFIG_ARGS=()
+read_config() {
+    local file=$1 line key value n=0
+    if [ ! -f "$file" ] || [ ! -r "$file" ]; then usage_error "--config $file: no such readable file"; fi
+    [ -z "$(find "$file" -perm /022)" ] || usage_error "--config $file is writable by group or others: chmod go-w it"
+    local dataset='' dest=''
+    while IFS='' read -r line || [ -n "$line" ]; do
+        n=$((n + 1))
+        [[ $line =~ ^[[:space:]]*(#.*)?$ ]] && continue
+        [[ $line =~ ^[[:space:]]*([a-z][a-z-]*)([[:space:]]+(.*[^[:space:]]))?[[:space:]]*$ ]] \
+            || usage_error "--config $file line $n: expected 'option value', got: $line"
+        key=${BASH_REMATCH[1]} value=${BASH_REMATCH[3]}
+        case $key in
+            dataset) dataset=$value ;;
+            dest) dest=$value ;;
+            config) usage_error "--config $file line $n: a job file cannot name another" ;;
+            *) CONFIG_OPTS+=("--$key"); [ -z "$value" ] || CONFIG_OPTS+=("$value") ;;
+        esac
+    done <"$file"
+    if [ -z "$dataset" ] || [ -z "$dest" ]; then usage_error "--config $file: give both 'dataset' and 'dest'"; fi
+    # shellcheck disable=SC2034 # read by zstream-backup
+    CONFIG_ARGS=("$dataset" "$dest")
+}
+
 # The store. DEST holds the objects; CATALOG (DEST, or --catalog for a vault, which has no place for records)
 # holds the records. Both are URL prefixes zstream-ship takes, without a trailing slash.
 #   DEST/data/DATASET@SNAPSHOT.zstream       the stream (hash | seal | par), in the chosen storage class

@@ -52,7 +52,40 @@ fn a_month_of_runs_then_silence_a_failure_and_a_broken_chain() {
     let ds = site.dataset.clone();
     let prom_s = prom.display().to_string();
 
-    for d in 0..DAYS {
+    // Day 0 runs from a job file, as systemd's zstream-backup@NAME does; one a group may write is refused, and
+    // so is a line that is not an option.
+    use std::os::unix::fs::PermissionsExt;
+    let job = p.dir.join("job.conf");
+    let text = format!(
+        "# the job\ndataset {ds}\ndest {}\n\nkeys {}\nmetrics {prom_s}\n",
+        site.dest,
+        site.both_keys()
+    );
+    let job_s = job.display().to_string();
+    for (body, mode, why) in [
+        (text.clone(), 0o664, "writable by group or others"),
+        (
+            format!("{text}Keys=/etc/a.key\n"),
+            0o600,
+            "line 7: expected 'option value'",
+        ),
+        (
+            format!("{text}no-such-option 1\n"),
+            0o600,
+            "unknown option --no-such-option",
+        ),
+    ] {
+        std::fs::write(&job, body).unwrap();
+        std::fs::set_permissions(&job, std::fs::Permissions::from_mode(mode)).unwrap();
+        let r = site.script("zstream-backup", &day(0), &["--config", &job_s]);
+        r.expect_code(2);
+        assert!(r.stderr().contains(why), "{}", r.describe());
+    }
+    std::fs::write(&job, &text).unwrap();
+    site.change(0);
+    site.script("zstream-backup", &day(0), &["--config", &job_s])
+        .expect_code(0);
+    for d in 1..DAYS {
         site.change(d);
         site.backup(&day(d), &[]).expect_code(0);
     }

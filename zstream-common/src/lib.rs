@@ -14,6 +14,14 @@ pub mod size;
 
 pub use exit::{integrity, usage, Code, Coded};
 
+/// What every tool's `--version` says: the workspace's version and the commit it was built from (build.rs).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("ZSTREAM_COMMIT"),
+    ")"
+);
+
 /// Fills `buf` from the system's random generator (keys, salts, stream ids), with the one message its rare
 /// failure gets.
 pub fn random(buf: &mut [u8]) -> anyhow::Result<()> {

@@ -20,7 +20,7 @@ Exit codes: 0 ok, 1 I/O error, 2 usage error, 3 digest mismatch or damaged ZFS s
 
 /// SHA-256 pass-through: copies stdin to stdout unchanged and reports the digest when the input ends.
 #[derive(Parser, Debug)]
-#[command(name = NAME, version, about, after_help = EXAMPLES)]
+#[command(name = NAME, version = zstream_common::VERSION, about, after_help = EXAMPLES)]
 pub struct Args {
     /// After a clean end of input, write the digest in sha256sum format to FILE (default: to stderr).
     #[arg(short = 'o', long = "output", value_name = "FILE")]

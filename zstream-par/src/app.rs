@@ -22,7 +22,7 @@ Exit codes: 0 ok (repairs are reported on stderr), 1 I/O error, 2 usage error, 3
 
 /// Reed-Solomon parity inside a stream (stdin to stdout); -d checks, repairs and restores the original.
 #[derive(Parser, Debug)]
-#[command(name = NAME, version, about, after_help = EXAMPLES)]
+#[command(name = NAME, version = zstream_common::VERSION, about, after_help = EXAMPLES)]
 pub struct Args {
     /// Decode: check, repair and write the original.
     #[arg(short = 'd', long = "decode", conflicts_with = "verify")]

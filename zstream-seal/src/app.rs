@@ -26,7 +26,7 @@ Exit codes: 0 ok, 1 I/O error, 2 usage error, 3 wrong keys, or a damaged, cut or
 
 /// Authenticated ChaCha20-Poly1305 stream encryption (stdin to stdout) that needs every key to open.
 #[derive(Parser, Debug)]
-#[command(name = NAME, version, about, after_help = EXAMPLES, args_conflicts_with_subcommands = true)]
+#[command(name = NAME, version = zstream_common::VERSION, about, after_help = EXAMPLES, args_conflicts_with_subcommands = true)]
 pub struct Args {
     #[command(subcommand)]
     pub cmd: Option<Cmd>,

@@ -33,7 +33,7 @@ Exit codes: 0 ok, 1 I/O error, 2 usage error, 3 integrity failure, 75 archive re
 /// Streams stdin to a storage target and back, without temporary copies; a failed upload never looks like a
 /// good one.
 #[derive(Parser, Debug)]
-#[command(name = NAME, version, about, after_help = EXAMPLES)]
+#[command(name = NAME, version = zstream_common::VERSION, about, after_help = EXAMPLES)]
 pub struct Args {
     #[command(subcommand)]
     pub cmd: Cmd,

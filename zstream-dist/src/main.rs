@@ -1,0 +1,3 @@
+fn main() {
+    zstream_common::cli::main("zstream-dist", zstream_dist::run)
+}
