@@ -6,12 +6,16 @@ use crate::bins::{bin, keygen};
 use crate::data::Gen;
 use crate::proc::Run;
 use crate::zfs::{cmd, Pool};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
-/// The scripts directory of the workspace.
+/// The scripts directory of the workspace. The clone that runs the tests says where it is (cargo sets
+/// CARGO_MANIFEST_DIR for the test process too): the build output is shared between clones, and a library built
+/// in another clone of the same commit carries that clone's path.
 pub fn scripts() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts")
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+        .join("../scripts")
 }
 
 /// One dataset backed up to one store.
