@@ -59,6 +59,24 @@ ensure_moto() {
     "$ZSTREAM_MOTO_VENV/bin/pip" install -q "moto[server]==$MOTO_VERSION" awscrt crc32c "prometheus_client==$PROMETHEUS_CLIENT_VERSION"
 }
 
+# promtool (Debian's prometheus package), for the test of the README's alert rules: unpacked from the package
+# into a cache, not installed, so that no Prometheus server is set up or started here.
+export ZSTREAM_PROMTOOL="${ZSTREAM_PROMTOOL:-/var/tmp/zstream-promtool/promtool}"
+ensure_promtool() {
+    [ -x "$ZSTREAM_PROMTOOL" ] && return 0
+    need_root
+    local dir
+    dir=$(mktemp -d "${TMPDIR:-/tmp}/zstream-promtool.XXXXXX")
+    say "unpacking promtool from Debian's prometheus package into $(dirname "$ZSTREAM_PROMTOOL")"
+    if ! (cd "$dir" && apt-get download -qq prometheus 2>/dev/null); then
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+        (cd "$dir" && apt-get download -qq prometheus 2>/dev/null) || die "could not fetch Debian's prometheus package"
+    fi
+    dpkg -x "$dir"/prometheus_*.deb "$dir/x"
+    install -D -m 755 "$dir/x/usr/bin/promtool" "$ZSTREAM_PROMTOOL"
+    rm -rf "$dir"
+}
+
 # ensure_apt_pkg PACKAGE: installs a package that brings no command of its own name.
 ensure_apt_pkg() {
     dpkg -s "$1" >/dev/null 2>&1 || _apt_install "$1"

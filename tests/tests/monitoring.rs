@@ -328,3 +328,58 @@ fn a_month_of_runs_then_silence_a_failure_and_a_broken_chain() {
     assert_eq!(get(&m, "zstream_verify_healthy"), 0.0);
     assert_eq!(get(&m, "zstream_records"), records.len() as f64 - 1.0);
 }
+
+/// The alert rules the README gives (its one yaml block) load in promtool, name only metrics the scripts write,
+/// and fire as they say: no backup for 26 hours raises ZstreamNoBackup, 25 hours does not.
+#[test]
+fn the_readmes_alert_rules_fire_when_backups_stop() {
+    let promtool = std::env::var("ZSTREAM_PROMTOOL")
+        .unwrap_or_else(|_| "/var/tmp/zstream-promtool/promtool".to_string());
+    assert!(
+        Path::new(&promtool).exists(),
+        "no promtool at {promtool}: scripts/test unpacks it from Debian's prometheus package (ensure_promtool)"
+    );
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let rules = readme
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the README's yaml block of alert rules");
+    let families = std::fs::read_to_string(root.join("scripts/lib/metrics.sh")).unwrap();
+    for name in rules
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("zstream_"))
+    {
+        assert!(
+            families.contains(&format!("\"{name}\"")),
+            "the README's rules name {name}, which no script writes"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rules.yml"), rules).unwrap();
+    // The last backup at time 0 and never again; promtool's clock starts at 0 too.
+    let test = r#"rule_files: [rules.yml]
+evaluation_interval: 1m
+tests:
+  - interval: 1h
+    input_series:
+      - series: 'zstream_last_backup_timestamp_seconds{dataset="tank/home",dest="s3://bucket/offsite"}'
+        values: '0x40'
+    alert_rule_test:
+      - eval_time: 25h
+        alertname: ZstreamNoBackup
+        exp_alerts: []
+      - eval_time: 27h
+        alertname: ZstreamNoBackup
+        exp_alerts:
+          - exp_labels: {dataset: tank/home, dest: "s3://bucket/offsite"}
+            exp_annotations: {summary: "no backup of tank/home in s3://bucket/offsite for 26 hours"}
+"#;
+    std::fs::write(dir.path().join("test.yml"), test).unwrap();
+    let d = dir.path().to_str().unwrap();
+    let check = zstream_tests::proc::sh(&format!("cd {d} && {promtool} check rules rules.yml"));
+    check.expect_code(0);
+    let test = zstream_tests::proc::sh(&format!("cd {d} && {promtool} test rules test.yml"));
+    test.expect_code(0);
+}
