@@ -40,6 +40,11 @@ METRIC_FAMILIES='{
   "zstream_backup_last_success_timestamp_seconds": {"help": "When the newest zstream-backup run that exited 0 ended, Unix seconds.", "kept": true}
 }'
 
+# need_metrics_dir FILE: --metrics FILE goes into a directory that exists (checked before the run does anything).
+need_metrics_dir() {
+    [ -z "$1" ] || [ -d "$(dirname "$1")" ] || usage_error "--metrics $1: no directory $(dirname "$1")"
+}
+
 # metric NAME LABELS_JSON VALUE: one sample for --metrics, collected in the run's WORK.
 metric() {
     jq -c -n --arg n "$1" --argjson l "$2" --argjson v "$3" '{name: $n, labels: $l, value: $v}' >>"$WORK/metrics.jsonl"
