@@ -9,13 +9,18 @@ use crate::zfs::{cmd, Pool};
 use std::path::PathBuf;
 use std::process::Command;
 
-/// The scripts directory of the workspace. The clone that runs the tests says where it is (cargo sets
-/// CARGO_MANIFEST_DIR for the test process too): the build output is shared between clones, and a library built
-/// in another clone of the same commit carries that clone's path.
-pub fn scripts() -> PathBuf {
+/// The workspace's root. The clone that runs the tests says where it is (cargo sets CARGO_MANIFEST_DIR for the
+/// test process too): the build output is shared between clones, and a binary built in another clone of the same
+/// commit carries that clone's path.
+pub fn workspace() -> PathBuf {
     std::env::var_os("CARGO_MANIFEST_DIR")
         .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
-        .join("../scripts")
+        .join("..")
+}
+
+/// The scripts directory of the workspace.
+pub fn scripts() -> PathBuf {
+    workspace().join("scripts")
 }
 
 /// One dataset backed up to one store.

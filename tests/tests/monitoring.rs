@@ -339,7 +339,7 @@ fn the_readmes_alert_rules_fire_when_backups_stop() {
         Path::new(&promtool).exists(),
         "no promtool at {promtool}: scripts/test unpacks it from Debian's prometheus package (ensure_promtool)"
     );
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = zstream_tests::cycle::workspace();
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
     let rules = readme
         .split("```yaml\n")
