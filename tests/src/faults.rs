@@ -30,6 +30,10 @@ pub struct Schedule {
     /// The first request whose request line contains this reaches the server, which acts on it, but its answer is
     /// lost (the connection closes): the client retries a request that has already taken effect.
     pub lose_answer: Option<&'static str>,
+    /// Requests whose body contains the text (an EC2 `Action=ModifyVolume`), past the first N of them, are held:
+    /// never forwarded nor answered, until the client goes away. A test kills the client midway through a
+    /// sequence of calls this way, at a known point.
+    pub hold_after: Option<(&'static str, u64)>,
 }
 
 /// The date moto gives every unfinished upload.
@@ -45,7 +49,9 @@ pub struct Counts {
     pub cuts: AtomicU64,
     pub corrupted: AtomicU64,
     pub lost: AtomicU64,
+    pub held: AtomicU64,
     big: AtomicU64,
+    matched: AtomicU64,
 }
 
 pub struct Proxy {
@@ -140,6 +146,26 @@ fn serve(client: TcpStream, upstream: u16, sched: Schedule, counts: &Counts) {
             }
             continue;
         }
+        // A body read here to be matched is forwarded from memory.
+        let mut body_read = None;
+        if let Some((needle, after)) = sched.hold_after {
+            let mut body = Vec::new();
+            if (&mut from_client)
+                .take(req_len)
+                .read_to_end(&mut body)
+                .is_err()
+            {
+                return;
+            }
+            let matches = body.windows(needle.len()).any(|w| w == needle.as_bytes());
+            if matches && counts.matched.fetch_add(1, SeqCst) + 1 > after {
+                counts.held.fetch_add(1, SeqCst);
+                // Until the client closes the connection (it is killed).
+                let _ = std::io::copy(&mut from_client, &mut std::io::sink());
+                return;
+            }
+            body_read = Some(body);
+        }
         let cut_this = |len: u64| {
             len >= BIG
                 && sched.cut_every > 0
@@ -151,15 +177,18 @@ fn serve(client: TcpStream, upstream: u16, sched: Schedule, counts: &Counts) {
         if up.write_all(&req.bytes()).is_err() {
             return;
         }
-        if cut_this(req_len) {
+        if let Some(body) = body_read {
+            if up.write_all(&body).is_err() {
+                return;
+            }
+        } else if cut_this(req_len) {
             // Half the body, then both connections go away mid-transfer.
             let _ = std::io::copy(&mut (&mut from_client).take(req_len / 2), &mut up);
             counts.cuts.fetch_add(1, SeqCst);
             let _ = up.shutdown(Shutdown::Both);
             let _ = to_client.shutdown(Shutdown::Both);
             return;
-        }
-        if std::io::copy(&mut (&mut from_client).take(req_len), &mut up).is_err() {
+        } else if std::io::copy(&mut (&mut from_client).take(req_len), &mut up).is_err() {
             return;
         }
         let mut from_up = BufReader::new(up);

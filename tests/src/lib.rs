@@ -6,6 +6,7 @@
 pub mod bins;
 pub mod cycle;
 pub mod data;
+pub mod ec2;
 pub mod faults;
 pub mod http;
 pub mod moto;

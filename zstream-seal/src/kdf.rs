@@ -95,15 +95,23 @@ pub struct StreamKeys {
     pub payload: Zeroizing<[u8; 32]>,
 }
 
-/// HKDF-SHA256 with the stream's salt over all key materials concatenated in ascending id order, so the order in
-/// which keys are given does not matter. Expanded to the header MAC key and the payload key under distinct labels.
-pub fn stream_keys(keys: &[Key], salt: &[u8; 32]) -> StreamKeys {
+/// Every key material concatenated in ascending id order, so the order in which keys are given does not matter:
+/// the input of every key derived from several keys (the stream's keys here, an ec2-pool's raw key), so that each
+/// key is needed and none is enough.
+pub fn combined(keys: &[Key]) -> Zeroizing<Vec<u8>> {
     let mut sorted: Vec<(KeyId, &Key)> = keys.iter().map(|k| (k.id(), k)).collect();
     sorted.sort_by_key(|(id, _)| *id);
     let mut ikm = Zeroizing::new(Vec::with_capacity(KEY_LEN * keys.len()));
     for (_, k) in sorted {
         ikm.extend_from_slice(k.bytes());
     }
+    ikm
+}
+
+/// HKDF-SHA256 with the stream's salt over all key materials `combined`, expanded to the header MAC key and the
+/// payload key under distinct labels.
+pub fn stream_keys(keys: &[Key], salt: &[u8; 32]) -> StreamKeys {
+    let ikm = combined(keys);
     let hk = Hkdf::<Sha256>::new(Some(salt), &ikm);
     let mut header_mac = Zeroizing::new([0u8; 32]);
     let mut payload = Zeroizing::new([0u8; 32]);

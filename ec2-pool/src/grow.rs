@@ -1,0 +1,311 @@
+//! `grow`: every volume to one new size, all at once, then every device expanded, so the vdevs stay alike and the
+//! pool balanced; or `--add-vdev`. Resumable: the target and how far it got are tags on the instance, each volume's
+//! size and modification are read from AWS, and every step skips what is done.
+
+use crate::app::{self, Ctx, GrowArgs};
+use crate::ec2::{Instance, Pool};
+use crate::layout::{self, Layout};
+use crate::remote::{script, Input};
+use crate::rules::{self, Readiness, Refusal, Step};
+use crate::tags;
+use std::time::{Duration, Instant, SystemTime};
+use zstream_common::{say, usage, Code, Coded};
+
+fn later(msg: String) -> anyhow::Error {
+    anyhow::Error::new(Coded::new(Code::TempFail, anyhow::anyhow!(msg)))
+}
+
+pub fn run(ctx: &Ctx, a: GrowArgs) -> anyhow::Result<()> {
+    let pool = ctx.existing(&a.name)?;
+    let inst = pool.instance.clone().expect("existing() checked");
+    let layout = app::layout_of(&inst)?;
+    let was_running = inst.state == "running";
+    if a.add_vdev {
+        return add_vdev(ctx, &pool, &inst, &layout, was_running);
+    }
+    let max = pool.volumes.iter().map(|v| v.size_gib).max().unwrap_or(0);
+    let resuming = match (inst.tag(tags::GROW_TO), inst.tag(tags::GROW_STATE)) {
+        (Some(t), Some(s)) if s != "done" => Some((
+            t.parse::<u64>()
+                .map_err(|_| anyhow::anyhow!("{} tag '{t}' is not a size", tags::GROW_TO))?,
+            s.to_string(),
+        )),
+        _ => None,
+    };
+    let mut brought_up: Option<Instance> = None;
+    let target = if let Some((t, state)) = &resuming {
+        say!("resuming the grow of {} to {t} GiB per volume, stopped while {state}; what this run asks for waits for the next", a.name);
+        *t
+    } else if let Some(to) = a.to {
+        layout::whole_gib(to, "--to").map_err(usage)?
+    } else if let Some(by) = a.by {
+        max + layout::whole_gib(by, "--by").map_err(usage)?
+    } else {
+        let pct = a.keep_free.expect("the group requires one");
+        let inst = app::up(ctx, &pool, None)?;
+        let use_ = app::usage_of(ctx, &a.name, &inst)?;
+        brought_up = Some(inst);
+        let Some(u) = use_ else {
+            anyhow::bail!(
+                "pool {} is not imported on its instance; cannot read its use",
+                a.name
+            )
+        };
+        match rules::keep_free_target(max, u.size_bytes, u.used_bytes, pct) {
+            Some(t) => t,
+            None => {
+                say!("pool {} has {pct}% free already; nothing to grow", a.name);
+                return finish(ctx, &a.name, was_running);
+            }
+        }
+    };
+    let (lo, hi) = layout::size_bounds(&layout.volume_type);
+    if !(lo..=hi).contains(&target) {
+        return Err(usage(format!(
+            "a {} volume is {lo} to {hi} GiB, not {target}",
+            layout.volume_type
+        )));
+    }
+    if target < max {
+        return Err(usage(format!(
+            "EBS volumes only grow: the pool's volumes are {max} GiB, more than {target}"
+        )));
+    }
+    // What each volume needs, every refusal found before anything is changed.
+    let ids: Vec<String> = pool.volumes.iter().map(|v| v.id.clone()).collect();
+    let mods = ctx.ec2.modifications(&ids)?;
+    let now = SystemTime::now();
+    let mut todo = Vec::new();
+    let mut too_soon: Option<(SystemTime, Vec<String>)> = None;
+    for v in &pool.volumes {
+        match rules::step(v.size_gib, mods.get(&v.id), target, now) {
+            Ok(Step::Nothing) => {}
+            Ok(Step::Modify) => todo.push(v),
+            Err(Refusal::TooSoon { until }) => {
+                let t = too_soon.get_or_insert((until, vec![]));
+                t.0 = t.0.max(until);
+                t.1.push(v.id.clone());
+            }
+            Err(Refusal::Shrink { size_gib }) => {
+                return Err(usage(format!("volume {} is {size_gib} GiB, more than {target}: EBS volumes only grow", v.id)))
+            }
+            Err(Refusal::Busy { target_gib }) => anyhow::bail!(
+                "volume {} is being modified to {target_gib} GiB by someone else; let that finish first",
+                v.id
+            ),
+        }
+    }
+    if let Some((until, vols)) = too_soon {
+        let wait = until.duration_since(now).unwrap_or_default();
+        finish(ctx, &a.name, was_running || brought_up.is_none())?;
+        return Err(later(format!(
+            "EBS allows one modification of a volume every 6 hours: {} of {} cannot be modified until {} (in {}); \
+             nothing was changed",
+            vols.join(", "),
+            a.name,
+            humantime::format_rfc3339_seconds(until),
+            rules::human(wait)
+        )));
+    }
+    if todo.is_empty() && resuming.is_none() && target == max {
+        say!(
+            "every volume of {} is {target} GiB already; expanding the devices to be sure",
+            a.name
+        );
+    }
+    ctx.ec2.set_tags(
+        &inst.id,
+        &[
+            (tags::GROW_TO, target.to_string()),
+            (tags::GROW_STATE, "modifying".into()),
+        ],
+    )?;
+    say!(
+        "growing {} of {} volumes of {} to {target} GiB",
+        todo.len(),
+        pool.volumes.len(),
+        a.name
+    );
+    for v in &todo {
+        ctx.ec2.modify_volume(&v.id, target)?;
+    }
+    wait_usable(ctx, &pool, target, a.wait.timeout)?;
+    ctx.ec2
+        .set_tags(&inst.id, &[(tags::GROW_STATE, "expanding".into())])?;
+    let inst = match brought_up {
+        Some(i) if i.state == "running" => {
+            let devs = ctx.devices(&pool, &i);
+            ctx.ssh.run(
+                &ctx.host(&i)?,
+                "growing the devices to their volumes",
+                &script::expand(&a.name, &devs),
+                Input::Nothing,
+            )?;
+            i
+        }
+        _ if was_running => {
+            let devs = ctx.devices(&pool, &inst);
+            ctx.ssh.run(
+                &ctx.host(&inst)?,
+                "growing the devices to their volumes",
+                &script::expand(&a.name, &devs),
+                Input::Nothing,
+            )?;
+            inst.clone()
+        }
+        // `up` without a key imports the pool and expands every device.
+        _ => app::up(ctx, &pool, None)?,
+    };
+    let after = app::usage_of(ctx, &a.name, &inst)?;
+    ctx.ec2
+        .set_tags(&inst.id, &[(tags::GROW_STATE, "done".into())])?;
+    match after {
+        Some(u) => say!(
+            "pool {} grown: every volume {target} GiB, the pool {:.2} GiB",
+            a.name,
+            u.size_bytes as f64 / layout::GIB as f64
+        ),
+        None => say!("pool {} grown: every volume {target} GiB", a.name),
+    }
+    finish(ctx, &a.name, was_running)
+}
+
+/// Brings the pool down again unless it was running before the command.
+fn finish(ctx: &Ctx, name: &str, was_running: bool) -> anyhow::Result<()> {
+    if was_running || ctx.ec2.dry_run {
+        return Ok(());
+    }
+    let now = ctx.ec2.find(name)?;
+    if now.instance.as_ref().is_some_and(|i| i.state != "stopped") {
+        app::down(ctx, &now)?;
+    }
+    Ok(())
+}
+
+/// Waits until every volume's new size is usable (optimizing or completed), looking every few seconds; past
+/// `within`, exit 75: the modifications go on without us, and the next run picks them up.
+fn wait_usable(ctx: &Ctx, pool: &Pool, target: u64, within: Duration) -> anyhow::Result<()> {
+    if ctx.ec2.dry_run {
+        return Ok(());
+    }
+    let ids: Vec<String> = pool.volumes.iter().map(|v| v.id.clone()).collect();
+    let t = Instant::now();
+    let mut pause = Duration::from_secs(2);
+    loop {
+        let mods = ctx.ec2.modifications(&ids)?;
+        let now = ctx.ec2.find(&pool.name)?;
+        let mut waiting = 0;
+        for v in &now.volumes {
+            match rules::readiness(v.size_gib, mods.get(&v.id), target) {
+                Readiness::Ready => {}
+                Readiness::NotYet => waiting += 1,
+                Readiness::Failed => anyhow::bail!(
+                    "EBS failed to modify volume {} to {target} GiB; see its modification in the EC2 console, \
+                     then run grow again",
+                    v.id
+                ),
+            }
+        }
+        if waiting == 0 {
+            return Ok(());
+        }
+        if t.elapsed() + pause > within {
+            return Err(later(format!(
+                "{waiting} volume(s) of {} are still being modified by EBS; run `ec2-pool grow {}` again later to \
+                 finish (it resumes)",
+                pool.name, pool.name
+            )));
+        }
+        say!(
+            "{waiting} volume(s) still being modified; looking again in {}s",
+            pause.as_secs()
+        );
+        ctx.ec2.sleep(pause);
+        pause = (pause * 2).min(Duration::from_secs(60));
+    }
+}
+
+/// A new vdev of `disks` volumes at the pool's current size. The pool is unbalanced after it: ZFS fills the new,
+/// empty vdev faster, so reads and writes lean on its disks until the vdevs even out.
+fn add_vdev(
+    ctx: &Ctx,
+    pool: &Pool,
+    inst: &Instance,
+    layout: &Layout,
+    was_running: bool,
+) -> anyhow::Result<()> {
+    let size = pool.volumes.iter().map(|v| v.size_gib).max().unwrap_or(0);
+    let vdev = layout.vdevs;
+    let missing: Vec<u32> = (0..layout.disks)
+        .filter(|d| !pool.volumes.iter().any(|v| v.vdev == vdev && v.disk == *d))
+        .collect();
+    let (_, max_ebs) = ctx.ec2.instance_type(&inst.instance_type)?;
+    if let Some(max) = max_ebs {
+        let after = pool.volumes.len() as u32 + missing.len() as u32 + 1;
+        if after > max {
+            return Err(usage(format!(
+                "another vdev makes {} EBS volumes with the root one, more than a {} attaches ({max}); grow the \
+                 volumes instead",
+                after, inst.instance_type
+            )));
+        }
+    }
+    say!(
+        "warning: adding vdev {vdev} of {} new {size} GiB volumes unbalances {}: the new vdev starts empty and takes \
+         most new writes until the vdevs even out (a grow without --add-vdev keeps it balanced)",
+        layout.disks,
+        pool.name
+    );
+    let mut made = Vec::new();
+    for d in missing {
+        made.push(ctx.ec2.create_volume(
+            &inst.zone,
+            size,
+            &layout.volume_type,
+            &app::volume_tags(&pool.name, vdev, d),
+        )?);
+    }
+    ctx.ec2.wait_volumes(&made, false)?;
+    let pool = if ctx.ec2.dry_run {
+        pool.clone()
+    } else {
+        ctx.ec2.find(&pool.name)?
+    };
+    app::attach_missing(ctx, &pool, inst)?;
+    let old = Pool {
+        volumes: pool
+            .volumes
+            .iter()
+            .filter(|v| v.vdev < vdev)
+            .cloned()
+            .collect(),
+        ..pool.clone()
+    };
+    let running = app::up(ctx, &old, None)?;
+    let devs: Vec<String> = pool
+        .volumes
+        .iter()
+        .filter(|v| v.vdev == vdev)
+        .map(|v| ctx.device(&running, &v.id))
+        .collect();
+    let host = ctx.host(&running)?;
+    ctx.ssh.run(
+        &host,
+        "waiting for the volumes",
+        &script::await_devices(&devs),
+        Input::Nothing,
+    )?;
+    ctx.ssh.run(
+        &host,
+        "adding the vdev",
+        &script::add_vdev(&pool.name, layout.raidz, &devs),
+        Input::Nothing,
+    )?;
+    let grown = Layout {
+        vdevs: layout.vdevs + 1,
+        ..layout.clone()
+    };
+    ctx.ec2.set_tags(&inst.id, &[(tags::LAYOUT, grown.tag())])?;
+    say!("pool {} is {grown} now", pool.name);
+    finish(ctx, &pool.name, was_running)
+}

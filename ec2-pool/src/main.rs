@@ -1,0 +1,3 @@
+fn main() {
+    zstream_common::cli::main(ec2_pool::app::NAME, ec2_pool::app::run)
+}

@@ -1,0 +1,23 @@
+//! Where the pool's state lives: tags on its instance and volumes, so that any machine with the credentials can
+//! manage it and nothing depends on a local file. Nothing without `zstream:pool` set to the pool's name is ever
+//! modified or deleted. The tags are specified in docs/formats/ec2-pool-v1.md.
+
+/// On the instance and every data volume: the pool's name.
+pub const POOL: &str = "zstream:pool";
+/// On the instance: the layout, `raidz1 5x8 gp3`.
+pub const LAYOUT: &str = "zstream:layout";
+/// On the instance: the ids of the key files the pool's key is derived from, sorted, comma-separated.
+pub const KEY_IDS: &str = "zstream:key-ids";
+/// On the instance: where a volume appears on it, `{vol}` standing for the volume id without its dash.
+pub const DEVICE_TEMPLATE: &str = "zstream:device-template";
+/// On the instance: seconds it has run in earlier sessions (added up at each `down`), for the cost so far.
+pub const RUN_SECONDS: &str = "zstream:run-seconds";
+/// On the instance: when the pool was created (RFC 3339).
+pub const CREATED: &str = "zstream:created";
+/// On the instance: the per-volume size a grow is bringing every volume to, and how far it got
+/// (`modifying`, `expanding`, `done`): what a killed grow resumes from.
+pub const GROW_TO: &str = "zstream:grow-to";
+pub const GROW_STATE: &str = "zstream:grow-state";
+/// On a data volume: its vdev and its place in it, from 0.
+pub const VDEV: &str = "zstream:vdev";
+pub const DISK: &str = "zstream:disk";
