@@ -56,13 +56,13 @@ pub struct Common {
     /// [default: /dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_{vol}].
     #[arg(long, global = true, value_name = "PATH")]
     pub device_template: Option<String>,
-    /// A file of defaults for the options above, one `option value` a line [default: /etc/zstream/ec2-pool.conf
-    /// when it exists].
+    /// A file of defaults for the options that every subcommand takes, one `option value` a line [default:
+    /// $EC2_POOL_CONFIG, else /etc/zstream/ec2-pool.conf when it exists].
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// How long to wait for the instance to answer over SSH after it starts.
-    #[arg(long, global = true, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
-    pub ssh_timeout: Duration,
+    /// How long to wait for the instance to answer over SSH after it starts [default: 5m].
+    #[arg(long, global = true, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub ssh_timeout: Option<Duration>,
     #[command(flatten)]
     pub prep: Prep,
 }
@@ -73,7 +73,8 @@ pub enum Cmd {
     Create(CreateArgs),
     /// The instance, the volumes per vdev and their sizes, the pool's health and use, the cost so far.
     Status(StatusArgs),
-    /// Start the instance, wait for SSH, prepare it, import the pool, load the key, mount.
+    /// Start the instance, wait for SSH, prepare it, import the pool, load the key, mount (without --key-file:
+    /// import only, for maintenance).
     Up(UpArgs),
     /// Unmount, unload the key, export the pool, stop the instance and wait until it has stopped.
     Down(NameArg),
@@ -81,6 +82,12 @@ pub enum Cmd {
     Grow(GrowArgs),
     /// Receive a send stream on stdin into the pool: up if down, `zfs receive`, down again (also on failure).
     Receive(ReceiveArgs),
+    /// Send DATASET@SNAP from the pool to stdout (`-i` from --from): up if down, `zfs send`, down again.
+    Send(SendArgs),
+    /// The snapshots of DATASET in the pool, oldest first, with guids and sizes (the backup cycle's catalog).
+    Snapshots(SnapshotsArgs),
+    /// Destroy snapshots of DATASET in the pool (the backup cycle's pruning).
+    DestroySnapshots(DestroySnapshotsArgs),
     /// What a pool costs a month, beside S3's classes for the same data.
     Cost(CostArgs),
     /// Terminate the instance and delete the pool's volumes.
@@ -187,14 +194,9 @@ pub struct Prep {
     /// Swap on the instance [default: 1GiB when it has less than 2 GiB of memory, else none]; 0 for none.
     #[arg(long, global = true, value_name = "SIZE", value_parser = zstream_common::size::parse)]
     pub swap: Option<u64>,
-    /// The swap file on the instance.
-    #[arg(
-        long,
-        global = true,
-        value_name = "PATH",
-        default_value = "/var/lib/ec2-pool/swap"
-    )]
-    pub swap_file: String,
+    /// The swap file on the instance [default: /var/lib/ec2-pool/swap].
+    #[arg(long, global = true, value_name = "PATH")]
+    pub swap_file: Option<String>,
     /// Cap on the ZFS ARC [default: a quarter of memory when it has less than 4 GiB, else ZFS's own]; 0 to leave it.
     #[arg(long, global = true, value_name = "SIZE", value_parser = zstream_common::size::parse)]
     pub arc_max: Option<u64>,
@@ -212,7 +214,11 @@ impl Prep {
         } else {
             0
         });
-        script::prepare(&self.swap_file, swap >> 20, arc)
+        let file = self
+            .swap_file
+            .as_deref()
+            .unwrap_or("/var/lib/ec2-pool/swap");
+        script::prepare(file, swap >> 20, arc)
     }
 }
 
@@ -226,8 +232,37 @@ pub struct StatusArgs {
 #[derive(ClapArgs, Debug)]
 pub struct UpArgs {
     pub name: String,
+    /// A zstream-seal key file; give every one (none: import the pool without loading its key).
+    #[arg(long = "key-file", value_name = "FILE")]
+    pub key_files: Vec<PathBuf>,
+}
+
+#[derive(ClapArgs, Debug)]
+pub struct SendArgs {
+    pub name: String,
+    /// DATASET@SNAP, DATASET below the pool as `receive` took it.
+    pub snapshot: String,
+    /// An incremental from this snapshot of the same dataset.
+    #[arg(long, value_name = "SNAP")]
+    pub from: Option<String>,
     #[command(flatten)]
     pub keys: Keys,
+}
+
+#[derive(ClapArgs, Debug)]
+pub struct SnapshotsArgs {
+    pub name: String,
+    /// The dataset below the pool, as `receive` took it.
+    pub dataset: String,
+}
+
+#[derive(ClapArgs, Debug)]
+pub struct DestroySnapshotsArgs {
+    pub name: String,
+    pub dataset: String,
+    /// Snapshot names (after the @).
+    #[arg(required = true)]
+    pub snapshots: Vec<String>,
 }
 
 #[derive(ClapArgs, Debug)]
@@ -348,7 +383,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ec2: Ec2::new(&ep, dry_run)?,
         ssh: Ssh::new(common.ssh.as_deref().unwrap_or(DEFAULT_SSH), dry_run)?,
         template: common.device_template.clone(),
-        ssh_timeout: common.ssh_timeout,
+        ssh_timeout: common.ssh_timeout.unwrap_or(Duration::from_secs(300)),
         prep: common.prep.clone(),
     };
     match args.cmd {
@@ -356,9 +391,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Cmd::Status(a) => status(&ctx, &a.name, a.json),
         Cmd::Up(a) => {
             let pool = ctx.existing(&a.name)?;
-            let key = PoolKey::load(&a.name, &a.keys.key_files)?;
-            up(&ctx, &pool, Some(&key)).map(|_| ())
+            let key = if a.key_files.is_empty() {
+                None
+            } else {
+                Some(PoolKey::load(&a.name, &a.key_files)?)
+            };
+            up(&ctx, &pool, key.as_ref())?;
+            if key.is_none() {
+                say!(
+                    "pool {} is imported without its key: its datasets stay locked",
+                    a.name
+                );
+            }
+            Ok(())
         }
+        Cmd::Send(a) => send(&ctx, a),
+        Cmd::Snapshots(a) => snapshots(&ctx, a),
+        Cmd::DestroySnapshots(a) => destroy_snapshots(&ctx, a),
         Cmd::Down(a) => down(&ctx, &ctx.existing(&a.name)?),
         Cmd::Grow(a) => grow::run(&ctx, a),
         Cmd::Receive(a) => receive(&ctx, a),
@@ -808,31 +857,132 @@ fn receive(ctx: &Ctx, a: ReceiveArgs) -> anyhow::Result<()> {
             a.dataset
         )));
     }
-    let pool = ctx.existing(&a.name)?;
     let key = PoolKey::load(&a.name, &a.keys.key_files)?;
+    let target = format!("{}/{}", a.name, a.dataset);
+    with_up(ctx, &a.name, Some(&key), |host| {
+        ctx.ssh.run(
+            host,
+            &format!("receiving into {target}"),
+            &script::receive(&target, a.force),
+            Input::Stdin(a.progress.progress),
+        )
+    })
+    .map(|_| ())
+}
+
+/// Runs `f` with the pool up (with its key, or imported only), on the instance's address; brings the pool down
+/// again if it was down before, whatever `f` did.
+fn with_up<T>(
+    ctx: &Ctx,
+    name: &str,
+    key: Option<&PoolKey>,
+    f: impl FnOnce(&str) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let pool = ctx.existing(name)?;
     let was_up = pool.instance.as_ref().is_some_and(|i| i.state == "running");
-    let received = up(ctx, &pool, Some(&key)).and_then(|inst| {
-        let target = format!("{}/{}", a.name, a.dataset);
-        ctx.ssh
-            .run(
-                &ctx.host(&inst)?,
-                &format!("receiving into {target}"),
-                &script::receive(&target, a.force),
-                Input::Stdin(a.progress.progress),
-            )
-            .map(|_| inst)
-    });
+    let done = up(ctx, &pool, key).and_then(|inst| f(&ctx.host(&inst)?));
     if was_up {
-        return received.map(|_| ());
+        return done;
     }
-    // Down again whatever happened: found as it is now, since up started it.
-    let now = ctx.ec2.find(&a.name)?;
+    // Found as it is now, since up started it.
+    let now = ctx.ec2.find(name)?;
     let downed = down(ctx, &now);
-    match (received, downed) {
-        (Ok(_), d) => d,
+    match (done, downed) {
+        (Ok(t), d) => d.map(|_| t),
         (Err(e), Ok(())) => Err(e.context("the pool was brought down again")),
         (Err(e), Err(d)) => Err(e.context(format!("bringing the pool down failed too: {d:#}"))),
     }
+}
+
+fn check_dataset(d: &str) -> anyhow::Result<()> {
+    let bad = d.is_empty()
+        || d.starts_with('/')
+        || d.ends_with('/')
+        || d.contains(['@', '#', ' ', '\''])
+        || d.contains("//");
+    if bad {
+        return Err(usage(format!("'{d}' is not a dataset name (tank/home)")));
+    }
+    Ok(())
+}
+
+fn send(ctx: &Ctx, a: SendArgs) -> anyhow::Result<()> {
+    let Some((dataset, snap)) = a.snapshot.split_once('@') else {
+        return Err(usage(format!("'{}' is not DATASET@SNAP", a.snapshot)));
+    };
+    check_dataset(dataset)?;
+    let key = PoolKey::load(&a.name, &a.keys.key_files)?;
+    let full = format!("{}/{dataset}@{snap}", a.name);
+    with_up(ctx, &a.name, Some(&key), |host| {
+        ctx.ssh.run_to_stdout(
+            host,
+            &format!("sending {full}"),
+            &script::send(&full, a.from.as_deref()),
+            Input::Nothing,
+        )
+    })
+}
+
+fn snapshots(ctx: &Ctx, a: SnapshotsArgs) -> anyhow::Result<()> {
+    check_dataset(&a.dataset)?;
+    let ds = format!("{}/{}", a.name, a.dataset);
+    let out = with_up(ctx, &a.name, None, |host| {
+        ctx.ssh.run(
+            host,
+            &format!("listing the snapshots of {ds}"),
+            &script::snapshots(&ds),
+            Input::Nothing,
+        )
+    })?;
+    let (names, props) = out.split_once("\n--\n").unwrap_or(("", ""));
+    let mut prop = std::collections::HashMap::new();
+    for l in props.lines() {
+        let w: Vec<&str> = l.split('\t').collect();
+        if let [name, p, v] = w[..] {
+            prop.insert((name.to_string(), p.to_string()), v.to_string());
+        }
+    }
+    for n in names.lines().filter(|l| !l.is_empty()) {
+        let get = |p: &str| {
+            prop.get(&(n.to_string(), p.to_string()))
+                .cloned()
+                .unwrap_or_default()
+        };
+        let snap = n.rsplit_once('@').map_or(n, |(_, s)| s);
+        zstream_common::pipe::print_line(serde_json::json!({
+            "snapshot": snap, "guid": get("guid"),
+            "referenced": get("referenced").parse::<u64>().unwrap_or(0),
+        }))?;
+    }
+    Ok(())
+}
+
+fn destroy_snapshots(ctx: &Ctx, a: DestroySnapshotsArgs) -> anyhow::Result<()> {
+    check_dataset(&a.dataset)?;
+    if let Some(b) = a
+        .snapshots
+        .iter()
+        .find(|s| s.is_empty() || s.contains(['@', '/', '\'']))
+    {
+        return Err(usage(format!(
+            "'{b}' is not a snapshot name (the part after @)"
+        )));
+    }
+    let full: Vec<String> = a
+        .snapshots
+        .iter()
+        .map(|s| format!("{}/{}@{s}", a.name, a.dataset))
+        .collect();
+    with_up(ctx, &a.name, None, |host| {
+        ctx.ssh.run(
+            host,
+            "destroying snapshots",
+            &script::destroy_snapshots(&full),
+            Input::Nothing,
+        )
+    })?;
+    say!("destroyed {}", full.join(", "));
+    Ok(())
 }
 
 /// The pool's use as the instance reports it, when it runs and the pool is imported: bytes its datasets can

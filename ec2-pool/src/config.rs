@@ -1,6 +1,7 @@
-//! Defaults for the options every subcommand takes, from a file: `--config FILE`, else
+//! Defaults for the options every subcommand takes, from a file: `--config FILE`, else $EC2_POOL_CONFIG, else
 //! /etc/zstream/ec2-pool.conf when it exists. One `option value` a line, the option without its dashes; `#`
-//! starts a comment. The command line wins over the file.
+//! starts a comment. The command line wins over the file. The backup cycle's scripts call ec2-pool without these
+//! options, so a site's SSH login and the like belong here.
 
 use crate::app::Common;
 use std::path::Path;
@@ -9,10 +10,11 @@ pub const DEFAULT_FILE: &str = "/etc/zstream/ec2-pool.conf";
 pub const DEFAULT_TEMPLATE: &str = "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_{vol}";
 
 pub fn apply(mut c: Common) -> anyhow::Result<Common> {
-    let path = match &c.config {
-        Some(p) => p.clone(),
-        None if Path::new(DEFAULT_FILE).exists() => DEFAULT_FILE.into(),
-        None => return Ok(c),
+    let path = match (&c.config, std::env::var_os("EC2_POOL_CONFIG")) {
+        (Some(p), _) => p.clone(),
+        (None, Some(p)) if !p.is_empty() => p.into(),
+        _ if Path::new(DEFAULT_FILE).exists() => DEFAULT_FILE.into(),
+        _ => return Ok(c),
     };
     let bad = |e: String| zstream_common::usage(format!("{}: {e}", path.display()));
     let text = std::fs::read_to_string(&path).map_err(|e| bad(e.to_string()))?;
@@ -27,15 +29,24 @@ pub fn apply(mut c: Common) -> anyhow::Result<Common> {
         if v.is_empty() {
             return Err(bad(format!("line {}: '{k}' has no value", no + 1)));
         }
-        let v = Some(v.to_string());
+        let at = |e: String| bad(format!("line {}: {k}: {e}", no + 1));
+        let size = || zstream_common::size::parse(v).map_err(at);
         match k {
-            "ssh" => c.ssh = c.ssh.or(v),
-            "device-template" => c.device_template = c.device_template.or(v),
-            "endpoint" => c.endpoint = c.endpoint.or(v),
-            "region" => c.region = c.region.or(v),
+            "ssh" => c.ssh = c.ssh.or(Some(v.to_string())),
+            "device-template" => c.device_template = c.device_template.or(Some(v.to_string())),
+            "endpoint" => c.endpoint = c.endpoint.or(Some(v.to_string())),
+            "region" => c.region = c.region.or(Some(v.to_string())),
+            "ssh-timeout" => {
+                let d = humantime::parse_duration(v).map_err(|e| at(e.to_string()))?;
+                c.ssh_timeout = c.ssh_timeout.or(Some(d));
+            }
+            "swap" => c.prep.swap = c.prep.swap.or(Some(size()?)),
+            "swap-file" => c.prep.swap_file = c.prep.swap_file.or(Some(v.to_string())),
+            "arc-max" => c.prep.arc_max = c.prep.arc_max.or(Some(size()?)),
             _ => {
                 return Err(bad(format!(
-                    "line {}: '{k}' is not an option here (ssh, device-template, endpoint, region)",
+                    "line {}: '{k}' is not an option here (ssh, device-template, endpoint, region, ssh-timeout, \
+                     swap, swap-file, arc-max)",
                     no + 1
                 )))
             }

@@ -50,6 +50,28 @@ impl Ssh {
         script: &str,
         input: Input<'_>,
     ) -> anyhow::Result<String> {
+        self.exec(host, step, script, input, false)
+    }
+
+    /// `run`, the remote command's stdout passed on as this process's (a send stream).
+    pub fn run_to_stdout(
+        &self,
+        host: &str,
+        step: &str,
+        script: &str,
+        input: Input<'_>,
+    ) -> anyhow::Result<()> {
+        self.exec(host, step, script, input, true).map(|_| ())
+    }
+
+    fn exec(
+        &self,
+        host: &str,
+        step: &str,
+        script: &str,
+        input: Input<'_>,
+        pass_stdout: bool,
+    ) -> anyhow::Result<String> {
         let script = format!("{PRELUDE}{script}");
         if self.dry_run {
             let stdin = match input {
@@ -72,15 +94,22 @@ impl Ssh {
             Input::Nothing => Stdio::null(),
             _ => Stdio::piped(),
         });
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdout(if pass_stdout {
+            Stdio::inherit()
+        } else {
+            Stdio::piped()
+        })
+        .stderr(Stdio::piped());
         let mut child = cmd
             .spawn()
             .map_err(|e| anyhow::anyhow!("{step}: running {}: {e}", self.argv[0]))?;
-        let mut out = child.stdout.take().expect("piped");
+        let out = child.stdout.take();
         let mut err = child.stderr.take().expect("piped");
         let stdout = std::thread::spawn(move || {
             let mut b = Vec::new();
-            let _ = out.read_to_end(&mut b);
+            if let Some(mut out) = out {
+                let _ = out.read_to_end(&mut b);
+            }
             b
         });
         let stderr = std::thread::spawn(move || {
@@ -300,6 +329,40 @@ pub mod script {
         )
     }
 
+    /// The snapshots of `dataset` (not of its children), oldest first, one name a line; then `--`; then `zfs get`'s
+    /// `NAME guid VALUE` and `NAME referenced VALUE` lines for them. Nothing when the dataset does not exist.
+    pub fn snapshots(dataset: &str) -> String {
+        let d = quote(dataset);
+        format!(
+            "if $s zfs list -H -o name {d} >/dev/null 2>&1; then\n\
+             \x20 names=$($s zfs list -H -t snapshot -o name -s createtxg -d 1 {d})\n\
+             \x20 printf '%s\\n--\\n' \"$names\"\n\
+             \x20 if [ -n \"$names\" ]; then printf '%s\\n' \"$names\" | tr '\\n' '\\0' \
+             | xargs -0 $s zfs get -H -p -o name,property,value guid,referenced; fi\n\
+             fi\n"
+        )
+    }
+
+    /// Sends `snapshot` (from `from`, a snapshot name of the same dataset) to stdout.
+    pub fn send(snapshot: &str, from: Option<&str>) -> String {
+        match from {
+            Some(f) => format!(
+                "$s zfs send -i {} {}\n",
+                quote(&format!("@{f}")),
+                quote(snapshot)
+            ),
+            None => format!("$s zfs send {}\n", quote(snapshot)),
+        }
+    }
+
+    /// Destroys snapshots, each by its full name.
+    pub fn destroy_snapshots(snapshots: &[String]) -> String {
+        format!(
+            "for n in {}; do $s zfs destroy \"$n\"; done\n",
+            list(snapshots)
+        )
+    }
+
     /// Receives the stream on stdin into `target`, making its parents first.
     pub fn receive(target: &str, force: bool) -> String {
         let t = quote(target);
@@ -310,8 +373,10 @@ pub mod script {
                 "$s zfs list -H -o name {p} >/dev/null 2>&1 || $s zfs create -p {p}\n"
             ));
         }
+        // What follows the stream's END record is drained: a receive may stop reading inside that record (zfs-fuse's
+        // does), and the sender must not then see a closed pipe and call a whole stream failed.
         s.push_str(&format!(
-            "$s zfs receive{} {t}\n",
+            "$s zfs receive{} {t} && r=0 || r=$?\ncat >/dev/null\nexit $r\n",
             if force { " -F" } else { "" }
         ));
         s
@@ -350,6 +415,9 @@ mod tests {
             script::add_vdev("p", 1, &devs),
             script::usage("p"),
             script::receive("p/tank/home", true),
+            script::snapshots("p/tank/home"),
+            script::send("p/tank/home@b", Some("a")),
+            script::destroy_snapshots(&devs),
         ] {
             let full = format!("{PRELUDE}{s}");
             let out = Command::new("sh")

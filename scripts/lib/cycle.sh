@@ -164,9 +164,10 @@ set_store() {
     CATALOG=${2:-$DEST}
     CATALOG=${CATALOG%/}
     case $DEST in
+        ec2-pool:?*) return 0 ;;
         s3://?*/?* | file:///?* | glacier://?*) ;;
         s3://* ) usage_error "DEST $DEST: give a prefix in the bucket, s3://bucket/prefix" ;;
-        *) usage_error "DEST $DEST: expected s3://bucket/prefix, file:///dir or glacier://vault" ;;
+        *) usage_error "DEST $DEST: expected s3://bucket/prefix, file:///dir, glacier://vault or ec2-pool:NAME" ;;
     esac
     case $CATALOG in
         glacier://*) usage_error "a vault has no place for records: give --catalog s3://bucket/prefix or file:///dir" ;;
@@ -261,6 +262,34 @@ retrieval() {
     esac
 }
 
+# snapshot_to_send: the snapshot this run backs up: --snapshot's (which must exist), else
+# zstream-<UTC time by the cycle's clock>, to be taken.
+snapshot_to_send() {
+    local snap
+    if [ -n "$SNAPSHOT" ]; then
+        snap=${SNAPSHOT#"$DATASET"@}; snap=${snap#@}
+        zfs list -H -o name "$DATASET@$snap" >/dev/null 2>&1 || fail "$EX_RUNTIME" "$DATASET@$snap: no such snapshot"
+    else
+        snap="zstream-$(date -u -d "@$NOW" +%Y%m%dT%H%M%SZ)"
+    fi
+    echo "$snap"
+}
+
+# move_hold BASE SNAP OLDER: this store's hold moves to SNAP once it is committed: off BASE, or after a full
+# (no BASE), off every snapshot in OLDER (one a line), since a full starts over.
+move_hold() {
+    local tag s
+    tag=$(hold_tag)
+    zfs hold "$tag" "$DATASET@$2" || say "$DATASET@$2: zfs hold $tag failed; a snapshot manager may delete it before the next run"
+    if [ -n "$1" ]; then
+        zfs release "$tag" "$DATASET@$1" 2>/dev/null || true
+    else
+        while IFS='' read -r s; do
+            [ -z "$s" ] || [ "$s" = "$2" ] || zfs release "$tag" "$DATASET@$s" 2>/dev/null || true
+        done <<<"$3"
+    fi
+}
+
 # Holds: each DEST keeps its own on the base snapshot, so no snapshot manager deletes it before the next run
 # and two stores backing up one dataset do not release each other's.
 hold_tag() { printf 'zstream-%s' "$(printf '%s' "$DEST" | sha256sum | cut -c1-12)"; }
@@ -291,6 +320,11 @@ tool_versions() {
     done
     echo "$out"
 }
+
+# receive_all ARGS...: zfs receive ARGS, then the rest of stdin drained. A receive may stop reading inside the
+# stream's END record (zfs-fuse's does, when the record arrives in two writes); the stage before it must still
+# see the whole stream through, or it reports a closed pipe and zstream-hash --check never reaches its digest.
+receive_all() { local r=0; zfs receive "$@" || r=$?; cat >/dev/null; return "$r"; }
 
 # first_failed NAMES... -- STATUSES...: the first stage of a pipe that failed, as "name status", or nothing.
 first_failed() {

@@ -236,6 +236,15 @@ impl<'p> Site<'p> {
     }
 }
 
+/// The tag of the hold the scripts keep for DEST on its base snapshot (scripts/lib/cycle.sh, hold_tag).
+pub fn hold_tag(dest: &str) -> String {
+    use sha2::{Digest, Sha256};
+    format!(
+        "zstream-{}",
+        &hex::encode(Sha256::digest(dest.as_bytes()))[..12]
+    )
+}
+
 /// `2027-01-01T02:00:00Z` plus `day` days.
 pub fn day(day: u64) -> String {
     after(day, 0)

@@ -22,13 +22,20 @@ impl PoolSite {
         let dir = tempfile::tempdir().expect("tempdir");
         let keys = keygen(dir.path(), &["a.key", "b.key"]);
         let state = dir.path().join("instance");
-        PoolSite {
+        let site = PoolSite {
             moto,
             name: format!("ec2{tag}{}", std::process::id()),
             keys,
             state,
             dir,
-        }
+        };
+        std::fs::write(site.config(), site.config_text()).expect("writing the config file");
+        site
+    }
+
+    /// The ec2-pool config file of this site (`--config`, or EC2_POOL_CONFIG for the cycle's scripts).
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("ec2-pool.conf")
     }
 
     /// `--ssh`: the fake instance, run by moto's venv (it has boto3).
@@ -50,20 +57,30 @@ impl PoolSite {
         )
     }
 
-    /// The options every call takes: the fake instance, the devices and the swap file below the test's directory.
-    pub fn common(&self) -> Vec<String> {
-        vec![
-            "--ssh".into(),
+    /// What every call takes, as a site would write it in its config file: the fake instance as SSH, the devices
+    /// and the swap file below the test's directory.
+    fn config_text(&self) -> String {
+        format!(
+            "# ec2-pool's test site\nssh {}\ndevice-template {}\nssh-timeout 20s\nswap 16MiB\nswap-file {}\n",
             self.ssh(),
-            "--device-template".into(),
             self.template(),
-            "--ssh-timeout".into(),
-            "20s".into(),
-            "--swap".into(),
-            "16MiB".into(),
-            "--swap-file".into(),
-            self.state.join("swap").display().to_string(),
-        ]
+            self.state.join("swap").display()
+        )
+    }
+
+    /// The options every call takes.
+    pub fn common(&self) -> Vec<String> {
+        vec!["--config".into(), self.config().display().to_string()]
+    }
+
+    /// The environment the cycle's scripts need to reach this site: moto, and the config file.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let mut e = self.moto.env();
+        e.push((
+            "EC2_POOL_CONFIG".into(),
+            self.config().display().to_string(),
+        ));
+        e
     }
 
     pub fn key_args(&self) -> Vec<String> {

@@ -366,7 +366,7 @@ fn guards() {
     for line in cmd("zfs", &["get", "-H", "-o", "value", "userrefs", &base]).lines() {
         assert_eq!(line, "1");
     }
-    let tag = held_tag(&site.dest);
+    let tag = zstream_tests::cycle::hold_tag(&site.dest);
     cmd("zfs", &["release", &tag, &base]);
     cmd("zfs", &["destroy", &base]);
     site.change(25);
@@ -467,12 +467,6 @@ fn guards() {
 }
 
 /// The hold tag of a store, as lib/cycle.sh makes it (zstream- and the first 12 hex digits of SHA-256(DEST)).
-fn held_tag(dest: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let h = Sha256::digest(dest.as_bytes());
-    format!("zstream-{}", &hex::encode(h)[..12])
-}
-
 fn walk(dir: &std::path::Path) -> Vec<String> {
     let mut out = Vec::new();
     if let Ok(rd) = std::fs::read_dir(dir) {

@@ -30,16 +30,17 @@ a damaged or incomplete ZFS stream\n\
 .PP\nAny other code (a signal, 101) is a failure too.\n";
 
 const SEE_ALSO: &str = ".BR zstream-hash (1),\n.BR zstream-seal (1),\n.BR zstream-par (1),\n\
-.BR zstream-ship (1),\n.BR zstream-backup (1),\n.BR zstream-restore (1),\n.BR zstream-verify (1).\n\
+.BR zstream-ship (1),\n.BR ec2-pool (1),\n.BR zstream-backup (1),\n.BR zstream-restore (1),\n.BR zstream-verify (1).\n\
 The formats: /usr/share/doc/zstream/formats/. The disaster runbook: /usr/share/doc/zstream/RESTORE.md.\n";
 
-/// The four tools' command definitions.
+/// The tools' command definitions.
 pub fn commands() -> Vec<clap::Command> {
     vec![
         zstream_hash::app::Args::command(),
         zstream_seal::app::Args::command(),
         zstream_par::app::Args::command(),
         zstream_ship::app::Args::command(),
+        ec2_pool::app::Args::command(),
     ]
 }
 
@@ -193,7 +194,7 @@ fn env_date() -> String {
     )
 }
 
-/// bash, zsh and fish completions for the four tools; for the cycle scripts, bash-completion's own `_longopt`,
+/// bash, zsh and fish completions for the tools; for the cycle scripts, bash-completion's own `_longopt`,
 /// which completes the long options their `--help` lists.
 fn completions(dir: &Path) -> Result<()> {
     use clap_complete::Shell;

@@ -1,0 +1,244 @@
+# Sourced by zstream-backup, zstream-restore and zstream-verify when DEST is ec2-pool:NAME: the same cycle with
+# an ec2-pool (a ZFS pool on EC2, natively encrypted) as the store. The pool is its own catalog: its snapshots of
+# DATASET, with their guids, are what it holds, and a snapshot is there only once `zfs receive` finished it, so
+# the commit point is the received snapshot read back by guid. Streams go in raw through `ec2-pool receive`
+# (SSH encrypts them on the way, the pool at rest); the seal and parity stages are for stores that cannot check
+# what they hold, and ZFS checks every block on the instance. Each run brings the pool up for its work and down
+# again however it ends.
+# shellcheck shell=bash
+
+is_pool() { [[ $DEST == ec2-pool:* ]]; }
+pool_name() { printf '%s' "${DEST#ec2-pool:}"; }
+
+# pool_keys: POOL_KEYS, the key files as ec2-pool takes them (the pool's key is derived from key files only).
+POOL_KEYS=()
+pool_keys() {
+    local i
+    for ((i = 0; i < ${#SEAL_KEYS[@]}; i += 2)); do
+        [ "${SEAL_KEYS[$i]}" = --key-file ] \
+            || usage_error "ec2-pool:NAME takes key files (--keys), not passphrases: the pool's key is derived from key files"
+        POOL_KEYS+=(--key-file "${SEAL_KEYS[$((i + 1))]}")
+    done
+    [ ${#POOL_KEYS[@]} -gt 0 ] || usage_error "give --keys: the pool's key is derived from the key files"
+}
+
+# pool_up [KEYS...]: the pool up for this run (with its key when KEYS are given, else imported only); it goes
+# down again at exit, however the run ends. A dry run starts nothing: ec2-pool reads a stopped pool by bringing it
+# up and down again for that one read.
+pool_up() {
+    [ -z "$DRY_RUN" ] || return 0
+    AT_EXIT+=(pool_down)
+    ec2-pool up "$(pool_name)" "$@" || fail "$EX_RUNTIME" "$(pool_name): the pool did not come up"
+}
+# shellcheck disable=SC2317,SC2034 # called through AT_EXIT, which reads STATUS
+pool_down() { ec2-pool down "$(pool_name)" || { say "$(pool_name): bringing the pool down failed"; STATUS=$EX_RUNTIME; }; }
+
+# pool_snapshots DATASET: the pool's snapshots of DATASET, oldest first, as a JSON array of
+# {snapshot, guid, referenced}.
+pool_snapshots() { ec2-pool snapshots "$(pool_name)" "$1" | jq -s -c .; }
+
+# snapshot_epoch NAME: the time in a zstream-<UTC time> snapshot name, by the cycle's clock; nothing otherwise.
+snapshot_epoch() {
+    [[ $1 =~ ^zstream-([0-9]{8})T([0-9]{2})([0-9]{2})([0-9]{2})Z$ ]] || return 0
+    date -u -d "${BASH_REMATCH[1]} ${BASH_REMATCH[2]}:${BASH_REMATCH[3]}:${BASH_REMATCH[4]}" +%s
+}
+
+pool_summary() {
+    [ -n "$JSON" ] || return 0
+    # shellcheck disable=SC2153 # DATASET is set by zstream-backup
+
+    jq -n -c --arg dataset "$DATASET" --arg dest "$DEST" --arg snapshot "${SNAP:-}" --arg why "${WHY:-}" \
+        --argjson committed "${COMMITTED:-null}" --argjson pruned "$PRUNED" --arg refused "${PRUNE_REFUSED:-}" \
+        --argjson dry "${DRY_RUN:-0}" \
+        '{dataset: $dataset, dest: $dest, dry_run: ($dry == 1), snapshot: $snapshot, why: $why, committed: $committed,
+          pruned: $pruned, prune_refused: (if $refused == "" then null else $refused end)}'
+}
+
+# pool_prune: the pool's snapshots of DATASET older than --keep-cycles x --full-every (by the time in their
+# names) go, never the newest, and only when the newest is the source's snapshot by guid and has not shrunk
+# (its referenced bytes at least --min-full-ratio of the newest snapshot to go; --allow-shrink). A pool has no
+# minimum billed duration.
+PRUNED='[]' PRUNE_REFUSED=''
+pool_prune() {
+    local keep=$((KEEP_CYCLES * FULL_EVERY_S)) old=() s t
+    while IFS='' read -r s; do
+        t=$(snapshot_epoch "$s")
+        [ -n "$t" ] && [ $((NOW - t)) -gt "$keep" ] && old+=("$s")
+    done < <(jq -r '.[:-1][].snapshot' <<<"$SNAPS")
+    if [ ${#old[@]} = 0 ]; then
+        say "$DATASET: prune: nothing in $(pool_name) is older than $KEEP_CYCLES x $FULL_EVERY"
+        return 0
+    fi
+    local newest newest_guid src_guid newest_ref old_ref why=()
+    newest=$(jq -r '.[-1].snapshot' <<<"$SNAPS")
+    newest_guid=$(jq -r '.[-1].guid' <<<"$SNAPS")
+    src_guid=$(zfs get -Hp -o value guid "$DATASET@$newest" 2>/dev/null || true)
+    [ "$src_guid" = "$newest_guid" ] || why+=("the pool's newest snapshot @$newest is not the source's (guid $newest_guid, source ${src_guid:-none})")
+    newest_ref=$(jq '.[-1].referenced' <<<"$SNAPS")
+    old_ref=$(jq --arg s "${old[-1]}" '.[] | select(.snapshot == $s) | .referenced' <<<"$SNAPS")
+    if [ -z "$ALLOW_SHRINK" ] && ! jq -e -n --argjson n "$newest_ref" --argjson o "$old_ref" --argjson r "$MIN_RATIO" '$n >= $r * $o' >/dev/null; then
+        why+=("the newest snapshot @$newest references $newest_ref bytes, less than $MIN_RATIO x @${old[-1]}'s $old_ref (--allow-shrink to prune anyway)")
+    fi
+    if [ ${#why[@]} -gt 0 ]; then
+        local w
+        for w in "${why[@]}"; do say "$DATASET: prune refused: $w"; done
+        PRUNE_REFUSED=${why[0]}
+        return 1
+    fi
+    say "$DATASET: prune: destroying ${#old[@]} snapshots in $(pool_name) older than $KEEP_CYCLES x $FULL_EVERY: ${old[*]}"
+    run ec2-pool destroy-snapshots "$(pool_name)" "$DATASET" "${old[@]}"
+    [ -n "$DRY_RUN" ] || PRUNED=$(printf '%s\n' "${old[@]}" | jq -R . | jq -s -c .)
+}
+
+# pool_backup: one run of zstream-backup into the pool (the script has parsed its options, locked, and set
+# NOW, SNAPSHOT, FORCE_FULL, PRUNE_ONLY...).
+pool_backup() {
+    pool_keys
+    [ -z "$FORCE_FULL" ] || usage_error "--full: an ec2-pool keeps one chain of snapshots, which every run continues"
+    need_tools ec2-pool
+    pool_up "${POOL_KEYS[@]}"
+    SNAPS=$(pool_snapshots "$DATASET")
+    say "$DATASET: $(jq length <<<"$SNAPS") snapshots in $(pool_name)"
+    if [ -n "$PRUNE_ONLY" ]; then
+        local status=0
+        pool_prune || status=$EX_RUNTIME
+        pool_summary
+        exit "$status"
+    fi
+    SNAP=$(snapshot_to_send)
+    if jq -e --arg s "$SNAP" 'any(.[]; .snapshot == $s)' >/dev/null <<<"$SNAPS"; then
+        say "$DATASET@$SNAP is in $(pool_name) already: nothing to do"
+        pool_summary
+        exit 0
+    fi
+    local base='' base_guid=0
+    if [ "$(jq length <<<"$SNAPS")" -gt 0 ]; then
+        base=$(jq -r '.[-1].snapshot' <<<"$SNAPS")
+        base_guid=$(jq -r '.[-1].guid' <<<"$SNAPS")
+        local src
+        src=$(zfs get -Hp -o value guid "$DATASET@$base" 2>/dev/null || true)
+        [ "$src" = "$base_guid" ] || fail "$EX_RUNTIME" "$DATASET: the pool's newest snapshot @$base is not at the source (guid $base_guid, source ${src:-none}): the pool's chain cannot continue from here; receive into another dataset name, or destroy $(pool_name)/$DATASET"
+        WHY="incremental from $base, the newest snapshot $(pool_name) holds"
+    else
+        WHY="full: $(pool_name) holds no snapshot of $DATASET"
+    fi
+    if [ -z "$SNAPSHOT" ]; then
+        say "$DATASET: taking $DATASET@$SNAP"
+        run zfs snapshot "$DATASET@$SNAP"
+    fi
+    say "$DATASET@$SNAP: $WHY"
+    local send=(zfs send)
+    [ -z "$base" ] || send+=(-i "@$base")
+    send+=("$DATASET@$SNAP")
+    local recv=(ec2-pool receive "$(pool_name)" "$DATASET" "${POOL_KEYS[@]}")
+    # -F rolls the pool's copy back to its newest snapshot, the base, undoing what mounting it changed since.
+    [ -z "$base" ] || recv+=(--force)
+    if [ -n "$DRY_RUN" ]; then
+        say "dry-run: would run: $(quoted "${send[@]}") | zstream-hash --zfs --json FILE -q | $(quoted "${recv[@]}")"
+        say "dry-run: would read $(pool_name)/$DATASET@$SNAP back by guid"
+        pool_prune || true
+        pool_summary
+        exit 0
+    fi
+    local stages failed
+    "${send[@]}" | zstream-hash --zfs --json "$WORK/hash.json" -q | "${recv[@]}" \
+        && stages=("${PIPESTATUS[@]}") || stages=("${PIPESTATUS[@]}")
+    failed=$(first_failed "zfs send" zstream-hash "ec2-pool receive" -- "${stages[@]}")
+    # A receive that did not finish leaves no snapshot: nothing to remove.
+    [ -z "$failed" ] || fail "$(code_of "${failed##* }")" "$DATASET@$SNAP: FAILED: ${failed% *} exited ${failed##* } (statuses: ${stages[*]}); nothing committed"
+    local hash guid
+    hash=$(cat "$WORK/hash.json")
+    guid=$(zfs get -Hp -o value guid "$DATASET@$SNAP")
+    [ "$(jq -r .toguid <<<"$hash")" = "$guid" ] || fail "$EX_INTEGRITY" "the stream's toguid $(jq -r .toguid <<<"$hash") is not $DATASET@$SNAP's guid $guid"
+    [ "$(jq -r .fromguid <<<"$hash")" = "$base_guid" ] || fail "$EX_INTEGRITY" "the stream's fromguid is $(jq -r .fromguid <<<"$hash"), expected $base_guid"
+    # The commit check: the pool holds the snapshot, by guid.
+    SNAPS=$(pool_snapshots "$DATASET")
+    jq -e --arg s "$SNAP" --arg g "$guid" 'any(.[]; .snapshot == $s and .guid == $g)' >/dev/null <<<"$SNAPS" \
+        || fail "$EX_INTEGRITY" "$DATASET@$SNAP: read back from $(pool_name), the snapshot is missing or has another guid"
+    COMMITTED=$(jq -c -n --arg s "$SNAP" --arg g "$guid" --argjson h "$hash" --arg b "${base:-}" \
+        '{snapshot: $s, guid: $g, kind: (if $b == "" then "full" else "incremental" end), raw: {bytes: $h.bytes, sha256: $h.sha256}, stored: {bytes: $h.bytes}}')
+    say "$DATASET@$SNAP: committed: $(jq -r .kind <<<"$COMMITTED"), $(jq -r .bytes <<<"$hash") bytes received into $(pool_name)"
+    move_hold "$base" "$SNAP" "$(jq -r '.[].snapshot' <<<"$SNAPS")"
+    local status=0
+    pool_prune || status=$EX_RUNTIME
+    pool_summary
+    exit "$status"
+}
+
+# pool_restore: zstream-restore from the pool: one stream, DATASET@SNAP whole or from the newest snapshot
+# TARGET already holds (by guid), checked on the way by zstream-hash --zfs and read back by guid.
+pool_restore() {
+    pool_keys
+    need_tools zfs jq zstream-hash ec2-pool
+    pool_up "${POOL_KEYS[@]}"
+    SNAPS=$(pool_snapshots "$DATASET")
+    [ "$(jq length <<<"$SNAPS")" -gt 0 ] || fail "$EX_RUNTIME" "$(pool_name) holds no snapshot of $DATASET"
+    local end
+    end=$(jq -c --arg w "$WANT" 'if $w == "" then .[-1] else (.[] | select(.snapshot == $w)) end' <<<"$SNAPS")
+    [ -n "$end" ] || fail "$EX_RUNTIME" "$(pool_name) holds no $DATASET@$WANT"
+    local snap guid from=''
+    snap=$(jq -r .snapshot <<<"$end"); guid=$(jq -r .guid <<<"$end")
+    if zfs list -H -o name "$TARGET" >/dev/null 2>&1; then
+        local have
+        have=$(zfs list -H -t snapshot -o name -s createtxg -d 1 "$TARGET" | while IFS='' read -r s; do
+            printf '%s\t%s\n' "${s#*@}" "$(zfs get -Hp -o value guid "$s")"; done)
+        if grep -q $'\t'"$guid"'$' <<<"$have"; then
+            say "$TARGET holds $DATASET@$snap already (guid $guid)"
+            exit 0
+        fi
+        from=$(jq -r -n --arg have "$have" --argjson snaps "$SNAPS" --arg last "$snap" '
+            ($snaps | (map(.snapshot) | index($last)) as $i | .[0:$i] | map(.guid)) as $before
+            | [$have | split("\n")[] | select(. != "") | split("\t") | select(.[1] as $g | $before | index($g))] | last | .[0] // empty')
+        [ -n "$from" ] || fail "$EX_USAGE" "$TARGET exists and holds none of $(pool_name)'s snapshots of $DATASET before @$snap: restore into a new dataset"
+    fi
+    local send=(ec2-pool send "$(pool_name)" "$DATASET@$snap" "${POOL_KEYS[@]}")
+    [ -z "$from" ] || send+=(--from "$from")
+    local recv=(receive_all)
+    [ -z "$from" ] || recv+=(-F)
+    recv+=("$TARGET")
+    say "plan: $(quoted "${send[@]}") | zstream-hash --zfs -q | zfs receive $(quoted "${recv[@]:1}") (${from:+incremental from @$from, }the pool is on EC2: no retrieval wait or charge beyond the instance's hour)"
+    if [ -n "$DRY_RUN" ]; then
+        exit 0
+    fi
+    local stages failed
+    "${send[@]}" | zstream-hash --zfs -q | "${recv[@]}" && stages=("${PIPESTATUS[@]}") || stages=("${PIPESTATUS[@]}")
+    failed=$(first_failed "ec2-pool send" zstream-hash "zfs receive" -- "${stages[@]}")
+    [ -z "$failed" ] || fail "$(code_of "${failed##* }")" "$TARGET@$snap: FAILED at ${failed% *} (exit ${failed##* }; statuses: ${stages[*]})"
+    [ "$(zfs get -Hp -o value guid "$TARGET@$snap")" = "$guid" ] || fail "$EX_INTEGRITY" "$TARGET@$snap was received but its guid is not $guid"
+    say "$TARGET@$snap: restored from $(pool_name) (guid $guid)"
+    [ -z "$JSON" ] || jq -n -c --arg t "$TARGET" --arg s "$snap" --arg g "$guid" --arg f "$from" \
+        '{target: $t, snapshot: $s, guid: $g, from: (if $f == "" then null else $f end)}'
+    exit 0
+}
+
+# pool_verify: the pool's health, and for each DATASET its snapshots against the source: the newest the pool
+# holds is a snapshot the source still has, by guid (the base of the next run). ZFS checks every block it reads;
+# a full read-back is `zpool scrub` on the instance.
+pool_verify() {
+    need_tools zfs jq ec2-pool
+    [ -n "$DATASETS" ] || usage_error "with ec2-pool:NAME, name the DATASET to verify"
+    [ "$SAMPLE" = 0 ] || say "--sample: ZFS checks every block against its checksum as it reads; a full read-back of the pool is \`zpool scrub $(pool_name)\` on the instance"
+    pool_up
+    local health problems=0 d snaps newest guid src
+    health=$(ec2-pool status "$(pool_name)" --json | jq -r '.pool.health // "unknown"')
+    [ "$health" = ONLINE ] || { problems=$((problems + 1)); say "$(pool_name): the pool is $health"; }
+    printf '%-28s %-10s %-32s %s\n' DATASET SNAPSHOTS NEWEST STATE
+    for d in $DATASETS; do
+        snaps=$(pool_snapshots "$d")
+        newest=$(jq -r '.[-1].snapshot // ""' <<<"$snaps")
+        guid=$(jq -r '.[-1].guid // ""' <<<"$snaps")
+        src=$([ -z "$newest" ] || zfs get -Hp -o value guid "$d@$newest" 2>/dev/null || true)
+        local state=ok
+        if [ -z "$newest" ]; then
+            state="no snapshot in the pool"
+        elif [ "$src" != "$guid" ]; then
+            state="the source has no @$newest of guid $guid: the next backup cannot continue the chain"
+        fi
+        [ "$state" = ok ] || problems=$((problems + 1))
+        printf '%-28s %-10s %-32s %s\n' "$d" "$(jq length <<<"$snaps")" "${newest:--}" "$state"
+    done
+    [ -z "$JSON" ] || jq -n -c --arg p "$(pool_name)" --arg h "$health" --argjson n "$problems" \
+        '{pool: $p, health: $h, problems: $n, healthy: ($n == 0)}'
+    [ "$problems" = 0 ] || exit "$EX_INTEGRITY"
+    exit 0
+}
