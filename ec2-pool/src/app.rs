@@ -477,6 +477,30 @@ impl Ctx {
             .collect()
     }
 
+    /// A started instance made ready: answering over SSH, prepared (ZFS, swap, the ARC cap), and `devs` there.
+    pub fn ready(&self, host: &str, mem_mib: u64, devs: &[String]) -> anyhow::Result<()> {
+        self.ssh.wait(host, self.ssh_timeout)?;
+        self.ssh.run(
+            host,
+            "preparing the instance",
+            &self.prep.script(mem_mib),
+            Input::Nothing,
+        )?;
+        self.await_devices(host, devs)
+    }
+
+    /// Waits for `devs` to appear on the instance (a volume's device comes a moment after it attaches).
+    pub fn await_devices(&self, host: &str, devs: &[String]) -> anyhow::Result<()> {
+        self.ssh
+            .run(
+                host,
+                "waiting for the volumes",
+                &script::await_devices(devs),
+                Input::Nothing,
+            )
+            .map(|_| ())
+    }
+
     pub fn host(&self, inst: &Instance) -> anyhow::Result<String> {
         if self.ec2.dry_run && inst.address.is_none() {
             return Ok(format!("<address of {}>", inst.id));
@@ -604,13 +628,6 @@ fn create(ctx: &Ctx, a: CreateArgs) -> anyhow::Result<()> {
     attach_missing(ctx, &pool, &inst)?;
     let inst = ensure_running(ctx, &a.name, &inst)?;
     let host = ctx.host(&inst)?;
-    ctx.ssh.wait(&host, ctx.ssh_timeout)?;
-    ctx.ssh.run(
-        &host,
-        "preparing the instance",
-        &ctx.prep.script(mem_mib),
-        Input::Nothing,
-    )?;
     let devs: Vec<String> = if ctx.ec2.dry_run && pool.volumes.is_empty() {
         (0..layout.volumes())
             .map(|i| format!("<device of new volume {i}>"))
@@ -618,12 +635,7 @@ fn create(ctx: &Ctx, a: CreateArgs) -> anyhow::Result<()> {
     } else {
         ctx.devices(&pool, &inst)
     };
-    ctx.ssh.run(
-        &host,
-        "waiting for the volumes",
-        &script::await_devices(&devs),
-        Input::Nothing,
-    )?;
+    ctx.ready(&host, mem_mib, &devs)?;
     let vdevs: Vec<Vec<String>> = devs
         .chunks(layout.disks as usize)
         .map(<[String]>::to_vec)
@@ -754,20 +766,8 @@ pub fn up(ctx: &Ctx, pool: &Pool, key: Option<&PoolKey>) -> anyhow::Result<Insta
     let (mem_mib, _) = ctx.ec2.instance_type(&inst.instance_type)?;
     let inst = ensure_running(ctx, &pool.name, inst)?;
     let host = ctx.host(&inst)?;
-    ctx.ssh.wait(&host, ctx.ssh_timeout)?;
-    ctx.ssh.run(
-        &host,
-        "preparing the instance",
-        &ctx.prep.script(mem_mib),
-        Input::Nothing,
-    )?;
     let devs = ctx.devices(pool, &inst);
-    ctx.ssh.run(
-        &host,
-        "waiting for the volumes",
-        &script::await_devices(&devs),
-        Input::Nothing,
-    )?;
+    ctx.ready(&host, mem_mib, &devs)?;
     ctx.ssh.run(
         &host,
         "importing the pool",

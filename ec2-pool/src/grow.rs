@@ -132,8 +132,13 @@ pub fn run(ctx: &Ctx, a: GrowArgs) -> anyhow::Result<()> {
     wait_usable(ctx, &pool, target, a.wait.timeout)?;
     ctx.ec2
         .set_tags(&inst.id, &[(tags::GROW_STATE, "expanding".into())])?;
-    let inst = match brought_up {
-        Some(i) if i.state == "running" => {
+    // Running already (this grow's --keep-free brought it up, or it ran before): expand here; else `up` without a
+    // key imports the pool and expands every device.
+    let running = brought_up
+        .filter(|i| i.state == "running")
+        .or_else(|| was_running.then(|| inst.clone()));
+    let inst = match running {
+        Some(i) => {
             let devs = ctx.devices(&pool, &i);
             ctx.ssh.run(
                 &ctx.host(&i)?,
@@ -143,18 +148,7 @@ pub fn run(ctx: &Ctx, a: GrowArgs) -> anyhow::Result<()> {
             )?;
             i
         }
-        _ if was_running => {
-            let devs = ctx.devices(&pool, &inst);
-            ctx.ssh.run(
-                &ctx.host(&inst)?,
-                "growing the devices to their volumes",
-                &script::expand(&a.name, &devs),
-                Input::Nothing,
-            )?;
-            inst.clone()
-        }
-        // `up` without a key imports the pool and expands every device.
-        _ => app::up(ctx, &pool, None)?,
+        None => app::up(ctx, &pool, None)?,
     };
     let after = app::usage_of(ctx, &a.name, &inst)?;
     ctx.ec2
@@ -289,12 +283,7 @@ fn add_vdev(
         .map(|v| ctx.device(&running, &v.id))
         .collect();
     let host = ctx.host(&running)?;
-    ctx.ssh.run(
-        &host,
-        "waiting for the volumes",
-        &script::await_devices(&devs),
-        Input::Nothing,
-    )?;
+    ctx.await_devices(&host, &devs)?;
     ctx.ssh.run(
         &host,
         "adding the vdev",

@@ -104,13 +104,38 @@ fn the_cycle_into_a_pool() {
     cyc.heal();
     assert!(stopped(&site));
     assert_eq!(snapshots(&site, &cyc.dataset).last().unwrap(), &snap(5));
-    let r = cyc.backup(&day(7), &window);
-    r.expect_code(0);
+    // Two datasets backed up into the pool at once: the second waits for the first to bring the pool down, so
+    // neither stops the instance under the other's receive.
+    let other = src.ds("other");
+    cmd("zfs", &["create", &other]);
+    std::fs::write(src.path("other").join("a"), b"another dataset").unwrap();
+    let both = cyc.both_keys();
+    let (x, y) = std::thread::scope(|s| {
+        let x = s.spawn(|| {
+            cyc.script(
+                "zstream-backup",
+                &day(7),
+                &["--keys", &both, &other, &cyc.dest],
+            )
+        });
+        let y = s.spawn(|| cyc.backup(&day(7), &window));
+        (x.join().unwrap(), y.join().unwrap())
+    });
+    x.expect_code(0);
+    y.expect_code(0);
     assert!(
-        r.stderr()
+        x.stderr().contains("waiting for it") || y.stderr().contains("waiting for it"),
+        "neither run waited: {}\n{}",
+        x.describe(),
+        y.describe()
+    );
+    assert!(stopped(&site));
+    assert_eq!(snapshots(&site, &other).len(), 1);
+    assert!(
+        y.stderr()
             .contains(&format!("incremental from {}", snap(5))),
         "{}",
-        r.describe()
+        y.describe()
     );
     let newest = cyc.keep_copy("day7");
 

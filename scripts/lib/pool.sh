@@ -22,11 +22,27 @@ pool_keys() {
     [ ${#POOL_KEYS[@]} -gt 0 ] || usage_error "give --keys: the pool's key is derived from the key files"
 }
 
+# pool_lock: one run at a time on this host has the pool up, whatever its dataset or script: each brings the pool
+# down when it ends, which would stop the instance under another's receive. A second run waits for the first
+# (ZSTREAM_POOL_WAIT seconds, default 6 hours), then exits 75. Two hosts must not use one pool at once.
+pool_lock() {
+    local dir=${ZSTREAM_LOCK_DIR:-/run/lock/zstream} file
+    mkdir -p "$dir" 2>/dev/null || dir=${TMPDIR:-/tmp}
+    file="$dir/ec2-pool-$(pool_name).lock"
+    exec 8>>"$file"
+    if ! flock -n 8; then
+        say "$(pool_name) is in use by another run ($(cat "$file" 2>/dev/null || echo unknown)); waiting for it"
+        flock -w "${ZSTREAM_POOL_WAIT:-21600}" 8 || fail "$EX_LATER" "$(pool_name) stayed in use by another run; try later"
+    fi
+    printf 'pid %s, %s on %s, since %s\n' "$$" "$PROG" "$(hostname)" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$file"
+}
+
 # pool_up [KEYS...]: the pool up for this run (with its key when KEYS are given, else imported only); it goes
 # down again at exit, however the run ends. A dry run starts nothing: ec2-pool reads a stopped pool by bringing it
 # up and down again for that one read.
 pool_up() {
     [ -z "$DRY_RUN" ] || return 0
+    pool_lock
     AT_EXIT+=(pool_down)
     ec2-pool up "$(pool_name)" "$@" || fail "$EX_RUNTIME" "$(pool_name): the pool did not come up"
 }
