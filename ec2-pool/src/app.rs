@@ -67,6 +67,32 @@ pub struct Common {
     pub prep: Prep,
 }
 
+impl Common {
+    /// These options as a command line, to run another ec2-pool with the same ones.
+    fn as_args(&self) -> Vec<String> {
+        let mut a = Vec::new();
+        let mut opt = |k: &str, v: Option<String>| {
+            if let Some(v) = v {
+                a.push(format!("--{k}"));
+                a.push(v);
+            }
+        };
+        opt("endpoint", self.endpoint.clone());
+        opt("region", self.region.clone());
+        opt("ssh", self.ssh.clone());
+        opt("device-template", self.device_template.clone());
+        opt(
+            "ssh-timeout",
+            self.ssh_timeout
+                .map(|d| humantime::format_duration(d).to_string()),
+        );
+        opt("swap", self.prep.swap.map(|n| n.to_string()));
+        opt("swap-file", self.prep.swap_file.clone());
+        opt("arc-max", self.prep.arc_max.map(|n| n.to_string()));
+        a
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
     /// Create the instance, its volumes and the encrypted pool, then stop the instance.
@@ -355,6 +381,8 @@ pub struct DestroyArgs {
 
 /// What every subcommand works with: EC2, SSH, and where the pool's devices are.
 pub struct Ctx {
+    /// The options this run was given (after the config file), for the `ec2-pool down` a signal runs.
+    pub relaunch: Vec<String>,
     pub prep: Prep,
     pub ec2: Ec2,
     pub ssh: Ssh,
@@ -380,6 +408,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         region: common.region.clone(),
     };
     let ctx = Ctx {
+        relaunch: common.as_args(),
         ec2: Ec2::new(&ep, dry_run)?,
         ssh: Ssh::new(common.ssh.as_deref().unwrap_or(DEFAULT_SSH), dry_run)?,
         template: common.device_template.clone(),
@@ -880,7 +909,30 @@ fn with_up<T>(
 ) -> anyhow::Result<T> {
     let pool = ctx.existing(name)?;
     let was_up = pool.instance.as_ref().is_some_and(|i| i.state == "running");
+    // A signal (a cron timeout, Ctrl-C) brings the pool down too: another ec2-pool does it, as this one's
+    // threads are busy with the instance; then this process dies of the signal.
+    let armed = (!was_up && !ctx.ec2.dry_run).then(|| {
+        let (args, name) = (ctx.relaunch.clone(), name.to_string());
+        zstream_common::interrupt::arm(move || {
+            let down = std::env::current_exe().and_then(|exe| {
+                std::process::Command::new(exe)
+                    .args(&args)
+                    .args(["down", &name])
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .status()
+            });
+            match down {
+                Ok(s) if s.success() => "the pool was brought down".into(),
+                Ok(s) => format!("bringing the pool down failed ({s}): run `ec2-pool down {name}`"),
+                Err(e) => {
+                    format!("bringing the pool down failed ({e}): run `ec2-pool down {name}`")
+                }
+            }
+        })
+    });
     let done = up(ctx, &pool, key).and_then(|inst| f(&ctx.host(&inst)?));
+    drop(armed);
     if was_up {
         return done;
     }

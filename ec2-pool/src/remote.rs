@@ -285,7 +285,8 @@ pub mod script {
         )
     }
 
-    /// Unmounts every dataset (children first), unloads the key and exports the pool, if it is imported.
+    /// Unmounts every dataset (children first), unloads the key and exports the pool, if it is imported. The
+    /// export is tried for 20 s: right after a receive ends (or is killed) the pool can be busy for a moment.
     pub fn lock(pool: &str) -> String {
         let p = quote(pool);
         format!(
@@ -294,7 +295,10 @@ pub mod script {
              \x20   if [ \"$mounted\" = yes ]; then $s zfs unmount \"$ds\"; fi\n\
              \x20 done\n\
              \x20 if [ \"$($s zfs get -H -o value keystatus {p})\" = available ]; then $s zfs unload-key -r {p}; fi\n\
-             \x20 $s zpool export {p}\n\
+             \x20 i=0\n\
+             \x20 until $s zpool export {p}; do\n\
+             \x20   i=$((i + 1)); [ $i -lt 10 ] || exit 1; sleep 2\n\
+             \x20 done\n\
              fi\n"
         )
     }

@@ -5,6 +5,8 @@
 
 use ec2_pool::key::PoolKey;
 use serde_json::Value;
+use std::io::Write;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use zstream_tests::ec2::PoolSite;
 use zstream_tests::faults::{Proxy, Schedule};
@@ -253,6 +255,57 @@ fn a_pool_is_created_used_and_destroyed() {
     );
     printed.push(said(&cut));
     assert_eq!(state(&site), "stopped");
+
+    // A receive interrupted by a cron timeout (SIGTERM to its process group) brings the pool down before it dies
+    // of the signal: the instance stops and the key leaves with its memory.
+    let stream = std::process::Command::new("zfs")
+        .args(["send", &format!("{}@b", src.ds("fs"))])
+        .output()
+        .unwrap()
+        .stdout;
+    let mut args: Vec<String> = vec!["receive".into(), site.name.clone(), "tank/slow".into()];
+    args.extend(site.key_args());
+    args.extend(site.common());
+    let err = site.dir.path().join("interrupted.err");
+    let mut child = std::process::Command::new(zstream_tests::bins::bin("ec2-pool"))
+        .args(&args)
+        .envs(site.moto.env())
+        .process_group(0)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(&stream[..stream.len() / 2]).unwrap();
+    let t = std::time::Instant::now();
+    while !site
+        .record()
+        .iter()
+        .any(|r| r["shim"][0] == "zfs" && r["shim"][1] == "receive")
+    {
+        assert!(
+            t.elapsed().as_secs() < 60,
+            "the receive never started: {}",
+            std::fs::read_to_string(&err).unwrap()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::process::Command::new("kill")
+        .args(["-TERM", "--", &format!("-{}", child.id())])
+        .status()
+        .unwrap();
+    // The whole pipe got the signal: its upstream (zfs send) dies too, so the stream ends here.
+    drop(input);
+    let status = child.wait().unwrap();
+    let told = std::fs::read_to_string(&err).unwrap();
+    assert_eq!(status.signal(), Some(15), "{status}: {told}");
+    assert!(
+        told.contains("interrupted by SIGTERM; the pool was brought down"),
+        "{told}"
+    );
+    assert_eq!(state(&site), "stopped");
+    printed.push(told);
 
     // destroy: a dry run and a wrong --confirm change nothing; then nothing tagged is left.
     let dry = site.run(&["destroy", &site.name, "--confirm", &site.name, "--dry-run"]);
