@@ -875,17 +875,7 @@ pub fn down(ctx: &Ctx, pool: &Pool) -> anyhow::Result<()> {
 }
 
 fn receive(ctx: &Ctx, a: ReceiveArgs) -> anyhow::Result<()> {
-    let bad = a.dataset.is_empty()
-        || a.dataset.starts_with('/')
-        || a.dataset.ends_with('/')
-        || a.dataset.contains(['@', '#', ' ', '\''])
-        || a.dataset.contains("//");
-    if bad {
-        return Err(usage(format!(
-            "'{}' is not a dataset name (tank/home)",
-            a.dataset
-        )));
-    }
+    check_dataset(&a.dataset)?;
     let key = PoolKey::load(&a.name, &a.keys.key_files)?;
     let target = format!("{}/{}", a.name, a.dataset);
     with_up(ctx, &a.name, Some(&key), |host| {
