@@ -26,7 +26,7 @@ pub struct Group {
     /// Groups this one stands for: more than 1 when a run of groups left no frame at all (they are reported as
     /// one lost range, so a crafted jump in group numbers cannot make a line per group without end).
     pub(crate) run: u64,
-    /// The SHA-256 of the whole output, on the final group.
+    /// The BLAKE3 digest of the whole output, on the final group.
     pub(crate) digest: Option<[u8; 32]>,
     /// Whether later frames or the input's end show that the stream goes on after this group (or ends here).
     pub(crate) after_end_of_input: bool,

@@ -1,6 +1,6 @@
 //! The decoder: frames from the scanner are gathered into groups; a group is done when all its data blocks are in,
 //! or when frames of a later batch of groups show that no more of it will come, or at the end of input. Workers
-//! rebuild lost data blocks from parity; the writer emits groups in order, checks the trailer (length and SHA-256
+//! rebuild lost data blocks from parity; the writer emits groups in order, checks the trailer (length and BLAKE3
 //! of the original), and refuses, before writing a byte of it, a group that lost more than parity can repair.
 
 use crate::assemble::{Assembler, Group};
@@ -10,7 +10,6 @@ use crate::repair::repair;
 pub use crate::report::Report;
 use crate::report::{block_range, Stats};
 use crate::scan::Scanner;
-use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use zstream_common::integrity;
 use zstream_common::ordered::{self, Chunk};
@@ -37,15 +36,15 @@ pub fn decode<R: Read, W: Write + Send>(
     let mut scan = Scanner::new(input);
     scan.stream_id = id;
     let mut asm = Assembler::new(scan, mode == Mode::Verify);
-    // SHA-256 of the output, on the workers in stream order; None once a group is lost (verify goes on past it).
-    let sha = ordered::InOrder::new(Some(Sha256::new()));
+    // BLAKE3 of the output, on the workers in stream order; None once a group is lost (verify goes on past it).
+    let digest = ordered::InOrder::new(Some(blake3::Hasher::new()));
     // Every frame the assembler takes has the stream's shape, so one codec serves the whole stream.
     let codec = std::sync::OnceLock::<Codec>::new();
     let mut stats = Stats::default();
 
     let result = ordered::map_in_order(
         threads,
-        &sha,
+        &digest,
         |recycled: Group, index| {
             asm.recycle(recycled);
             let g = asm.next_group()?;
@@ -71,9 +70,9 @@ pub fn decode<R: Read, W: Write + Send>(
                 };
                 repair(codec, g)?;
             }
-            turn.with(|sha| {
-                let (Some(f), true, Some(h)) = (g.shape, g.lost.is_empty(), sha.as_mut()) else {
-                    *sha = None;
+            turn.with(|digest| {
+                let (Some(f), true, Some(h)) = (g.shape, g.lost.is_empty(), digest.as_mut()) else {
+                    *digest = None;
                     return;
                 };
                 for i in 0..f.real_blocks() {
@@ -83,7 +82,7 @@ pub fn decode<R: Read, W: Write + Send>(
                     );
                 }
                 if f.is_final_group() {
-                    g.digest = Some(h.clone().finalize().into());
+                    g.digest = Some(*h.finalize().as_bytes());
                 }
             });
             Ok(())
@@ -130,10 +129,10 @@ pub fn decode<R: Read, W: Write + Send>(
                     .expect("present or rebuilt");
                 let (total, want) =
                     format::parse_trailer(&t[..format::TRAILER_LEN]).expect("40 bytes");
-                stats.report.sha256 = Some(hex::encode(got));
+                stats.report.blake3 = Some(hex::encode(got));
                 if total != stats.report.bytes || want != got {
                     return Err(integrity(format!(
-                        "the trailer says {total} bytes with SHA-256 {}, but the repaired stream is {} bytes with SHA-256 {}",
+                        "the trailer says {total} bytes with BLAKE3 {}, but the repaired stream is {} bytes with BLAKE3 {}",
                         hex::encode(want),
                         stats.report.bytes,
                         hex::encode(got)

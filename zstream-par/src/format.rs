@@ -168,14 +168,14 @@ pub fn stream_header_payload() -> [u8; STREAM_HEADER_LEN] {
     p
 }
 
-/// The trailer block's payload: the original's length and SHA-256. It is the last data block of the final group,
-/// so parity protects it like any data.
+/// The trailer block's payload: the original's length and BLAKE3 digest (32 bytes). It is the last data block of
+/// the final group, so parity protects it like any data.
 pub const TRAILER_LEN: usize = 40;
 
-pub fn trailer_payload(total: u64, sha256: &[u8; 32]) -> [u8; TRAILER_LEN] {
+pub fn trailer_payload(total: u64, digest: &[u8; 32]) -> [u8; TRAILER_LEN] {
     let mut t = [0u8; TRAILER_LEN];
     t[..8].copy_from_slice(&total.to_be_bytes());
-    t[8..].copy_from_slice(sha256);
+    t[8..].copy_from_slice(digest);
     t
 }
 

@@ -20,7 +20,8 @@ pub struct Report {
     pub worst_group: Option<(u64, u32)>,
     /// Groups that lost more blocks than their parity repairs, with the original byte ranges lost.
     pub unrepairable: Vec<(u64, Vec<(u64, u64)>)>,
-    pub sha256: Option<String>,
+    /// The original's BLAKE3 digest, as checked against the trailer.
+    pub blake3: Option<String>,
 }
 
 impl Report {
@@ -102,7 +103,7 @@ impl Stats {
         };
         let lost = if merged.is_empty() {
             // Only the trailer block is gone: every byte is there, but nothing can vouch for them.
-            "its trailer block is lost, so the original's length and SHA-256 cannot be checked"
+            "its trailer block is lost, so the original's length and digest cannot be checked"
                 .to_string()
         } else {
             format!("original bytes {text} are lost")

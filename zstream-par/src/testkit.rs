@@ -185,7 +185,7 @@ pub fn generate() -> Vec<(String, Vec<u8>)> {
             "failure-trailer-forged",
             "failure",
             LEN,
-            "the trailer's SHA-256 replaced: everything is written, then the check fails",
+            "the trailer's digest replaced: everything is written, then the check fails",
             forged_trailer,
         ),
         (

@@ -122,3 +122,43 @@ fn parity_matches_the_documented_field_and_matrix() {
         }
     }
 }
+
+/// The trailer of every committed vector, found by the spec's header offsets alone (flags at 27, payload length
+/// at 44, payload after the 64-byte header), holds the input's length and its BLAKE3 digest. BLAKE3's own
+/// published vector pins the mode: plain hash, no key, 32 bytes.
+#[test]
+fn trailer_holds_the_length_and_blake3_of_the_input() {
+    assert_eq!(
+        blake3::hash(b"").to_hex().as_str(),
+        "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262",
+        "BLAKE3 of the empty input (BLAKE3-team/BLAKE3 test_vectors)"
+    );
+    let v: serde_json::Value = serde_json::from_str(COMMITTED).unwrap();
+    for vec in v["vectors"].as_array().unwrap() {
+        let encoded = hex::decode(vec["encoded"].as_str().unwrap()).unwrap();
+        let input = hex::decode(vec["input"].as_str().unwrap()).unwrap();
+        let mut at = 0;
+        let mut trailers = Vec::new();
+        while at + 64 <= encoded.len() {
+            let h = &encoded[at..at + 64];
+            assert_eq!(
+                &h[..8],
+                b"\x8fZSPAR\r\n",
+                "a vector is a clean run of frames"
+            );
+            let len = u32::from_be_bytes(h[44..48].try_into().unwrap()) as usize;
+            if h[27] & 2 != 0 {
+                trailers.push(encoded[at + 64..at + 64 + len].to_vec());
+            }
+            at += 64 + len;
+        }
+        let mut want = (input.len() as u64).to_be_bytes().to_vec();
+        want.extend_from_slice(blake3::hash(&input).as_bytes());
+        assert_eq!(
+            trailers,
+            vec![want],
+            "the trailer of a {}-byte input",
+            input.len()
+        );
+    }
+}
