@@ -77,8 +77,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut hasher = Sha256::new();
     let mut walker = args.zfs.then(zfs::Walker::new);
     let mut noted = false;
-    let mut buf = vec![0u8; zstream_common::BUF_SIZE];
-    passthrough::run(&mut input, &mut output, &mut buf, |data| {
+    passthrough::run(&mut input, &mut output, |data| {
         hasher.update(data);
         if let Some(w) = walker.as_mut() {
             w.feed(data).map_err(integrity)?;

@@ -5,6 +5,7 @@
 
 use crate::format::{payload_sum, Frame, FRAME_HEADER, MAGIC};
 use std::io::{self, Read};
+use zstream_common::pipe::read_full;
 
 pub enum Item {
     /// A frame whose header holds. `payload_ok` says whether its payload did too (it is then in `payload`).
@@ -64,7 +65,9 @@ impl<R: Read> Scanner<R> {
     }
 
     /// Makes at least `n` bytes available from `pos`, unless the input ends first. Returns what is available.
-    fn fill(&mut self, n: usize) -> io::Result<usize> {
+    /// `greedy` reads as much as the input gives (searching damaged input); otherwise no more than `n` is read,
+    /// so that the payload after a header can be read straight into its block's buffer.
+    fn fill(&mut self, n: usize, greedy: bool) -> io::Result<usize> {
         if self.end - self.pos >= n || self.eof {
             return Ok(self.end - self.pos);
         }
@@ -78,8 +81,9 @@ impl<R: Read> Scanner<R> {
             // Frames are at most 64 bytes + 64 MiB (a checked header says so), so this stays bounded.
             self.buf.resize(n.max(self.buf.len() * 2), 0);
         }
+        let limit = if greedy { self.buf.len() } else { n };
         while self.end < n {
-            match self.inner.read(&mut self.buf[self.end..]) {
+            match self.inner.read(&mut self.buf[self.end..limit]) {
                 Ok(0) => {
                     self.eof = true;
                     break;
@@ -103,7 +107,9 @@ impl<R: Read> Scanner<R> {
     /// The next item. `payload` is a buffer to reuse for the frame's payload.
     pub fn next(&mut self, mut payload: Vec<u8>) -> io::Result<Item> {
         loop {
-            let avail = self.fill(FRAME_HEADER)?;
+            // In step with the frames (nothing being skipped), read just the header: its payload then goes
+            // straight into `payload` below.
+            let avail = self.fill(FRAME_HEADER, self.skipping_from.is_some())?;
             if avail < FRAME_HEADER {
                 // Fewer bytes than a header: the end, after whatever could not be used.
                 let to = self.offset(self.end);
@@ -124,7 +130,10 @@ impl<R: Read> Scanner<R> {
                 return Ok(item); // the frame is read on the next call
             }
             let need = FRAME_HEADER + frame.payload_len as usize;
-            let avail = self.fill(need)?;
+            if self.end - self.pos < need && !self.eof {
+                return self.read_payload(frame, at, payload);
+            }
+            let avail = self.fill(need, true)?;
             if avail >= need {
                 let body = &self.buf[self.pos + FRAME_HEADER..self.pos + need];
                 if payload_sum(body) == frame.payload_sum {
@@ -150,6 +159,51 @@ impl<R: Read> Scanner<R> {
                 payload,
             });
         }
+    }
+
+    /// The payload of the frame whose header is at `pos`, read from the input straight into `payload` (what the
+    /// buffer already holds of it is copied first): passing through the buffer cost a copy of every byte. A
+    /// payload that does not hold goes back into the buffer, to be searched like any damaged input.
+    fn read_payload(&mut self, frame: Frame, at: u64, mut payload: Vec<u8>) -> io::Result<Item> {
+        let len = frame.payload_len as usize;
+        let held = self.end - self.pos - FRAME_HEADER;
+        // A recycled buffer is only resized, not cleared: zeroing what the read overwrites cost a pass of memset.
+        payload.resize(len, 0);
+        payload[..held].copy_from_slice(&self.buf[self.pos + FRAME_HEADER..self.end]);
+        let got = read_full(&mut self.inner, &mut payload[held..])?;
+        if held + got < len {
+            self.eof = true;
+        } else if payload_sum(&payload) == frame.payload_sum {
+            self.base = self.offset(self.end) + got as u64;
+            self.pos = 0;
+            self.end = 0;
+            return Ok(Item::Frame {
+                frame,
+                at,
+                payload_ok: true,
+                payload,
+            });
+        }
+        // Back into the buffer, after what it holds from the header on.
+        self.buf.copy_within(self.pos..self.end, 0);
+        self.base += self.pos as u64;
+        self.end -= self.pos;
+        self.pos = 0;
+        if self.buf.len() < self.end + got {
+            // At most a header and a payload (64 MiB): bounded as in `fill`.
+            self.buf.resize(self.end + got, 0);
+        }
+        self.buf[self.end..self.end + got].copy_from_slice(&payload[held..held + got]);
+        payload.truncate(held + got);
+        self.end += got;
+        self.pos += FRAME_HEADER;
+        self.skipping_from = Some(self.offset(self.pos));
+        Ok(Item::Frame {
+            frame,
+            at,
+            payload_ok: false,
+            payload,
+        })
     }
 
     /// Reads and drops the rest of the input.

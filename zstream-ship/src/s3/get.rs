@@ -16,10 +16,10 @@ use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::types::ChecksumType;
 use aws_smithy_checksums::http::HttpChecksum;
 use aws_smithy_checksums::ChecksumAlgorithm;
-use bytes::{Bytes, BytesMut};
 use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
 use std::io::Write;
+use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use zstream_common::pipe::out_error;
@@ -32,6 +32,8 @@ const RANGE_DEPTH: usize = 32;
 const STREAM_DEPTH: usize = 8;
 /// Bytes gathered before they are handed to the writing thread.
 const BATCH: usize = 1 << 20;
+/// Batches written but not yet hashed: the hash runs beside the writes, at most this far behind.
+const HASH_DEPTH: usize = 8;
 
 pub fn get(t: &S3Target, output: &mut dyn Write) -> anyhow::Result<u64> {
     let head = t.rt.block_on(archive::readable(t))?;
@@ -51,8 +53,10 @@ pub fn get(t: &S3Target, output: &mut dyn Write) -> anyhow::Result<u64> {
         url: url.clone(),
         etag: head.e_tag().map(str::to_string),
     };
-    let mut check = Verifier::new(&parts, other.as_ref().map(|w| w.algorithm.into_impl()));
-    // Tasks stream their ranges into channels; this thread hashes and writes, in order, while they receive.
+    let check = Verifier::new(&parts, other.as_ref().map(|w| w.algorithm.into_impl()));
+    // Tasks stream their ranges into channels; this thread writes, in order, while they receive, and a thread of
+    // its own hashes what was written: hashing on the writing thread made one stream's read as slow as receive +
+    // hash + write in turn. The hashed batch goes back to the pool.
     // Several ranges of RANGE bytes at once, each buffered whole, so that they really move in parallel; with
     // `--concurrency 1` one GET of the whole object, streamed straight through a short channel (the cheapest
     // read for the service, and nothing held).
@@ -61,33 +65,54 @@ pub fn get(t: &S3Target, output: &mut dyn Write) -> anyhow::Result<u64> {
     } else {
         (RANGE, RANGE_DEPTH)
     };
-    // The service's chunks are small (tens of KiB): gathered into large writes, the next stage gets full
-    // pipe buffers and this side makes a fraction of the syscalls.
-    let mut output = std::io::BufWriter::with_capacity(1 << 20, output);
-    let mut in_flight = VecDeque::new();
-    let mut next = (0..total).step_by(range as usize);
-    loop {
-        while in_flight.len() < usize::from(t.opts.transfer.concurrency).max(1) {
-            let Some(start) = next.next() else { break };
-            let len = range.min(total - start);
-            let (tx, rx) = mpsc::channel::<Bytes>(depth);
-            let src = src.clone();
-            let task: JoinHandle<anyhow::Result<()>> =
-                t.rt.spawn(async move { stream(&src, start, len, &tx).await });
-            in_flight.push_back((task, rx));
-        }
-        let Some((task, mut rx)) = in_flight.pop_front() else {
-            break;
-        };
-        while let Some(data) = rx.blocking_recv() {
-            check.update(&data);
-            output.write_all(&data).map_err(out_error)?;
-        }
-        t.rt.block_on(task)
-            .map_err(|e| anyhow!("a download task failed: {e}"))??;
-    }
+    let pool = Pool::default();
+    let (to_hash, hashing) = std::sync::mpsc::sync_channel::<Vec<u8>>(HASH_DEPTH);
+    let (written, digests, full, other_sum) = std::thread::scope(|s| -> anyhow::Result<_> {
+        let returned = pool.clone();
+        let hasher = s.spawn(move || {
+            let mut check = check;
+            for data in hashing {
+                check.update(&data);
+                returned.give(data);
+            }
+            check.finish()
+        });
+        // The tasks hand over batches of BATCH bytes (the service's own chunks are tens of KiB), so each write
+        // already fills the next stage's pipe: no buffering here.
+        let written: anyhow::Result<()> = (|| {
+            let mut in_flight = VecDeque::new();
+            let mut next = (0..total).step_by(range as usize);
+            loop {
+                while in_flight.len() < usize::from(t.opts.transfer.concurrency).max(1) {
+                    let Some(start) = next.next() else { break };
+                    let len = range.min(total - start);
+                    let (tx, rx) = mpsc::channel::<Vec<u8>>(depth);
+                    let src = src.clone();
+                    let pool = pool.clone();
+                    let task: JoinHandle<anyhow::Result<()>> =
+                        t.rt.spawn(async move { stream(&src, start, len, &tx, &pool).await });
+                    in_flight.push_back((task, rx));
+                }
+                let Some((task, mut rx)) = in_flight.pop_front() else {
+                    return Ok(());
+                };
+                while let Some(data) = rx.blocking_recv() {
+                    output.write_all(&data).map_err(out_error)?;
+                    to_hash
+                        .send(data)
+                        .map_err(|_| anyhow!("the hashing thread stopped"))?;
+                }
+                t.rt.block_on(task)
+                    .map_err(|e| anyhow!("a download task failed: {e}"))??;
+            }
+        })();
+        drop(to_hash);
+        let sums = hasher
+            .join()
+            .map_err(|_| anyhow!("the hashing thread panicked"))?;
+        written.map(|()| sums)
+    })?;
     output.flush().map_err(out_error)?;
-    let (written, digests, full, other_sum) = check.finish();
     if written != total {
         return Err(integrity(format!(
             "{url}: read {written} bytes of the {total} the object holds"
@@ -110,6 +135,25 @@ pub fn get(t: &S3Target, output: &mut dyn Write) -> anyhow::Result<u64> {
         }
     }
     Ok(written)
+}
+
+/// Batches of BATCH bytes going round: filled by a download task, written, hashed, and given back. Allocating
+/// each afresh cost page faults and the kernel's zeroing of every page: a tenth of a one-stream read's CPU. The
+/// channels bound how many are out at once, so the pool never holds more than that.
+#[derive(Clone, Default)]
+struct Pool(Arc<Mutex<Vec<Vec<u8>>>>);
+
+impl Pool {
+    fn take(&self) -> Vec<u8> {
+        let spare = self.0.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        // Room for a batch and the service's chunk that completes it.
+        spare.unwrap_or_else(|| Vec::with_capacity(2 * BATCH))
+    }
+
+    fn give(&self, mut buf: Vec<u8>) {
+        buf.clear();
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(buf);
+    }
 }
 
 /// SHA-256 of each part and of the whole, fed the object's bytes in order in pieces of any size.
@@ -245,11 +289,12 @@ async fn stream(
     src: &Source,
     start: u64,
     len: u64,
-    sink: &mpsc::Sender<Bytes>,
+    sink: &mpsc::Sender<Vec<u8>>,
+    pool: &Pool,
 ) -> anyhow::Result<()> {
     let url = &src.url;
     // The service's chunks are small; handing them over one by one costs a wakeup each.
-    let mut pending = BytesMut::with_capacity(BATCH);
+    let mut pending = pool.take();
     let end = start + len;
     let mut resuming = Resuming::new(url, Some(end));
     let mut from = start;
@@ -284,7 +329,11 @@ async fn stream(
                     }
                     at += b.len() as u64;
                     pending.extend_from_slice(&b);
-                    if pending.len() >= BATCH && sink.send(pending.split().freeze()).await.is_err()
+                    if pending.len() >= BATCH
+                        && sink
+                            .send(std::mem::replace(&mut pending, pool.take()))
+                            .await
+                            .is_err()
                     {
                         // The writer stopped (its error is the one to report).
                         return Ok(());
@@ -295,7 +344,12 @@ async fn stream(
             }
         };
         // What arrived before a cut is good: pass it on, then resume after it.
-        if !pending.is_empty() && sink.send(pending.split().freeze()).await.is_err() {
+        if !pending.is_empty()
+            && sink
+                .send(std::mem::replace(&mut pending, pool.take()))
+                .await
+                .is_err()
+        {
             return Ok(());
         }
         if !resuming.again(at, cut).await? {
