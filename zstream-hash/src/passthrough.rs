@@ -37,7 +37,7 @@ pub fn run(
 }
 
 /// Copy and `consume` in turn on this thread.
-pub fn run_inline(
+fn run_inline(
     input: &mut File,
     output: &mut File,
     mut consume: impl FnMut(&[u8]) -> anyhow::Result<()>,
@@ -46,11 +46,7 @@ pub fn run_inline(
     let mut buf = vec![0u8; zstream_common::BUF_SIZE];
     let mut total = 0u64;
     loop {
-        let n = if tee {
-            tee_step(input, output, &mut buf)?
-        } else {
-            copy_step(input, output, &mut buf)?
-        };
+        let n = step(tee, input, output, &mut buf)?;
         if n == 0 {
             return Ok(total);
         }
@@ -62,7 +58,7 @@ pub fn run_inline(
 /// The copying (system calls) on this thread and `consume` (SHA-256, the record walk) on a thread of its own, so
 /// that with a core to spare the stage runs at the speed of its hash alone, not of hash and copy in turn. An
 /// error of either side stops both; an error of the copy is reported first.
-pub fn run_threaded(
+fn run_threaded(
     input: &mut File,
     output: &mut File,
     mut consume: impl FnMut(&[u8]) -> anyhow::Result<()> + Send,
@@ -93,12 +89,7 @@ pub fn run_threaded(
                     Err(_) => break Ok(()), // the consumer stopped: its error is the one to report
                 },
             };
-            let step = if tee {
-                tee_step(input, output, &mut buf)
-            } else {
-                copy_step(input, output, &mut buf)
-            };
-            match step {
+            match step(tee, input, output, &mut buf) {
                 Ok(0) => break Ok(()),
                 Ok(n) => {
                     total += n as u64;
@@ -115,6 +106,15 @@ pub fn run_threaded(
             .unwrap_or_else(|_| Err(anyhow::anyhow!("the hashing thread panicked")));
         copied.and(seen).map(|()| total)
     })
+}
+
+/// One piece into `buf` and on to `output`: by `tee(2)` when both ends are pipes, else by read and write.
+fn step(tee: bool, input: &mut File, output: &mut File, buf: &mut [u8]) -> anyhow::Result<usize> {
+    if tee {
+        tee_step(input, output, buf)
+    } else {
+        copy_step(input, output, buf)
+    }
 }
 
 /// One piece through `tee(2)`: the kernel duplicates it into the output pipe, and it is then read out of the
