@@ -82,12 +82,38 @@ ensure_apt_pkg() {
     dpkg -s "$1" >/dev/null 2>&1 || _apt_install "$1"
 }
 
+# private_zfs "$0" "$@" (first thing in a script that starts zfs-fuse): runs the script again in a mount namespace
+# of its own, with empty directories where zfs-fuse keeps its socket, lock and pool cache (its config copied in).
+# zfs-fuse allows one daemon per machine and imports every pool its cache lists when it starts: inside, this
+# run's daemon sees only the pools this run creates, and a daemon or pools of anyone else's (outside, or in
+# another such namespace) are neither used nor imported. Mounts made inside stay inside, where the run's
+# processes see them. With kernel ZFS (/dev/zfs) there is nothing to keep apart and the script runs as it is.
+ZFS_PRIVATE_DIRS=(/run/zfs /run/lock/zfs /etc/zfs /var/lib/zfs)
+private_zfs() {
+    [ -z "${ZSTREAM_PRIVATE_ZFS:-}" ] && [ ! -e /dev/zfs ] || return 0
+    need_root
+    ensure_apt unshare util-linux
+    # shellcheck disable=SC2016 # the inner script expands its own arguments
+    exec unshare --mount --propagation private -- bash -c '
+        set -e
+        for d in "${@:1:4}"; do
+            keep=$(mktemp -d); [ ! -d "$d" ] || cp -a "$d/." "$keep/"
+            mkdir -p "$d"; mount -t tmpfs -o mode=755 zstream-private-zfs "$d"; cp -a "$keep/." "$d/"; rm -rf "$keep"
+        done
+        shift 4
+        ZSTREAM_PRIVATE_ZFS=1 exec "$@"' private-zfs "${ZFS_PRIVATE_DIRS[@]}" "$@"
+}
+
 ZFS_FUSE_PID=
 # start_zfs: uses kernel ZFS or a running daemon as it is; otherwise starts zfs-fuse and stop_zfs stops it.
+# A daemon started here would import every pool its cache lists: with a cache that lists any (outside
+# private_zfs, on a machine where someone else uses zfs-fuse) it refuses, rather than take another's pools.
 start_zfs() {
     if zpool list >/dev/null 2>&1; then return 0; fi
     ensure_apt zfs-fuse zfs-fuse
     [ -e /dev/fuse ] || die "zfs-fuse needs /dev/fuse, which this machine lacks"
+    [ ! -s /var/lib/zfs/zpool.cache ] || die "zfs-fuse would import the pools /var/lib/zfs/zpool.cache lists, which are \
+not this run's: run this script as it is (it keeps its ZFS apart) or move that cache away"
     zfs-fuse --no-daemon --no-kstat-mount >"${TMPDIR:-/tmp}/zstream-zfs-fuse.$$.log" 2>&1 &
     ZFS_FUSE_PID=$!
     for _ in $(seq 1 200); do

@@ -75,6 +75,17 @@ impl Zfs {
             Path::new("/dev/fuse").exists(),
             "zfs-fuse needs /dev/fuse, which this machine lacks"
         );
+        // A daemon imports every pool its cache lists: taking pools that are someone else's (another user of
+        // zfs-fuse on this machine) would be worse than not running. scripts/test gives the run a mount namespace
+        // with its own empty cache, socket and lock (scripts/lib/common.sh, private_zfs); our pools stay out of
+        // any cache (cachefile=none).
+        let cache = Path::new("/var/lib/zfs/zpool.cache");
+        assert!(
+            std::fs::metadata(cache).map_or(true, |m| m.len() == 0),
+            "zfs-fuse would import the pools {} lists, which are not this test's: run the tests through \
+             scripts/test, which keeps their ZFS apart in a mount namespace of its own",
+            cache.display()
+        );
         let log = std::env::temp_dir().join(format!("zstream-zfs-fuse-{}.log", std::process::id()));
         let logf = std::fs::File::create(&log).expect("creating the zfs-fuse log");
         let child = Command::new("zfs-fuse")
@@ -123,6 +134,8 @@ impl Zfs {
             "zpool",
             &[
                 "create",
+                "-o",
+                "cachefile=none",
                 "-m",
                 mnt.to_str().unwrap(),
                 &name,
