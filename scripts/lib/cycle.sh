@@ -196,6 +196,18 @@ lock() {
     printf 'pid %s, %s on %s, since %s\n' "$$" "$PROG" "$(hostname)" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$LOCK_FILE"
 }
 
+# source_snapshots DATASET: its snapshots and bookmarks at the source, "name<TAB>guid<TAB>createtxg" a line, what
+# zstream-catalog plan reads. zfs-fuse's `zfs list` has neither -p nor bookmarks: there the guids and txgs come
+# from `zfs get`, which has -p.
+source_snapshots() {
+    zfs list -H -p -o name,guid,createtxg -t snapshot,bookmark -d 1 "$1" 2>/dev/null && return 0
+    local names
+    mapfile -t names < <(zfs list -H -o name -t snapshot -d 1 "$1")
+    [ ${#names[@]} -gt 0 ] || return 0
+    join -t $'\t' <(zfs get -Hp -o name,value guid "${names[@]}" | sort) \
+        <(zfs get -Hp -o name,value createtxg "${names[@]}" | sort)
+}
+
 # snapshot_to_send: the ec2-pool path's snapshot: --snapshot's (which must exist), else zstream-<UTC time by the
 # cycle's clock>, to be taken. (The object-store path's name is zstream-catalog plan's.)
 snapshot_to_send() {

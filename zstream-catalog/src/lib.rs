@@ -18,5 +18,6 @@ pub mod prune;
 pub mod record;
 pub mod restore;
 pub mod sign;
+pub mod testkit;
 pub mod verify;
 pub mod view;

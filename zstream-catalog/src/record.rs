@@ -403,47 +403,7 @@ pub mod tests {
     use zstream_seal::key::Key;
 
     pub fn example() -> Backup {
-        Backup {
-            dataset: "tank/home".into(),
-            snapshot: "zstream-20270131T020000Z".into(),
-            guid: 924_954_103_637_443_553,
-            createtxg: 4_711,
-            kind: Kind::Incremental,
-            from_snapshot: Some("zstream-20270130T020000Z".into()),
-            from_guid: Some(17_213_279_473_953_479_510),
-            cycle: "zstream-20270101T020000Z".into(),
-            seq: 31,
-            raw: Raw {
-                bytes: 13_631_488,
-                sha256: "9ef701dcbb891b4ff7e94baeb64b26f912a2419305ea1efc484f412e0d69baad".into(),
-            },
-            object: Object {
-                name: "data/tank/home@zstream-20270131T020000Z.zstream".into(),
-                bytes: 13_639_890,
-                checksum: "s3-sha256:2oiJ9MWeMLQJEFXCgAbg8oZ0ZHLQ0G7qBxJzLYO0ZDM=-3".into(),
-                storage_class: "DEEP_ARCHIVE".into(),
-            },
-            seal: Seal {
-                key_ids: vec!["02ed511957b6cb07".into(), "9d979a0e204556fb".into()],
-                passphrases: 0,
-                chunk_size: 1 << 20,
-            },
-            par: Par {
-                version: 2,
-                data: 10,
-                parity: 2,
-                block_size: 1 << 20,
-                interleave: 1,
-            },
-            policy: Policy {
-                full_every: 30 * 86_400,
-                keep_cycles: 2,
-                min_full_ratio: 0.9,
-            },
-            tools: [("zstream-hash".to_string(), "0.1.0".to_string())].into(),
-            time: "2027-01-31T02:00:00Z".into(),
-            host: "backup1".into(),
-        }
+        crate::testkit::example()
     }
 
     fn secrets() -> Secrets {

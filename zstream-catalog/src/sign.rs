@@ -71,6 +71,11 @@ impl Secrets {
         })
     }
 
+    /// The signing key's secret seed: for the test vectors only (docs/formats/catalog-v2-vectors.json).
+    pub fn seed(&self) -> zeroize::Zeroizing<[u8; 32]> {
+        zeroize::Zeroizing::new(self.signing.to_bytes())
+    }
+
     pub fn public(&self) -> PublicKey {
         PublicKey(self.signing.verifying_key())
     }
