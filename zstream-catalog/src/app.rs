@@ -202,6 +202,9 @@ pub enum Cmd {
         /// Objects to read back whole: readable ones first, then archived ones (their restores are asked for).
         #[arg(long, default_value_t = 0, value_name = "N")]
         sample: usize,
+        /// A vault's inventory is a job: wait for it instead of exiting 75.
+        #[arg(long)]
+        wait: bool,
     },
     /// Finish a verify: the table (or --json), --metrics, exit 0 healthy or 3 not; the samples' outcomes on stdin
     /// (one a line: URL, a tab, `ok` or why not).

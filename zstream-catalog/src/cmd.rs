@@ -321,11 +321,13 @@ pub fn run(cmd: Cmd) -> anyhow::Result<()> {
             keys,
             public_key,
             sample,
+            wait,
         } => crate::drill::verify(
             &open_store(&store)?,
             dataset,
             &key_of(&keys, public_key.as_deref())?,
             sample,
+            wait,
         ),
         Cmd::VerifyReport {
             report,

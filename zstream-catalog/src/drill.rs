@@ -50,6 +50,7 @@ pub fn verify(
     dataset: Option<String>,
     key: &PublicKey,
     sample: usize,
+    wait: bool,
 ) -> anyhow::Result<()> {
     let io = Io::new(store.clone());
     let now = now()?;
@@ -68,11 +69,9 @@ pub fn verify(
     }
     // A vault's objects are seen through its inventory (a day old on AWS): one job for every dataset.
     let inventory: Option<HashMap<String, zstream_ship::backend::Entry>> = if store.is_vault() {
-        let listed = zstream_ship::app::backend(
-            &store.dest,
-            zstream_ship::app::Use::Prefix,
-            &Default::default(),
-        )?
+        let mut opts = zstream_ship::options::Options::default();
+        opts.thaw.wait = wait;
+        let listed = zstream_ship::app::backend(&store.dest, zstream_ship::app::Use::Prefix, &opts)?
         .list()
         .with_context(|| format!("the inventory of {}", store.dest))?;
         Some(listed.into_iter().map(|e| (e.name.clone(), e)).collect())

@@ -108,6 +108,9 @@ pub struct BackupPlan {
     pub remove: Vec<Removal>,
     /// Objects nothing names: kept, and reported.
     pub unknown: Vec<Removal>,
+    /// The objects of intents never committed, whose unfinished uploads (a killed put's parts) are this store's
+    /// to abort (`zstream-ship gc --older-than 0 URL`).
+    pub gc: Vec<String>,
     pub warnings: Vec<String>,
     pub hold_tag: String,
 }
@@ -140,6 +143,7 @@ pub fn backup(i: &BackupIn) -> BackupPlan {
         intent_url: String::new(),
         remove: Vec::new(),
         unknown: Vec::new(),
+        gc: Vec::new(),
         warnings: Vec::new(),
         hold_tag: i.store.hold_tag(),
     };
@@ -175,6 +179,9 @@ pub fn backup(i: &BackupIn) -> BackupPlan {
                 .find(|o| o.snapshot.as_deref() == Some(it.snapshot.as_str()))
         });
         if !committed {
+            if !i.store.is_vault() {
+                p.gc.push(i.store.object_url(ds, &it.snapshot));
+            }
             if let Some(o) = listed {
                 p.remove.push(Removal {
                     url: o.url.clone(),

@@ -124,7 +124,7 @@ pub fn verify(i: &VerifyIn) -> Vec<Row> {
     }
     // Cycles the newest record's retention lets go: a missing object there is a prune cut short, which the next
     // backup finishes, not damage.
-    let pruning: Vec<String> = match cat.newest() {
+    let (pruning, held): (Vec<String>, Option<String>) = match cat.newest() {
         Some(n) if !cat.v1 => {
             let opts = PruneOpts {
                 keep_cycles: n.policy.keep_cycles,
@@ -140,14 +140,20 @@ pub fn verify(i: &VerifyIn) -> Vec<Row> {
                 newest_full_read_back: None,
                 opts: &opts,
             });
-            plan.cycles
+            let go = plan
+                .cycles
                 .into_iter()
                 .filter(|c| c.verdict == Verdict::Go)
                 .map(|c| c.cycle)
-                .collect()
+                .collect();
+            (go, plan.held)
         }
-        _ => Vec::new(),
+        _ => (Vec::new(), None),
     };
+    // Pruning held back by a shrink is for the user to look at: the source may have lost its data.
+    if let Some(h) = held.filter(|h| h.contains("--accept-shrink")) {
+        rows.push(row(None, i.store.catalog_prefix(ds), format!("prune held: {h}"), false));
+    }
     let broken: HashMap<String, String> = cat
         .broken()
         .into_iter()
