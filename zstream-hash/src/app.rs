@@ -42,6 +42,11 @@ pub struct Args {
     #[arg(long)]
     pub zfs: bool,
 
+    /// With --zfs: also accept a stream that ends after a whole record without its END record, as
+    /// `zfs send --saved` makes them (OpenZFS leaves it out on purpose; a cut at a record boundary looks the same).
+    #[arg(long, requires = "zfs")]
+    pub saved: bool,
+
     /// Do not print the digest line on stderr when there is no -o.
     #[arg(short, long)]
     pub quiet: bool,
@@ -92,7 +97,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Ok(())
     })?;
     let bytes = progress.bytes();
-    let info = walker.map(|w| w.finish().map_err(integrity)).transpose()?;
+    let info = walker
+        .map(|w| {
+            if args.saved {
+                w.finish_saved()
+            } else {
+                w.finish()
+            }
+            .map_err(integrity)
+        })
+        .transpose()?;
     if let Some(info) = &info {
         progress.note(info.summary());
     }
