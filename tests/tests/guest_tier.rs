@@ -107,3 +107,47 @@ fn the_guest_is_a_host_for_scenarios() {
         .ok(&format!("{} --version", h.bin("zstream-hash")))
         .starts_with("zstream-hash"));
 }
+
+#[test]
+fn systemd_as_pid_1() {
+    let g = Guest::start(&[], true);
+    assert_eq!(g.ok("ps -p 1 -o comm=").trim(), "systemd");
+    let state = g.sh("systemctl is-system-running --wait");
+    assert_eq!(
+        String::from_utf8_lossy(state.stdout()).trim(),
+        "running",
+        "{}",
+        state.describe()
+    );
+    g.ok("systemd-run --wait --unit zstream-probe echo from-a-unit");
+    assert!(g
+        .ok("journalctl -u zstream-probe --no-pager")
+        .contains("from-a-unit"));
+    assert!(g.ok("zfs version").contains("zfs-kmod-2.3."));
+}
+
+#[test]
+fn the_ubuntu_login_has_password_less_sudo_as_on_ec2() {
+    let g = guest::shared();
+    let mut ssh = g.ssh_command();
+    ssh.extend(["-l".into(), "ubuntu".into(), "guest".into()]);
+    let out = std::process::Command::new(&ssh[0])
+        .args(&ssh[1..])
+        .arg("id -un; sudo -n zpool list -H -o name | wc -l")
+        .output()
+        .expect("ssh");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("ubuntu"));
+    assert!(
+        lines
+            .next()
+            .is_some_and(|n| n.trim().parse::<u32>().is_ok()),
+        "{text}"
+    );
+}
