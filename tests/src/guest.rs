@@ -166,6 +166,14 @@ impl Guest {
         String::from_utf8_lossy(r.stdout()).into_owned()
     }
 
+    /// Makes the guest's `127.0.0.1:port` reach this machine's `127.0.0.1:port` (a test's server, such as moto),
+    /// so one URL names it on both tiers.
+    #[track_caller]
+    pub fn forward(&self, port: u16) {
+        let s = self.state.to_str().unwrap();
+        script_run(&["forward", s, &port.to_string()], Duration::from_secs(120)).expect_code(0);
+    }
+
     /// Hotplugs a new sparse disk `id` of `size` ("1G") with `serial` (at most 20 characters) and waits until
     /// the guest shows `/dev/disk/by-id/...SERIAL`; returns that path.
     #[track_caller]

@@ -151,3 +151,22 @@ fn the_ubuntu_login_has_password_less_sudo_as_on_ec2() {
         "{text}"
     );
 }
+
+#[test]
+fn a_server_of_the_tests_is_reachable_from_the_guest_at_the_same_address() {
+    use std::io::Read;
+    let g = guest::shared();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    g.forward(port);
+    let got = std::thread::spawn(move || {
+        let (mut c, _) = listener.accept().unwrap();
+        let mut s = String::new();
+        c.read_to_string(&mut s).unwrap();
+        s
+    });
+    g.ok(&format!(
+        "exec 3<>/dev/tcp/127.0.0.1/{port}; echo from-the-guest >&3; exec 3>&-"
+    ));
+    assert_eq!(got.join().unwrap(), "from-the-guest\n");
+}
