@@ -22,35 +22,22 @@ pub const LIMIT: Duration = Duration::from_secs(1200);
 pub const BIN: &str = "/zstream/bin";
 pub const SRC: &str = "/zstream/src";
 
-/// scripts/guest in this clone, with the build output the test binary came from (the binaries shared in are the
-/// ones this test run built).
+/// scripts/guest in this clone, sharing in the binaries this test run built (the profile directory the test
+/// executable's own binaries are in).
 fn script() -> Command {
     let mut c = Command::new(workspace().join("scripts/guest"));
-    c.env("CARGO_TARGET_DIR", target_dir());
-    c
-}
-
-/// The cargo target directory of this test executable (target/<profile>/deps/<test> -> target), and
-/// ZSTREAM_GUEST_BIN for its profile's binaries.
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test executable's path");
-    exe.ancestors()
-        .nth(3)
-        .expect("a test executable under target/<profile>/deps")
-        .to_path_buf()
-}
-
-fn profile_dir() -> PathBuf {
-    crate::bins::bin("zstream-hash")
+    let bins = crate::bins::bin("zstream-hash")
         .parent()
         .expect("target/<profile>")
-        .to_path_buf()
+        .to_path_buf();
+    c.env("ZSTREAM_GUEST_BIN", bins);
+    c
 }
 
 #[track_caller]
 fn script_run(args: &[&str], limit: Duration) -> Run {
     let mut c = script();
-    c.args(args).env("ZSTREAM_GUEST_BIN", profile_dir());
+    c.args(args);
     let what = format!("scripts/guest {}", args.join(" "));
     let out = output_within(c, b"", limit, &what);
     Run { cmd: what, out }

@@ -113,7 +113,32 @@ pub struct Pool<'h> {
     disk: Option<(&'h Guest, String)>,
 }
 
-impl Pool<'_> {
+impl<'h> Pool<'h> {
+    /// `zpool create` of `vdev` on `host`, mounted below the scratch directory `dir`.
+    #[track_caller]
+    fn create(
+        host: &'h dyn Host,
+        name: String,
+        dir: String,
+        vdev: &str,
+        disk: Option<(&'h Guest, String)>,
+    ) -> Pool<'h> {
+        let mnt = format!("{dir}/mnt");
+        host.ok(&format!(
+            "mkdir -p {d}; zpool create -o cachefile=none -m {m} {name} {v}",
+            d = quote(&dir),
+            m = quote(&mnt),
+            v = quote(vdev)
+        ));
+        Pool {
+            host,
+            name,
+            dir,
+            mnt,
+            disk,
+        }
+    }
+
     /// `pool/rel`
     pub fn ds(&self, rel: &str) -> String {
         format!("{}/{rel}", self.name)
@@ -191,20 +216,12 @@ impl Host for Local {
             .join(format!("zstream-pool-{name}"))
             .display()
             .to_string();
-        let mnt = format!("{dir}/mnt");
         self.ok(&format!(
-            "mkdir -p {d}; truncate -s {size_mib}M {d}/vdev0; \
-             zpool create -o cachefile=none -m {m} {name} {d}/vdev0",
-            d = quote(&dir),
-            m = quote(&mnt)
+            "mkdir -p {d}; truncate -s {size_mib}M {d}/vdev0",
+            d = quote(&dir)
         ));
-        Pool {
-            host: self,
-            name,
-            dir,
-            mnt,
-            disk: None,
-        }
+        let vdev = format!("{dir}/vdev0");
+        Pool::create(self, name, dir, &vdev, None)
     }
 }
 
@@ -227,6 +244,7 @@ impl Host for Guest {
 
     fn pool(&self, size_mib: u64) -> Pool<'_> {
         let name = pool_name();
+        let dir = format!("/var/tmp/{name}");
         let id = Guest::unique("p");
         let disk = self.disk_add(
             &id,
@@ -234,19 +252,6 @@ impl Host for Guest {
             &format!("z{name}"),
             Bus::Virtio,
         );
-        let dir = format!("/var/tmp/{name}");
-        let mnt = format!("{dir}/mnt");
-        self.ok(&format!(
-            "mkdir -p {d}; zpool create -o cachefile=none -m {m} {name} {disk}",
-            d = quote(&dir),
-            m = quote(&mnt)
-        ));
-        Pool {
-            host: self,
-            name,
-            dir,
-            mnt,
-            disk: Some((self, id)),
-        }
+        Pool::create(self, name, dir, &disk, Some((self, id)))
     }
 }

@@ -30,6 +30,13 @@ fn has(s: &Sent, flags: u64) {
     );
 }
 
+/// `zfs get -H -o FIELDS PROP DS`, trimmed.
+fn get(g: &dyn Host, fields: &str, prop: &str, ds: &str) -> String {
+    g.ok(&format!("zfs get -H -o {fields} {prop} {ds}"))
+        .trim()
+        .to_string()
+}
+
 #[test]
 fn full_incremental_intermediates_and_recursive_as_on_zfs_fuse() {
     let g = guest::shared();
@@ -101,17 +108,10 @@ fn every_send_form_of_a_filesystem() {
         Some(&format!("{r}/props")),
     );
     assert_eq!(
-        g.ok(&format!(
-            "zfs get -H -o value,source zstream:test {r}/props"
-        ))
-        .trim(),
+        get(g, "value,source", "zstream:test", &format!("{r}/props")),
         "yes\treceived"
     );
-    assert_eq!(
-        g.ok(&format!("zfs get -H -o value recordsize {r}/props"))
-            .trim(),
-        "1M"
-    );
+    assert_eq!(get(g, "value", "recordsize", &format!("{r}/props")), "1M");
     all.push(s);
     g.ok(&format!(
         "zfs inherit zstream:test {r}/props; zfs snapshot {r}/props@again"
@@ -124,10 +124,7 @@ fn every_send_form_of_a_filesystem() {
         Some(&format!("{r}/props2")),
     );
     assert_eq!(
-        g.ok(&format!(
-            "zfs get -H -o value,source zstream:test {r}/props2"
-        ))
-        .trim(),
+        get(g, "value,source", "zstream:test", &format!("{r}/props2")),
         "yes\treceived"
     );
     all.push(s);
@@ -158,8 +155,7 @@ fn every_send_form_of_a_filesystem() {
         );
     }
     assert_eq!(
-        g.ok(&format!("zfs get -H -o value origin {r}/tree/fs/kid"))
-            .trim(),
+        get(g, "value", "origin", &format!("{r}/tree/fs/kid")),
         format!("{r}/tree/fs@a")
     );
     g.same_tree(&p.path("fs/kid"), &p.path("r/tree/fs/kid"));
@@ -315,8 +311,7 @@ fn raw_sends_of_an_encrypted_dataset() {
     }
     // Without the key nothing is readable; with it, the files are the source's.
     assert_eq!(
-        g.ok(&format!("zfs get -H -o value keystatus {r}/enc"))
-            .trim(),
+        get(g, "value", "keystatus", &format!("{r}/enc")),
         "unavailable"
     );
     g.ok(&format!(
@@ -324,8 +319,7 @@ fn raw_sends_of_an_encrypted_dataset() {
     ));
     g.same_tree(&p.path("enc"), &p.path("r/enc"));
     assert_eq!(
-        g.ok(&format!("zfs get -H -o value encryption {r}/enc"))
-            .trim(),
+        get(g, "value", "encryption", &format!("{r}/enc")),
         "aes-256-gcm"
     );
     for x in [&full, &inc, &s] {
