@@ -140,8 +140,21 @@ pub fn common_forms(h: &dyn Host) -> Vec<Sent> {
     h.same_tree(&p.path("b"), &p.path("dst"));
     out.push(inc);
 
-    let inter = send_through(&p, "intermediates", &format!("-I @a {src}@c"), "", None);
+    // Into a copy that holds @a only: the full stream kept above, received again.
+    let copy_a = p.ds("dst-a");
+    h.ok(&format!(
+        "zfs receive {copy_a} < {}/streams/full.zfs",
+        quote(&p.dir)
+    ));
+    let inter = send_through(
+        &p,
+        "intermediates",
+        &format!("-I @a {src}@c"),
+        "",
+        Some(&format!("-F {copy_a}")),
+    );
     assert_eq!(inter.json["compound"], true);
+    h.same_tree(&p.path("src"), &p.path("dst-a"));
     let subs: Vec<&str> = inter.json["substreams"]
         .as_array()
         .unwrap()

@@ -170,3 +170,27 @@ fn a_server_of_the_tests_is_reachable_from_the_guest_at_the_same_address() {
     ));
     assert_eq!(got.join().unwrap(), "from-the-guest\n");
 }
+
+#[test]
+fn the_cache_is_keyed_by_the_recipe() {
+    use sha2::{Digest, Sha256};
+    let recipe = zstream_tests::cycle::scripts().join("lib/guest-image.sh");
+    let key = hex::encode(Sha256::digest(std::fs::read(&recipe).unwrap()));
+    let r = zstream_tests::proc::run(
+        &zstream_tests::cycle::scripts().join("guest"),
+        &["build"],
+        b"",
+    );
+    r.expect_code(0);
+    let dir = String::from_utf8_lossy(r.stdout()).trim().to_string();
+    // Any change to the recipe names another directory; only a whole build has its `built` mark.
+    assert!(
+        dir.ends_with(&format!("/{}", &key[..16])),
+        "{dir} is not named by {recipe:?}'s sha256 {key}"
+    );
+    let built = std::fs::read_to_string(format!("{dir}/built")).unwrap();
+    assert!(built.starts_with("kernel "), "{built}");
+    for f in ["vmlinuz", "initrd", "root.img"] {
+        assert!(std::path::Path::new(&dir).join(f).exists(), "{dir}/{f}");
+    }
+}
