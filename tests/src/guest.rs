@@ -62,14 +62,15 @@ pub enum Bus {
     /// virtio-blk: `/dev/disk/by-id/virtio-SERIAL`.
     Virtio,
     /// qemu's NVMe controller: `/dev/disk/by-id/nvme-QEMU_NVMe_Ctrl_SERIAL`, and the EC2 name
-    /// `nvme-Amazon_Elastic_Block_Store_SERIAL` the guest's udev rule adds (scripts/lib/guest-init).
+    /// `nvme-Amazon_Elastic_Block_Store_SERIAL` the guest's udev rule adds (scripts/lib/guest-init). qemu cannot
+    /// resize it: grow tests take virtio disks.
     Nvme,
 }
 
 /// A long-lived guest; stopped when dropped, or when the test process ends (scripts/guest's --owner watcher).
 pub struct Guest {
     state: PathBuf,
-    _dir: Option<tempfile::TempDir>,
+    _dir: tempfile::TempDir,
 }
 
 impl Guest {
@@ -101,10 +102,7 @@ impl Guest {
              with Debian's mirror reachable):\n{}",
             r.describe()
         );
-        Guest {
-            state,
-            _dir: Some(dir),
-        }
+        Guest { state, _dir: dir }
     }
 
     /// The state directory: ssh_config, the key, the console log (io/console.log), disks/.
