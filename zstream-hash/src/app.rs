@@ -42,6 +42,11 @@ pub struct Args {
     #[arg(long)]
     pub zfs: bool,
 
+    /// With --zfs: also accept a stream that ends after a whole record without its END record, as
+    /// `zfs send --saved` makes them (OpenZFS leaves it out on purpose; a cut at a record boundary looks the same).
+    #[arg(long, requires = "zfs")]
+    pub saved: bool,
+
     /// With --zfs: the stream must be this snapshot (its BEGIN's toname, `pool/fs@snap`), or exit 3 as soon as its
     /// BEGIN record has passed, before anything after it: a restore's guard against a stream stored under
     /// another snapshot's name.
@@ -122,7 +127,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     passthrough::run(&mut input, &mut output, consume)?;
     let bytes = progress.bytes();
-    let info = walker.map(|w| w.finish().map_err(integrity)).transpose()?;
+    let info = walker
+        .map(|w| {
+            if args.saved {
+                w.finish_saved()
+            } else {
+                w.finish()
+            }
+            .map_err(integrity)
+        })
+        .transpose()?;
     if let Some(info) = &info {
         progress.note(info.summary());
     }
