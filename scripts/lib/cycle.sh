@@ -208,6 +208,14 @@ source_snapshots() {
         <(zfs get -Hp -o name,value createtxg "${names[@]}" | sort)
 }
 
+# snapshots_with_guids DATASET: its snapshots, oldest first, "name<TAB>guid" a line (zfs-fuse's list has no -p).
+snapshots_with_guids() {
+    local names
+    mapfile -t names < <(zfs list -H -o name -t snapshot -s createtxg -d 1 "$1")
+    [ ${#names[@]} -gt 0 ] || return 0
+    zfs get -Hp -o name,value guid "${names[@]}"
+}
+
 # snapshot_to_send: the ec2-pool path's snapshot: --snapshot's (which must exist), else zstream-<UTC time by the
 # cycle's clock>, to be taken. (The object-store path's name is zstream-catalog plan's.)
 snapshot_to_send() {

@@ -276,10 +276,20 @@ fn guards() {
         ok(&site.script("zstream-verify", &day(d + 1), &["--keys", &site.both_keys(), &site.dest]));
     }
 
-    // A full that shrank holds pruning back (the backup still counts, and says so), and verify reports it, until
-    // the user accepts the shrink by name; it is then recorded for good.
+    // A full that shrank: while a kept cycle still has a full as large as the largest, older cycles go as usual.
+    // Once the large fulls would all go (a second small full), pruning holds, says why and how to accept it, and
+    // verify reports it, until the user accepts the shrink by name; the acceptance is recorded for good.
+    let cycles = |s: &Site| {
+        let mut c: Vec<String> = kinds(s).into_iter().map(|(_, c)| c).collect();
+        c.dedup();
+        c.len()
+    };
     std::fs::remove_file(&big).unwrap();
     let r = site.backup(&day(20), &["--full"]);
+    ok(&r);
+    assert!(!r.stderr().contains("prune held"), "{}", r.describe());
+    assert_eq!(cycles(&site), 2, "the first cycle went: the cycle of day 3 keeps a large full");
+    let r = site.backup(&day(21), &["--full"]);
     ok(&r);
     assert!(
         r.stderr().contains("prune held") && r.stderr().contains("less than 0.9"),
@@ -288,20 +298,20 @@ fn guards() {
     );
     let shrunk = site.records().last().unwrap()["snapshot"].as_str().unwrap().to_string();
     assert!(r.stderr().contains(&format!("--accept-shrink {shrunk}")), "{}", r.describe());
-    let v = site.script("zstream-verify", &day(20), &["--keys", &site.both_keys(), &site.dest]);
+    assert_eq!(cycles(&site), 3, "nothing deleted while held");
+    let v = site.script("zstream-verify", &day(21), &["--keys", &site.both_keys(), &site.dest]);
     v.expect_code(3);
     assert!(String::from_utf8_lossy(v.stdout()).contains("prune held"), "{}", v.describe());
-    let cycles = |s: &Site| {
-        let mut c: Vec<String> = kinds(s).into_iter().map(|(_, c)| c).collect();
-        c.dedup();
-        c.len()
-    };
-    assert_eq!(cycles(&site), 3);
-    ok(&site.backup(&day(20), &["--prune-only", "--accept-shrink", &shrunk]));
+    ok(&site.backup(&day(21), &["--prune-only", "--accept-shrink", &shrunk]));
     assert_eq!(cycles(&site), 2);
+    assert!(
+        site.entries().iter().any(|(n, _)| n.ends_with(&format!("@{shrunk}.accept-shrink"))),
+        "the acceptance is recorded"
+    );
+    ok(&site.script("zstream-verify", &day(21), &["--keys", &site.both_keys(), &site.dest]));
 
     // Incrementals on the shrunken full, then the middle one's object lost: restore refuses, naming it.
-    for d in 21..24 {
+    for d in 22..24 {
         site.change(d);
         ok(&site.backup(&day(d), &[]));
     }
@@ -356,6 +366,12 @@ fn guards() {
         "{}",
         one.describe()
     );
+
+    // The broken chain makes the next run a full, saying why.
+    site.change(24);
+    let r = site.backup(&day(24), &[]);
+    ok(&r);
+    assert!(r.stderr().contains("full: the chain to the newest backup is broken"), "{}", r.describe());
 
     // A base snapshot deleted at the source (once its hold is released) makes the next run a full, saying why.
     let newest = site.records().last().unwrap()["snapshot"]

@@ -226,10 +226,12 @@ pub enum Cmd {
         keys: KeyArgs,
         #[arg(long, value_name = "HEX")]
         public_key: Option<String>,
-        #[arg(long, default_value = "26h", value_parser = crate::clock::duration, value_name = "DURATION")]
-        warn: u64,
-        #[arg(long, default_value = "50h", value_parser = crate::clock::duration, value_name = "DURATION")]
-        crit: u64,
+        /// WARNING when a dataset's newest backup is older (read by the plugin itself: a bad value is UNKNOWN).
+        #[arg(long, default_value = "26h", value_name = "DURATION")]
+        warn: String,
+        /// CRITICAL when older.
+        #[arg(long, default_value = "50h", value_name = "DURATION")]
+        crit: String,
     },
     /// Record the outcome of a zstream-backup run in a metrics file.
     BackupMetrics {

@@ -341,14 +341,7 @@ pub fn run(cmd: Cmd) -> anyhow::Result<()> {
             public_key,
             warn,
             crit,
-        } => crate::drill::check(
-            &open_store(&store)?,
-            dataset,
-            &keys,
-            public_key.as_deref(),
-            warn,
-            crit,
-        ),
+        } => crate::drill::check(&store, dataset, &keys, public_key.as_deref(), &warn, &crit),
         Cmd::BackupMetrics {
             metrics: file,
             dataset,

@@ -337,17 +337,20 @@ fn dataset_samples(r: &Report, d: &DatasetReport, read_back: bool) -> Vec<Sample
 /// The monitoring plugin: one line, exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (anything that keeps it from a
 /// verdict, said on the line).
 pub fn check(
-    store: &Store,
+    store: &crate::app::StoreArgs,
     dataset: Option<String>,
     keys: &KeyArgs,
     public_key: Option<&str>,
-    warn: u64,
-    crit: u64,
+    warn: &str,
+    crit: &str,
 ) -> anyhow::Result<()> {
     let verdict = (|| -> anyhow::Result<(i32, String)> {
+        let warn = clock::duration(warn).map_err(|e| usage(format!("--warn {warn}: {e}")))?;
+        let crit = clock::duration(crit).map_err(|e| usage(format!("--crit {crit}: {e}")))?;
         if warn > crit {
             return Err(usage("--warn is longer than --crit"));
         }
+        let store = crate::cmd::open_store(store)?;
         let key = key_of(keys, public_key)?;
         let io = Io::new(store.clone());
         let now = now()?.t;
