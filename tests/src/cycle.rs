@@ -173,7 +173,12 @@ impl<'p> Site<'p> {
 
     /// The catalog's public key for these keys (`zstream-catalog key`): what a monitoring host is given.
     pub fn public_key(&self) -> String {
-        let r = crate::proc::run_env(&bin("zstream-catalog"), &["key", "--keys", &self.both_keys()], b"", &self.env);
+        let r = crate::proc::run_env(
+            &bin("zstream-catalog"),
+            &["key", "--keys", &self.both_keys()],
+            b"",
+            &self.env,
+        );
         r.expect_code(0);
         String::from_utf8_lossy(r.stdout()).trim().to_string()
     }

@@ -71,9 +71,10 @@ pub fn verify(
     let inventory: Option<HashMap<String, zstream_ship::backend::Entry>> = if store.is_vault() {
         let mut opts = zstream_ship::options::Options::default();
         opts.thaw.wait = wait;
-        let listed = zstream_ship::app::backend(&store.dest, zstream_ship::app::Use::Prefix, &opts)?
-        .list()
-        .with_context(|| format!("the inventory of {}", store.dest))?;
+        let listed =
+            zstream_ship::app::backend(&store.dest, zstream_ship::app::Use::Prefix, &opts)?
+                .list()
+                .with_context(|| format!("the inventory of {}", store.dest))?;
         Some(listed.into_iter().map(|e| (e.name.clone(), e)).collect())
     } else {
         None

@@ -152,7 +152,12 @@ pub fn verify(i: &VerifyIn) -> Vec<Row> {
     };
     // Pruning held back by a shrink is for the user to look at: the source may have lost its data.
     if let Some(h) = held.filter(|h| h.contains("--accept-shrink")) {
-        rows.push(row(None, i.store.catalog_prefix(ds), format!("prune held: {h}"), false));
+        rows.push(row(
+            None,
+            i.store.catalog_prefix(ds),
+            format!("prune held: {h}"),
+            false,
+        ));
     }
     let broken: HashMap<String, String> = cat
         .broken()
