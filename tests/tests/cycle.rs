@@ -191,6 +191,40 @@ fn seventy_days_into_deep_archive() {
         assert_eq!(kinds(site).len(), 61, "a dry run deletes nothing");
         ok(&site.backup(&day(d), &["--prune-only", "--allow-early-delete"]));
     });
+    // A drill's samples of archived objects: their restores are asked for and the run exits 75 (nothing read yet);
+    // with --wait they are read back whole.
+    let v = site.script(
+        "zstream-verify",
+        &day(70),
+        &["--sample", "2", "--keys", &site.both_keys(), &site.dest],
+    );
+    v.expect_code(75);
+    assert!(
+        v.stderr().contains("wait on archive restores"),
+        "{}",
+        v.describe()
+    );
+    let v = site.script(
+        "zstream-verify",
+        &day(70),
+        &[
+            "--sample",
+            "2",
+            "--wait",
+            "--keys",
+            &site.both_keys(),
+            &site.dest,
+        ],
+    );
+    ok(&v);
+    assert!(
+        String::from_utf8_lossy(v.stdout())
+            .matches("ok, read back")
+            .count()
+            >= 2,
+        "{}",
+        v.describe()
+    );
     // Restores of archived links: the first run asks for every restore and exits 75; --wait then receives.
     let r = site.restore(&day(70), "src", "first", &[]);
     r.expect_code(75);

@@ -121,6 +121,9 @@ pub enum Cmd {
         /// How far this machine's clock may be from the store's.
         #[arg(long, default_value = "15m", value_parser = crate::clock::duration, value_name = "DURATION")]
         max_skew: u64,
+        /// The run took the snapshot (a later run destroys it if this one never commits).
+        #[arg(long)]
+        taken: bool,
     },
     /// Commit a stored stream: check that the stream is the snapshot the plan named (its guids and name, from
     /// zstream-hash --zfs --json) and that the object reads back as put stored it, then write its signed record.

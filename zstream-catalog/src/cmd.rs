@@ -108,6 +108,7 @@ pub fn run(cmd: Cmd) -> anyhow::Result<()> {
             snapshot,
             keys,
             max_skew,
+            taken,
         } => {
             let io = Io::new(open_store(&store)?);
             layout::check_dataset(&dataset).map_err(usage)?;
@@ -128,6 +129,7 @@ pub fn run(cmd: Cmd) -> anyhow::Result<()> {
                 time: clock::format(now.t),
                 host: host(),
                 run: hex::encode(run),
+                taken,
             });
             let written = io.put(&e, &secrets)?;
             // The store's clock: the date it gave the entry just written (S3's, or the file server's). A drill's

@@ -111,6 +111,8 @@ pub struct BackupPlan {
     /// The objects of intents never committed, whose unfinished uploads (a killed put's parts) are this store's
     /// to abort (`zstream-ship gc --older-than 0 URL`).
     pub gc: Vec<String>,
+    /// Snapshots a run took and never committed (its intent says so), still at the source: its to destroy.
+    pub drop: Vec<String>,
     pub warnings: Vec<String>,
     pub hold_tag: String,
 }
@@ -144,6 +146,7 @@ pub fn backup(i: &BackupIn) -> BackupPlan {
         remove: Vec::new(),
         unknown: Vec::new(),
         gc: Vec::new(),
+        drop: Vec::new(),
         warnings: Vec::new(),
         hold_tag: i.store.hold_tag(),
     };
@@ -179,6 +182,13 @@ pub fn backup(i: &BackupIn) -> BackupPlan {
                 .find(|o| o.snapshot.as_deref() == Some(it.snapshot.as_str()))
         });
         if !committed {
+            let at_source = i
+                .source
+                .iter()
+                .any(|s| !s.bookmark && s.name == it.snapshot);
+            if it.taken && at_source {
+                p.drop.push(it.snapshot.clone());
+            }
             if !i.store.is_vault() {
                 p.gc.push(i.store.object_url(ds, &it.snapshot));
             }

@@ -149,6 +149,8 @@ pub struct Intent {
     pub host: String,
     /// A random id of the run, so a run can tell its own intent from a replayed one.
     pub run: String,
+    /// The run took the snapshot itself (not `--snapshot`'s): if it never commits, the snapshot is its to destroy.
+    pub taken: bool,
 }
 
 /// The user's word that the full SNAPSHOT is smaller than earlier fulls on purpose: from it on, fulls before it no

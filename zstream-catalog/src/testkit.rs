@@ -251,6 +251,7 @@ pub fn cases() -> Vec<Case> {
                 time: b.time.clone(),
                 host: "backup1".into(),
                 run: "00112233445566ff".into(),
+                taken: true,
             });
             single("valid-intent", "valid", &name_of(&i), None, "an intent, signed", i.signed(&s).as_bytes())
         },

@@ -229,6 +229,13 @@ impl World {
                 self.objects.remove(&snap);
             }
         }
+        for d in &p.drop {
+            assert!(
+                !self.records.contains_key(d),
+                "night {night}: a committed snapshot is to be dropped: {d}"
+            );
+            self.source.retain(|(s, _)| &s.name != d);
+        }
         // The snapshot.
         self.txg += 1;
         self.guid += 1;
@@ -261,6 +268,7 @@ impl World {
                 time: zstream_catalog::clock::format(now),
                 host: "h".into(),
                 run: "r".into(),
+                taken: true,
             },
         );
         if kill == Some(0) {
