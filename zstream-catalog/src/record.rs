@@ -28,7 +28,7 @@ pub mod dec {
         let s = String::deserialize(d)?;
         s.parse()
             .ok()
-            .filter(|_| !s.starts_with('+') && !(s.len() > 1 && s.starts_with('0')))
+            .filter(|_| !(s.starts_with('+') || s.len() > 1 && s.starts_with('0')))
             .ok_or_else(|| serde::de::Error::custom(format!("'{s}' is not a decimal u64")))
     }
 
@@ -163,6 +163,9 @@ pub struct Accept {
     pub host: String,
 }
 
+// Entries are few and short-lived (read, checked, moved into a view): their size does not matter, and boxing
+// the backup would only add a layer to every match.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum Entry {
