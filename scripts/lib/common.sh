@@ -97,7 +97,8 @@ private_zfs() {
     exec unshare --mount --propagation private -- bash -c '
         set -e
         for d in "${@:1:4}"; do
-            keep=$(mktemp -d); [ ! -d "$d" ] || cp -a "$d/." "$keep/"
+            # Only the config (/etc/zfs) comes in: a pool cache another run wrote outside must not.
+            keep=$(mktemp -d); [ "$d" != /etc/zfs ] || [ ! -d "$d" ] || cp -a "$d/." "$keep/"
             mkdir -p "$d"; mount -t tmpfs -o mode=755 zstream-private-zfs "$d"; cp -a "$keep/." "$d/"; rm -rf "$keep"
         done
         shift 4
