@@ -1,7 +1,9 @@
 //! Finds frames in a stream that may be damaged anywhere: a frame is taken only when its header checksum holds and
 //! it belongs to this stream; its payload is taken only when the payload checksum holds. After anything else
-//! (flipped bits, zeroed or overwritten ranges, deleted or inserted bytes, a damaged header) the scanner searches
-//! for the next frame marker, so the decoder finds its place again.
+//! (flipped bits, zeroed or overwritten ranges, deleted or inserted bytes, a damaged header, another stream's
+//! frame) the scanner searches for the next frame marker, so the decoder finds its place again: from the byte
+//! after a marker whose header it cannot use, from the end of the header of one of its frames whose payload does
+//! not hold (par-v2.md, "Finding frames").
 
 use crate::format::{payload_sum, Frame, FRAME_HEADER, MAGIC};
 use std::io::{self, Read};
@@ -31,22 +33,29 @@ pub struct Scanner<R> {
     eof: bool,
     /// Input offset of buf[0].
     base: u64,
-    /// Only frames of this stream are taken, once it is known (frames of a stream nested inside the payload, or of
-    /// another stream pasted in, carry another id).
+    /// Only frames of this stream (id, and version) are taken, once it is known (frames of a stream nested inside
+    /// the payload, or of another stream pasted in, carry another id).
     pub stream_id: Option<u64>,
+    pub version: Option<u8>,
     skipping_from: Option<u64>,
 }
 
 impl<R: Read> Scanner<R> {
     pub fn new(inner: R) -> Self {
+        Self::at(inner, 0)
+    }
+
+    /// A scanner whose input begins at input byte `base` (what came before was read by the probe).
+    pub fn at(inner: R, base: u64) -> Self {
         Scanner {
             inner,
             buf: vec![0; 4 << 20],
             pos: 0,
             end: 0,
             eof: false,
-            base: 0,
+            base,
             stream_id: None,
+            version: None,
             skipping_from: None,
         }
     }
@@ -119,8 +128,10 @@ impl<R: Read> Scanner<R> {
                 self.pos = self.end;
                 return Ok(self.end_skip(to).unwrap_or(Item::End));
             }
-            let header = Frame::decode(&self.buf[self.pos..self.pos + FRAME_HEADER])
-                .filter(|f| self.stream_id.is_none_or(|id| id == f.stream_id));
+            let header = Frame::decode(&self.buf[self.pos..self.pos + FRAME_HEADER]).filter(|f| {
+                self.stream_id.is_none_or(|id| id == f.stream_id)
+                    && self.version.is_none_or(|v| v == f.version)
+            });
             let Some(frame) = header else {
                 self.skip_to_next_marker();
                 continue;
