@@ -17,8 +17,9 @@ Examples:
 
 Each group of --data blocks gets --parity parity blocks: any --parity blocks of a group may be lost or damaged.
 --interleave D writes D groups' blocks in turn, so one burst of up to (parity x D - 1) frames stays repairable
-(a frame is a block plus 64 bytes).
-Exit codes: 0 ok (repairs are reported on stderr), 1 I/O error, 2 usage error, 3 damage beyond repair.";
+(a frame is a block plus 64 bytes; the last D groups' frames can be shorter: docs/formats/par-v2.md).
+Exit codes: 0 ok (repairs are reported on stderr), 1 I/O error, 2 usage error, 3 damage beyond repair, or frames
+of several streams none of which lies inside another's (the message names them; choose one with --stream).";
 
 /// Reed-Solomon parity inside a stream (stdin to stdout); -d checks, repairs and restores the original.
 #[derive(Parser, Debug)]

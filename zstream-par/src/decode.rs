@@ -6,7 +6,7 @@
 use crate::assemble::{Assembler, Group};
 use crate::codec::Codec;
 use crate::content;
-use crate::format::{Mask, StreamKey, V2};
+use crate::format::StreamKey;
 use crate::probe::{self, Choice, Replay};
 use crate::repair::repair;
 pub use crate::report::Report;
@@ -74,8 +74,8 @@ pub fn decode_stream<R: Read, W: Write + Send>(
     let mut asm = Assembler::new(scan, mode == Mode::Verify);
     // BLAKE3 of the output, on the workers in stream order; None once a group is lost (verify goes on past it).
     let digest = ordered::InOrder::new(Some(blake3::Hasher::new()));
-    // Every frame the assembler takes is of one stream and has its shape, so one codec (and mask) serves it all.
-    let coding = std::sync::OnceLock::<(Codec, Option<Mask>)>::new();
+    // Every frame the assembler takes is of one stream and has its shape, so one codec serves it all.
+    let codec = std::sync::OnceLock::<Codec>::new();
     let mut stats = Stats::default();
 
     let result = ordered::map_in_order(
@@ -97,15 +97,14 @@ pub fn decode_stream<R: Read, W: Write + Send>(
         |c, turn| {
             let g = &mut c.data;
             if let Some(f) = g.shape {
-                let (codec, mask) = match coding.get() {
+                let codec = match codec.get() {
                     Some(c) => c,
                     None => {
-                        let codec = Codec::new(f.data, f.parity)?;
-                        let mask = (f.version == V2).then(|| Mask::new(f.stream_id));
-                        coding.get_or_init(|| (codec, mask))
+                        let c = Codec::new(f.data, f.parity)?;
+                        codec.get_or_init(|| c)
                     }
                 };
-                repair(codec, mask.as_ref(), g)?;
+                repair(codec, g)?;
             }
             turn.with(|digest| {
                 let (Some(f), true, Some(h)) = (g.shape, g.lost.is_empty(), digest.as_mut()) else {

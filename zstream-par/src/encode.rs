@@ -203,8 +203,7 @@ fn encode_group_v2(codec: &Codec, p: Params, mask: &Mask, g: &mut Group) {
         }
         parity_of(codec, &g.padded, &mut g.parity, l);
         for s in g.padded.iter_mut() {
-            mask.apply(s);
-            g.sums.push(format::payload_sum(s));
+            g.sums.push(mask.apply_and_sum(s));
         }
     } else {
         let bs = p.block_size as usize;
@@ -215,13 +214,11 @@ fn encode_group_v2(codec: &Codec, p: Params, mask: &Mask, g: &mut Group) {
         }
         codec.encode(&data, &mut g.parity);
         for block in g.buf.chunks_mut(bs) {
-            mask.apply(block);
-            g.sums.push(format::payload_sum(block));
+            g.sums.push(mask.apply_and_sum(block));
         }
     }
     for par in g.parity.iter_mut() {
-        mask.apply(par);
-        g.sums.push(format::payload_sum(par));
+        g.sums.push(mask.apply_and_sum(par));
     }
 }
 

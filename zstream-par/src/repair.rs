@@ -1,15 +1,14 @@
-//! Rebuilding a group's lost data blocks from its parity, on a worker thread: version 2's payloads are unmasked
-//! first (parity was computed before masking), then the missing data shards are rebuilt from any `data` of the
-//! rest, and the group's original bytes and trailer are read from its shards.
+//! Rebuilding a group's lost data blocks from its parity, on a worker thread (the scanner took version 2's mask
+//! off every payload it took), then reading the group's original bytes and trailer from its shards.
 
 use crate::assemble::Group;
 use crate::codec::Codec;
 use crate::content;
-use crate::format::{self, Mask, TRAILER_LEN, V2};
+use crate::format::{self, TRAILER_LEN, V2};
 
 /// Rebuilds the group's missing data blocks from parity when enough blocks survived, then reads its content (on a
 /// worker thread).
-pub(crate) fn repair(codec: &Codec, mask: Option<&Mask>, g: &mut Group) -> anyhow::Result<()> {
+pub(crate) fn repair(codec: &Codec, g: &mut Group) -> anyhow::Result<()> {
     let f = g.shape.expect("checked by the caller");
     let (n, total) = (f.data as usize, f.data as usize + f.parity as usize);
     let blocks = f.data_frames() as usize;
@@ -17,13 +16,6 @@ pub(crate) fn repair(codec: &Codec, mask: Option<&Mask>, g: &mut Group) -> anyho
         .filter(|&i| g.shards[i].is_none())
         .map(|i| i as u8)
         .collect();
-    // Parity is needed only to rebuild; then every present shard goes into the reconstruction.
-    let unmask_to = if missing.is_empty() { n } else { total };
-    if let Some(m) = mask {
-        for s in g.shards[..unmask_to].iter_mut().flatten() {
-            m.apply(s);
-        }
-    }
     if missing.is_empty() {
         return content::read(&f, g);
     }

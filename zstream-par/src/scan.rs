@@ -5,12 +5,13 @@
 //! after a marker whose header it cannot use, from the end of the header of one of its frames whose payload does
 //! not hold (par-v2.md, "Finding frames").
 
-use crate::format::{payload_sum, Frame, FRAME_HEADER, MAGIC};
+use crate::format::{payload_sum, Frame, Mask, FRAME_HEADER, MAGIC, V2};
 use std::io::{self, Read};
 use zstream_common::pipe::read_full;
 
 pub enum Item {
-    /// A frame whose header holds. `payload_ok` says whether its payload did too (it is then in `payload`).
+    /// A frame whose header holds. `payload_ok` says whether its payload did too (it is then in `payload`, a
+    /// version 2 payload with its mask taken off).
     Frame {
         frame: Frame,
         at: u64,
@@ -38,6 +39,8 @@ pub struct Scanner<R> {
     pub stream_id: Option<u64>,
     pub version: Option<u8>,
     skipping_from: Option<u64>,
+    /// The mask of the version 2 stream whose frames are taken (by its id).
+    mask: Option<(u64, Mask)>,
 }
 
 impl<R: Read> Scanner<R> {
@@ -57,6 +60,7 @@ impl<R: Read> Scanner<R> {
             stream_id: None,
             version: None,
             skipping_from: None,
+            mask: None,
         }
     }
 
@@ -146,10 +150,9 @@ impl<R: Read> Scanner<R> {
             }
             let avail = self.fill(need, true)?;
             if avail >= need {
-                let body = &self.buf[self.pos + FRAME_HEADER..self.pos + need];
-                if payload_sum(body) == frame.payload_sum {
-                    payload.clear();
-                    payload.extend_from_slice(body);
+                payload.clear();
+                payload.extend_from_slice(&self.buf[self.pos + FRAME_HEADER..self.pos + need]);
+                if self.check(&frame, &mut payload) {
                     self.pos += need;
                     return Ok(Item::Frame {
                         frame,
@@ -184,7 +187,7 @@ impl<R: Read> Scanner<R> {
         let got = read_full(&mut self.inner, &mut payload[held..])?;
         if held + got < len {
             self.eof = true;
-        } else if payload_sum(&payload) == frame.payload_sum {
+        } else if self.check(&frame, &mut payload) {
             self.base = self.offset(self.end) + got as u64;
             self.pos = 0;
             self.end = 0;
@@ -215,6 +218,24 @@ impl<R: Read> Scanner<R> {
             payload_ok: false,
             payload,
         })
+    }
+
+    /// Whether the payload holds; a version 2 payload that does comes back with its mask taken off (in the same
+    /// pass as its checksum), one that does not with its stored bytes.
+    fn check(&mut self, frame: &Frame, payload: &mut [u8]) -> bool {
+        if frame.version != V2 {
+            return payload_sum(payload) == frame.payload_sum;
+        }
+        let id = frame.stream_id;
+        let mask = match self.mask {
+            Some((i, m)) if i == id => m,
+            _ => self.mask.insert((id, Mask::new(id))).1,
+        };
+        if mask.sum_and_remove(payload) == frame.payload_sum {
+            return true;
+        }
+        mask.apply(payload);
+        false
     }
 
     /// Reads and drops the rest of the input.
