@@ -175,18 +175,34 @@ fn bursts_repaired(s: &[u8], o: &[u8], len: usize, from: usize, to: usize, what:
     }
 }
 
+type Shape = (u8, u8, u32, u16, usize);
+
+/// For each (d, p, B, D, length): the shape, an original of that length, its stream in `version`, and a name.
+fn streams(version: u8, shapes: &[Shape]) -> Vec<(Shape, Vec<u8>, Vec<u8>, String)> {
+    shapes
+        .iter()
+        .map(|&(d, par, b, dd, n)| {
+            let o = Gen::bytes(n as u64, n);
+            let s = enc(&o, p(d, par, b, dd, version), 9);
+            let what = format!("v{version} d = {d}, p = {par}, B = {b}, D = {dd}, {n} bytes");
+            ((d, par, b, dd, n), o, s, what)
+        })
+        .collect()
+}
+
 #[test]
 fn v2_bursts_within_the_stated_bounds_are_repaired_at_every_position() {
     // par-v2.md: any burst of (p x D' - 1) x F' + 1 bytes, F' = 64 + min(B, L) of the last batch's D' groups; and
     // of (p x D - 1) x (B + 64) + 1 bytes that ends before the last batch.
-    for (d, par, b, dd, n) in [
-        (4u8, 2u8, 64u32, 2u16, 256usize),
-        (3, 2, 64, 3, 1000),
-        (2, 1, 128, 1, 700),
-        (5, 3, 64, 2, 1500),
-    ] {
-        let o = Gen::bytes(n as u64, n);
-        let s = enc(&o, p(d, par, b, dd, V2), 9);
+    for ((d, par, b, dd, n), o, s, what) in streams(
+        V2,
+        &[
+            (4, 2, 64, 2, 256),
+            (3, 2, 64, 3, 1000),
+            (2, 1, 128, 1, 700),
+            (5, 3, 64, 2, 1500),
+        ],
+    ) {
         let groups = n / (d as usize * b as usize) + 1;
         let rest = n - (groups - 1) * d as usize * b as usize;
         let l = (rest + 40).div_ceil(d as usize);
@@ -197,7 +213,6 @@ fn v2_bursts_within_the_stated_bounds_are_repaired_at_every_position() {
             (64 + l.min(b as usize), d_last),
             "the spec's F' and D'"
         );
-        let what = format!("d = {d}, p = {par}, B = {b}, D = {dd}, {n} bytes");
         let end = (par as usize * d_last - 1) * shortest + 1;
         bursts_repaired(&s, &o, end, 0, s.len(), &what);
         let full = (par as usize * dd as usize - 1) * (b as usize + 64) + 1;
@@ -212,14 +227,15 @@ fn v1_bursts_within_the_corrected_bounds_are_repaired_at_every_position() {
     // par-v1.md, corrected: the last batch is not round-robin where the final group lacks blocks, so there a burst
     // is repaired when it touches at most p x max(1, D' - 1) frames: any burst of (p x max(1, D' - 1) - 1) x F' + 1
     // bytes, F' the stream's shortest frame (at most 104 bytes: 69 here, a 5-byte block).
-    for (d, par, b, dd, n) in [
-        (4u8, 2u8, 64u32, 2u16, 256usize),
-        (3, 2, 64, 1, 261),
-        (3, 2, 64, 3, 1000),
-        (4, 2, 64, 2, 261),
-    ] {
-        let o = Gen::bytes(n as u64, n);
-        let s = enc(&o, p(d, par, b, dd, V1), 9);
+    for ((_, par, _, _, _), o, s, what) in streams(
+        V1,
+        &[
+            (4, 2, 64, 2, 256),
+            (3, 2, 64, 1, 261),
+            (3, 2, 64, 3, 1000),
+            (4, 2, 64, 2, 261),
+        ],
+    ) {
         let fs = frames(&s);
         let shortest = fs
             .iter()
@@ -230,14 +246,7 @@ fn v1_bursts_within_the_corrected_bounds_are_repaired_at_every_position() {
         assert!(shortest <= 104);
         let (_, _, d_last) = last_batch(&s);
         let k = par as usize * (d_last.max(2) - 1);
-        bursts_repaired(
-            &s,
-            &o,
-            (k - 1) * shortest + 1,
-            0,
-            s.len(),
-            &format!("v1 d = {d}, D = {dd}, {n} bytes"),
-        );
+        bursts_repaired(&s, &o, (k - 1) * shortest + 1, 0, s.len(), &what);
     }
 }
 
