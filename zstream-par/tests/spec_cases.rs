@@ -358,3 +358,29 @@ fn version_of_reads_the_first_intact_header() {
     );
     assert_eq!(zstream_par::probe::version_of(b"nothing"), None);
 }
+
+#[test]
+fn the_window_is_64_mib_from_the_first_usable_header() {
+    // par-v2.md: the candidates are the streams with a usable header beginning less than W = 64 MiB after the
+    // first one. Stream a at byte 0, stream b's first header at W - 1 (refused: two candidates) or at W (b is not
+    // a candidate: a is decoded, and what follows it read and skipped).
+    use std::io::Read;
+    const W: usize = 64 << 20;
+    assert_eq!(zstream_par::probe::WINDOW, W as u64);
+    let a = enc(b"the first stream", p(3, 2, 64, 1, V2), 1);
+    let b = enc(b"the second", p(3, 2, 64, 1, V2), 2);
+    for (at, decoded) in [(W - 1, false), (W, true)] {
+        let input = (&a[..])
+            .chain(std::io::repeat(0).take((at - a.len()) as u64))
+            .chain(&b[..]);
+        let mut out = Vec::new();
+        let r = decode::decode_stream(input, &mut out, Mode::Decode, 0, None, |_| {});
+        match r {
+            Ok(_) => assert!(decoded && out == b"the first stream", "b at {at}"),
+            Err(e) => {
+                assert!(!decoded && out.is_empty(), "b at {at}: {e:#}");
+                assert!(format!("{e:#}").contains("2 parity streams"), "{e:#}");
+            }
+        }
+    }
+}
