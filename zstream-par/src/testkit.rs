@@ -488,9 +488,31 @@ fn nested(v: u8) -> Vec<Case> {
     cases
 }
 
-/// Issue 23's bursts at the stream's end, where frames are shorter.
+/// Issue 23's bursts at the stream's end, where frames are shorter; and a small stream at the defaults, whose size
+/// the final group decides.
 fn bursts(v: u8) -> Vec<Case> {
-    let mut cases = Vec::new();
+    let defaults = Params {
+        data: 10,
+        parity: 2,
+        block_size: 1 << 20,
+        interleave: 1,
+        version: v,
+    };
+    let o = input(4096);
+    let small = encoded(defaults, &o, STREAM_ID);
+    let mut cases = vec![case(
+        "success-small-stream",
+        true,
+        &o,
+        if v == V1 {
+            "4096 bytes at the defaults (10 + 2, 1 MiB blocks): 12,680 bytes stored, the final group's two parity \
+             blocks as long as its one block rounded up to 64 bytes (4096 each)"
+        } else {
+            "4096 bytes at the defaults (10 + 2, 1 MiB blocks): 5,832 bytes stored, 96 + 12 x (414 + 64) by \
+             par-v2.md's size formula (L = (4096 + 40) / 10 rounded up)"
+        },
+        small,
+    )];
     // d = 4, p = 2, B = 64, D = 2, 256 bytes: group 0 is full, the final group 1 (the trailer alone) shares the
     // last batch.
     let p = Params {
