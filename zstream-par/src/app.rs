@@ -37,6 +37,11 @@ pub struct Args {
     #[arg(long, requires = "verify")]
     pub json: bool,
 
+    /// Print the format version the encoder writes (docs/formats/par-vN.md) and exit; `--verify --json` says a
+    /// stored stream's.
+    #[arg(long, conflicts_with_all = ["decode", "verify", "stream"])]
+    pub format_version: bool,
+
     /// Decode or verify the stream with this id (16 hex digits), ignoring frames of any other: for an input that
     /// holds frames of several streams none of which lies inside another's (the decoder then names them).
     #[arg(long, value_name = "ID", value_parser = parse_id)]
@@ -74,6 +79,9 @@ fn parse_id(s: &str) -> Result<u64, String> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.format_version {
+        return pipe::print_line(format_args!("{}", crate::format::VERSION));
+    }
     // A worker holds an interleaved set of groups; decoding reads the geometry from the stream, so the
     // default is sized by the options' geometry (the defaults, unless given).
     let set = u64::from(args.interleave)

@@ -427,6 +427,22 @@ fn a_crafted_jump_in_group_numbers_is_one_lost_range_not_a_line_per_group() {
 }
 
 #[test]
+fn format_version_says_what_the_encoder_writes() {
+    // The backup cycle records it beside each stream; the stream's own first header says the same (byte 29).
+    let r = par(&["--format-version"], b"");
+    r.expect_code(0).expect_clean_stderr("zstream-par");
+    assert_eq!(r.stdout(), b"2\n");
+    let e = encode(100, 1);
+    assert_eq!(e.bytes[29], 2);
+    for bad in [
+        &["--format-version", "-d"][..],
+        &["--format-version", "--verify"],
+    ] {
+        par(bad, b"").expect_code(2);
+    }
+}
+
+#[test]
 fn encode_options_are_refused_when_decoding() {
     for args in [
         &["-d", "--parity", "3"][..],
