@@ -83,7 +83,7 @@ ensure_apt_pkg() {
 }
 
 # private_zfs "$0" "$@" (first thing in a script that starts zfs-fuse): runs the script again in a mount namespace
-# of its own, with empty directories where zfs-fuse keeps its socket, lock and pool cache (its config copied in).
+# of its own, with empty directories where zfs-fuse keeps its socket, lock and pool cache (its zfsrc copied in).
 # zfs-fuse allows one daemon per machine and imports every pool its cache lists when it starts: inside, this
 # run's daemon sees only the pools this run creates, and a daemon or pools of anyone else's (outside, or in
 # another such namespace) are neither used nor imported. Mounts made inside stay inside, where the run's
@@ -97,7 +97,10 @@ private_zfs() {
     exec unshare --mount --propagation private -- bash -c '
         set -e
         for d in "${@:1:4}"; do
-            keep=$(mktemp -d); [ ! -d "$d" ] || cp -a "$d/." "$keep/"
+            # Only the configuration is kept (zfsrc): never a pool cache, which is what is being kept apart.
+            keep=$(mktemp -d)
+            [ "$d" != /etc/zfs ] || [ ! -d "$d" ] || cp -a "$d/." "$keep/"
+            rm -f "$keep/zpool.cache"
             mkdir -p "$d"; mount -t tmpfs -o mode=755 zstream-private-zfs "$d"; cp -a "$keep/." "$d/"; rm -rf "$keep"
         done
         shift 4

@@ -30,7 +30,7 @@ a damaged or incomplete ZFS stream\n\
 .PP\nAny other code (a signal, 101) is a failure too.\n";
 
 const SEE_ALSO: &str = ".BR zstream-hash (1),\n.BR zstream-seal (1),\n.BR zstream-par (1),\n\
-.BR zstream-ship (1),\n.BR ec2-pool (1),\n.BR zstream-backup (1),\n.BR zstream-restore (1),\n.BR zstream-verify (1).\n\
+.BR zstream-ship (1),\n.BR zstream-catalog (1),\n.BR ec2-pool (1),\n.BR zstream-backup (1),\n.BR zstream-restore (1),\n.BR zstream-verify (1).\n\
 The formats: /usr/share/doc/zstream/formats/. The disaster runbook: /usr/share/doc/zstream/RESTORE.md.\n";
 
 /// The tools' command definitions.
@@ -40,6 +40,7 @@ pub fn commands() -> Vec<clap::Command> {
         zstream_seal::app::Args::command(),
         zstream_par::app::Args::command(),
         zstream_ship::app::Args::command(),
+        zstream_catalog::app::Cli::command(),
         ec2_pool::app::Args::command(),
     ]
 }
