@@ -89,7 +89,7 @@ pub fn verify(
     for ds in datasets {
         zstream_common::say!("{ds}: checking its records against {}", store.dest);
         let loaded = io
-            .load(&ds, key)
+            .load(&ds, key, Some(&store.id()))
             .and_then(|cat| Ok((io.objects(&ds)?, cat)));
         let (objects, cat) = match loaded {
             Ok(x) => x,
@@ -385,7 +385,7 @@ pub fn check(
         }
         let (mut worst, mut bad, mut good, mut perf) = (0, Vec::new(), Vec::new(), Vec::new());
         for ds in datasets {
-            let cat = io.load(&ds, &key)?;
+            let cat = io.load(&ds, &key, Some(&io.store.id()))?;
             let s = verify::summary(&cat);
             let mut v = 0;
             if !cat.problems.is_empty() {
