@@ -412,7 +412,7 @@ pub fn vectors() -> String {
     let s = secrets();
     let e = Entry::Backup(example());
     serde_json::to_string_pretty(&serde_json::json!({
-        "comment": "zstream-catalog v2 test vectors (docs/formats/catalog-v2.md): the signing key derived from two key files' materials, its public key, and the example record signed with it. Ed25519 is deterministic: the signature is reproducible.",
+        "comment": "zstream-catalog v2 test vectors (docs/formats/catalog-v2.md): the signing key derived from two key files' materials, its public key, the store id of the example's store, and the example record signed with it. Ed25519 is deterministic: the signature is reproducible.",
         "key_materials": keys().iter().map(|k| hex::encode(k.bytes())).collect::<Vec<_>>(),
         "key_ids": s.key_ids,
         "hkdf_salt": "zstream-catalog v2",
@@ -420,6 +420,8 @@ pub fn vectors() -> String {
         "seed": hex::encode(&s.seed()[..]),
         "public_key": s.public().hex(),
         "signed_prefix": "zstream-catalog v2\\n",
+        "store_dest": store().dest,
+        "store_id": store().id(),
         "body": e.body(),
         "stored": e.signed(&s),
     }))
