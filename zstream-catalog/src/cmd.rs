@@ -40,6 +40,15 @@ pub fn run(cmd: Cmd) -> anyhow::Result<()> {
         }
         Cmd::Key { keys } => {
             let s = secrets(&keys)?;
+            // Which keys made it, on stderr: a key set missing one gives another public key, and a check given
+            // that one would call every genuine record forged.
+            zstream_common::say!(
+                "the catalog's public key of {} key(s) ({}) and {} passphrase(s); every key the streams are sealed \
+                 with is needed",
+                s.key_ids.len(),
+                s.key_ids.join(", "),
+                s.passphrases
+            );
             pipe::print_line(s.public().hex())
         }
         Cmd::Plan {
