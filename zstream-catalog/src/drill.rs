@@ -71,9 +71,10 @@ pub fn verify(
     let inventory: Option<HashMap<String, zstream_ship::backend::Entry>> = if store.is_vault() {
         let mut opts = zstream_ship::options::Options::default();
         opts.thaw.wait = wait;
-        let listed = zstream_ship::app::backend(&store.dest, zstream_ship::app::Use::Prefix, &opts)?
-        .list()
-        .with_context(|| format!("the inventory of {}", store.dest))?;
+        let listed =
+            zstream_ship::app::backend(&store.dest, zstream_ship::app::Use::Prefix, &opts)?
+                .list()
+                .with_context(|| format!("the inventory of {}", store.dest))?;
         Some(listed.into_iter().map(|e| (e.name.clone(), e)).collect())
     } else {
         None
@@ -387,7 +388,13 @@ pub fn check(
                 bad.push(format!("{ds}: {} broken chain(s)", s.broken));
                 v = 2;
             }
-            if age >= crit as i64 {
+            if age < -clock::MAX_SKEW {
+                bad.push(format!(
+                    "{ds}: {}",
+                    verify::future(cat.newest().expect("a newest backup"), now)
+                ));
+                v = 2;
+            } else if age >= crit as i64 {
                 bad.push(format!(
                     "{ds}: last backup {} ago (@{snap}), over {}",
                     clock::human(age),
