@@ -191,6 +191,40 @@ fn seventy_days_into_deep_archive() {
         assert_eq!(kinds(site).len(), 61, "a dry run deletes nothing");
         ok(&site.backup(&day(d), &["--prune-only", "--allow-early-delete"]));
     });
+    // A drill's samples of archived objects: their restores are asked for and the run exits 75 (nothing read yet);
+    // with --wait they are read back whole.
+    let v = site.script(
+        "zstream-verify",
+        &day(70),
+        &["--sample", "2", "--keys", &site.both_keys(), &site.dest],
+    );
+    v.expect_code(75);
+    assert!(
+        v.stderr().contains("wait on archive restores"),
+        "{}",
+        v.describe()
+    );
+    let v = site.script(
+        "zstream-verify",
+        &day(70),
+        &[
+            "--sample",
+            "2",
+            "--wait",
+            "--keys",
+            &site.both_keys(),
+            &site.dest,
+        ],
+    );
+    ok(&v);
+    assert!(
+        String::from_utf8_lossy(v.stdout())
+            .matches("ok, read back")
+            .count()
+            >= 2,
+        "{}",
+        v.describe()
+    );
     // Restores of archived links: the first run asks for every restore and exits 75; --wait then receives.
     let r = site.restore(&day(70), "src", "first", &[]);
     r.expect_code(75);
@@ -273,7 +307,11 @@ fn guards() {
             .filter(|f| f.contains("zstream-partial"))
             .count();
         assert_eq!(partials, 0, "{stage}: an unfinished upload stayed");
-        ok(&site.script("zstream-verify", &day(d + 1), &["--keys", &site.both_keys(), &site.dest]));
+        ok(&site.script(
+            "zstream-verify",
+            &day(d + 1),
+            &["--keys", &site.both_keys(), &site.dest],
+        ));
     }
 
     // A full that shrank: while a kept cycle still has a full as large as the largest, older cycles go as usual.
@@ -288,7 +326,11 @@ fn guards() {
     let r = site.backup(&day(20), &["--full"]);
     ok(&r);
     assert!(!r.stderr().contains("prune held"), "{}", r.describe());
-    assert_eq!(cycles(&site), 2, "the first cycle went: the cycle of day 3 keeps a large full");
+    assert_eq!(
+        cycles(&site),
+        2,
+        "the first cycle went: the cycle of day 3 keeps a large full"
+    );
     let r = site.backup(&day(21), &["--full"]);
     ok(&r);
     assert!(
@@ -296,19 +338,40 @@ fn guards() {
         "{}",
         r.describe()
     );
-    let shrunk = site.records().last().unwrap()["snapshot"].as_str().unwrap().to_string();
-    assert!(r.stderr().contains(&format!("--accept-shrink {shrunk}")), "{}", r.describe());
+    let shrunk = site.records().last().unwrap()["snapshot"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        r.stderr().contains(&format!("--accept-shrink {shrunk}")),
+        "{}",
+        r.describe()
+    );
     assert_eq!(cycles(&site), 3, "nothing deleted while held");
-    let v = site.script("zstream-verify", &day(21), &["--keys", &site.both_keys(), &site.dest]);
+    let v = site.script(
+        "zstream-verify",
+        &day(21),
+        &["--keys", &site.both_keys(), &site.dest],
+    );
     v.expect_code(3);
-    assert!(String::from_utf8_lossy(v.stdout()).contains("prune held"), "{}", v.describe());
+    assert!(
+        String::from_utf8_lossy(v.stdout()).contains("prune held"),
+        "{}",
+        v.describe()
+    );
     ok(&site.backup(&day(21), &["--prune-only", "--accept-shrink", &shrunk]));
     assert_eq!(cycles(&site), 2);
     assert!(
-        site.entries().iter().any(|(n, _)| n.ends_with(&format!("@{shrunk}.accept-shrink"))),
+        site.entries()
+            .iter()
+            .any(|(n, _)| n.ends_with(&format!("@{shrunk}.accept-shrink"))),
         "the acceptance is recorded"
     );
-    ok(&site.script("zstream-verify", &day(21), &["--keys", &site.both_keys(), &site.dest]));
+    ok(&site.script(
+        "zstream-verify",
+        &day(21),
+        &["--keys", &site.both_keys(), &site.dest],
+    ));
 
     // Incrementals on the shrunken full, then the middle one's object lost: restore refuses, naming it.
     for d in 22..24 {
@@ -326,7 +389,11 @@ fn guards() {
         "{}",
         r.describe()
     );
-    let v = site.script("zstream-verify", &day(24), &["--keys", &site.both_keys(), &site.dest]);
+    let v = site.script(
+        "zstream-verify",
+        &day(24),
+        &["--keys", &site.both_keys(), &site.dest],
+    );
     v.expect_code(3);
     assert!(
         String::from_utf8_lossy(v.stdout()).contains("no such object"),
@@ -371,7 +438,12 @@ fn guards() {
     site.change(24);
     let r = site.backup(&day(24), &[]);
     ok(&r);
-    assert!(r.stderr().contains("full: the chain to the newest backup is broken"), "{}", r.describe());
+    assert!(
+        r.stderr()
+            .contains("full: the chain to the newest backup is broken"),
+        "{}",
+        r.describe()
+    );
 
     // A base snapshot deleted at the source (once its hold is released) makes the next run a full, saying why.
     let newest = site.records().last().unwrap()["snapshot"]
@@ -694,10 +766,7 @@ fn a_vault_with_its_catalog_elsewhere() {
     assert_eq!(recs.len(), 3);
     for r in &recs {
         assert_record_shape(r);
-        assert!(
-            site.object_of(r).starts_with("glacier://offsite/"),
-            "{r}"
-        );
+        assert!(site.object_of(r).starts_with("glacier://offsite/"), "{r}");
         assert!(
             r["object"]["checksum"]
                 .as_str()
@@ -716,7 +785,14 @@ fn a_vault_with_its_catalog_elsewhere() {
     let v = site.script(
         "zstream-verify",
         &day(3),
-        &["--wait", "--keys", &site.both_keys(), "--catalog", &site.catalog, &site.dest],
+        &[
+            "--wait",
+            "--keys",
+            &site.both_keys(),
+            "--catalog",
+            &site.catalog,
+            &site.dest,
+        ],
     );
     ok(&v);
     assert_eq!(

@@ -285,7 +285,13 @@ fn a_month_of_runs_then_silence_a_failure_and_a_broken_chain() {
             site.script(
                 "zstream-verify",
                 &after(DAYS, 3600 * (i + 1)),
-                &["--metrics", &prom_s, "--keys", &site.both_keys(), &site.dest],
+                &[
+                    "--metrics",
+                    &prom_s,
+                    "--keys",
+                    &site.both_keys(),
+                    &site.dest,
+                ],
             )
             .expect_code(0);
         }
@@ -317,7 +323,13 @@ fn a_month_of_runs_then_silence_a_failure_and_a_broken_chain() {
     let v = site.script(
         "zstream-verify",
         &after(last, 4 * h),
-        &["--metrics", &prom_s, "--keys", &site.both_keys(), &site.dest],
+        &[
+            "--metrics",
+            &prom_s,
+            "--keys",
+            &site.both_keys(),
+            &site.dest,
+        ],
     );
     v.expect_code(3);
     let m = metrics(&prom);
@@ -353,7 +365,9 @@ fn the_readmes_alert_rules_fire_when_backups_stop() {
         .filter(|w| w.starts_with("zstream_"))
     {
         assert!(
-            zstream_catalog::metrics::FAMILIES.iter().any(|f| f.name == name),
+            zstream_catalog::metrics::FAMILIES
+                .iter()
+                .any(|f| f.name == name),
             "the README's rules name {name}, which no script writes"
         );
     }

@@ -195,7 +195,7 @@ pub fn run(
     };
     let mut out = Vec::new();
     for ds in datasets {
-        let cat = io.load(&ds, key)?;
+        let cat = io.load(&ds, key, Some(&io.store.id()))?;
         let all: Vec<&crate::record::Backup> = cat.backups.iter().collect();
         let chain = match cat.newest() {
             Some(n) => cat.chain(n).unwrap_or_default(),
@@ -212,6 +212,20 @@ pub fn run(
             })
             .collect();
         let month = monthly(&all);
+        // The last 30 days' uploads, as a month's PUT requests: each object's parts (one PUT up to a part), its
+        // upload's start and end, and its record, intent and the intent's removal at STANDARD's rate.
+        let now = crate::clock::now().map(|n| n.t).unwrap_or(0);
+        let requests: f64 = all
+            .iter()
+            .filter(|r| now - cat.time_of(r) < 30 * crate::clock::DAY)
+            .map(|r| {
+                let class = Class::of(&r.object.storage_class);
+                let parts = r.object.bytes.div_ceil(16 << 20).max(1);
+                let puts = if parts > 1 { parts + 2 } else { 1 };
+                puts as f64 * put_per_1000(class) / 1000.0
+                    + 3.0 * put_per_1000(Class::Standard) / 1000.0
+            })
+            .sum();
         let bills: Vec<RestoreBill> = [Tier::Expedited, Tier::Standard, Tier::Bulk]
             .into_iter()
             .filter_map(|tier| restore_bill(&links, &RestoreArgs { tier, ..a.clone() }).ok())
@@ -220,7 +234,8 @@ pub fn run(
             "dataset": ds,
             "records": all.len(),
             "monthly": month.iter().map(|(c, b, usd)| serde_json::json!({"class": c, "bytes": b, "usd": cents(*usd)})).collect::<Vec<_>>(),
-            "monthly_total": cents(month.iter().map(|m| m.2).sum()),
+            "monthly_requests": cents(requests),
+            "monthly_total": cents(month.iter().map(|m| m.2).sum::<f64>() + requests),
             "restore_newest": bills.iter().map(|b| serde_json::json!({
                 "tier": b.tier, "bytes": b.bytes, "retrieval": cents(b.retrieval), "requests": cents(b.requests),
                 "restored_copies": cents(b.restored_copies), "transfer_out": cents(b.transfer_out),

@@ -13,8 +13,9 @@ use std::collections::BTreeMap;
 
 pub const FORMAT: &str = "zstream-catalog";
 pub const VERSION: u32 = 2;
-/// The most an entry may hold; an object under the catalog prefix that is larger is refused unread.
-pub const MAX_ENTRY_BYTES: u64 = 64 << 10;
+/// The most an entry may hold (a record is about 1.5 KB); an object under the catalog prefix that is larger is
+/// refused unread, so that planted entries cost a reader little memory each.
+pub const MAX_ENTRY_BYTES: u64 = 16 << 10;
 
 /// A 64-bit guid (or txg), written as a decimal string: JSON readers such as jq round large numbers.
 pub mod dec {
@@ -28,7 +29,7 @@ pub mod dec {
         let s = String::deserialize(d)?;
         s.parse()
             .ok()
-            .filter(|_| !s.starts_with('+') && !(s.len() > 1 && s.starts_with('0')))
+            .filter(|_| !(s.starts_with('+') || s.len() > 1 && s.starts_with('0')))
             .ok_or_else(|| serde::de::Error::custom(format!("'{s}' is not a decimal u64")))
     }
 
@@ -111,6 +112,9 @@ pub struct Policy {
 /// A stored snapshot: the commit point.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Backup {
+    /// The store it belongs to (`Store::id`: from the canonical DEST): another store's records, copied in by
+    /// someone with write access, are not this store's history.
+    pub store: String,
     pub dataset: String,
     pub snapshot: String,
     #[serde(with = "dec")]
@@ -141,26 +145,40 @@ pub struct Backup {
 /// A put under way.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Intent {
+    pub store: String,
     pub dataset: String,
     pub snapshot: String,
+    /// The snapshot's guid and createtxg at the source (the intent is written once the snapshot exists): a later
+    /// run destroys a snapshot only when it is this one, and newer than every committed backup (a replayed old
+    /// intent names an old snapshot, which is left alone).
+    #[serde(with = "dec")]
+    pub guid: u64,
+    #[serde(with = "dec")]
+    pub createtxg: u64,
     /// The object the put writes (as `Object::name`; for a vault, the vault: its archive id is not known yet).
     pub object: String,
     pub time: String,
     pub host: String,
     /// A random id of the run, so a run can tell its own intent from a replayed one.
     pub run: String,
+    /// The run took the snapshot itself (not `--snapshot`'s): if it never commits, the snapshot is its to destroy.
+    pub taken: bool,
 }
 
 /// The user's word that the full SNAPSHOT is smaller than earlier fulls on purpose: from it on, fulls before it no
 /// longer hold pruning back.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Accept {
+    pub store: String,
     pub dataset: String,
     pub snapshot: String,
     pub time: String,
     pub host: String,
 }
 
+// Entries are few and short-lived (read, checked, moved into a view): their size does not matter, and boxing
+// the backup would only add a layer to every match.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum Entry {
@@ -183,6 +201,14 @@ impl Entry {
             Entry::Backup(b) => &b.snapshot,
             Entry::Intent(i) => &i.snapshot,
             Entry::AcceptShrink(a) => &a.snapshot,
+        }
+    }
+
+    pub fn store(&self) -> &str {
+        match self {
+            Entry::Backup(b) => &b.store,
+            Entry::Intent(i) => &i.store,
+            Entry::AcceptShrink(a) => &a.store,
         }
     }
 
@@ -236,6 +262,14 @@ pub fn open(stored: &[u8], key: &PublicKey, name: (&str, &str, Name)) -> Result<
     }
     let e: Entry = serde_json::from_value(v).map_err(|e| format!("its fields: {e}"))?;
     check(&e, name)?;
+    if e.store().len() != 16
+        || !e
+            .store()
+            .bytes()
+            .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+    {
+        return Err("its store is not 16 lowercase hex digits".into());
+    }
     Ok(e)
 }
 
@@ -360,6 +394,7 @@ pub fn open_v1(stored: &[u8], name: (&str, &str)) -> Result<Backup, String> {
             .unwrap_or_default(),
     };
     let b = Backup {
+        store: String::new(),
         dataset: r.dataset,
         snapshot: r.snapshot,
         guid: r.guid,
@@ -421,7 +456,7 @@ pub mod tests {
         let body = e.body();
         assert!(
             body.starts_with(
-                r#"{"format":"zstream-catalog","version":2,"type":"backup","dataset":"tank/home""#
+                r#"{"format":"zstream-catalog","version":2,"type":"backup","store":""#
             ),
             "{body}"
         );

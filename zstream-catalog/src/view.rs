@@ -28,6 +28,9 @@ pub struct Catalog {
     pub ambiguous: usize,
     /// Each backup's time, bounded by every later record's (`time_of`).
     bounded: Vec<i64>,
+    /// Where each guid and snapshot is in `backups`: chains and lookups stay linear in the catalog's size.
+    guids: HashMap<u64, usize>,
+    snapshots: HashMap<String, usize>,
 }
 
 /// A cycle: a full and the incrementals on it, in `seq` order.
@@ -112,10 +115,18 @@ impl Catalog {
         for i in (0..bounded.len().saturating_sub(1)).rev() {
             bounded[i] = bounded[i].min(bounded[i + 1]);
         }
+        let guids = ok.iter().enumerate().map(|(i, b)| (b.guid, i)).collect();
+        let snapshots = ok
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (b.snapshot.clone(), i))
+            .collect();
         Catalog {
             dataset: dataset.to_string(),
             backups: ok,
             bounded,
+            guids,
+            snapshots,
             intents,
             accepts,
             problems,
@@ -134,6 +145,12 @@ impl Catalog {
             .map_or_else(|_| b.time(), |i| self.bounded[i])
     }
 
+    /// Whether an intent can be a run's that never committed: its snapshot is newer at the source than every
+    /// committed backup's (runs go forward). An older one is stale or replayed, and names nothing to act on.
+    pub fn live(&self, it: &Intent) -> bool {
+        self.newest().is_none_or(|n| it.createtxg > n.createtxg)
+    }
+
     /// The newest committed backup: the highest `seq`.
     pub fn newest(&self) -> Option<&Backup> {
         self.backups.last()
@@ -144,11 +161,11 @@ impl Catalog {
     }
 
     pub fn by_snapshot(&self, snapshot: &str) -> Option<&Backup> {
-        self.backups.iter().find(|b| b.snapshot == snapshot)
+        self.snapshots.get(snapshot).map(|&i| &self.backups[i])
     }
 
     pub fn by_guid(&self, guid: u64) -> Option<&Backup> {
-        self.backups.iter().find(|b| b.guid == guid)
+        self.guids.get(&guid).map(|&i| &self.backups[i])
     }
 
     /// The chain that restores `last`: its full, then each incremental in order, `last` at the end.
@@ -194,11 +211,28 @@ impl Catalog {
         out
     }
 
-    /// Records whose chain to a full is broken.
+    /// Records whose chain to a full is broken, with where: computed once per record in seq order (a base comes
+    /// before what builds on it), so a catalog of years of one long chain costs no more than its length.
     pub fn broken(&self) -> Vec<(&Backup, Broken)> {
+        let mut why: Vec<Option<Broken>> = Vec::with_capacity(self.backups.len());
+        for b in &self.backups {
+            let w = match (b.kind, b.from_guid) {
+                (Kind::Full, _) => None,
+                (Kind::Incremental, from) => match from.and_then(|g| self.guids.get(&g)).copied() {
+                    Some(i) if self.backups[i].seq < b.seq => why[i].clone(),
+                    _ => Some(Broken {
+                        needed_by: b.snapshot.clone(),
+                        from_snapshot: b.from_snapshot.clone().unwrap_or_default(),
+                        from_guid: from.unwrap_or(0),
+                    }),
+                },
+            };
+            why.push(w);
+        }
         self.backups
             .iter()
-            .filter_map(|b| self.chain(b).err().map(|e| (b, e)))
+            .zip(why)
+            .filter_map(|(b, w)| w.map(|w| (b, w)))
             .collect()
     }
 

@@ -5,6 +5,7 @@
 
 mod admin;
 mod archive;
+mod checks;
 mod get;
 pub mod parts;
 mod put;
