@@ -86,13 +86,23 @@ impl<'p> Site<'p> {
 
     /// Runs a cycle script at `now` (ISO 8601 UTC). PATH holds the stage wrappers first, then the built binaries.
     pub fn script(&self, name: &str, now: &str, args: &[&str]) -> Run {
+        self.run_at(scripts().join(name), name, now, args)
+    }
+
+    /// Runs the built tool `name` (`zstream-catalog`...) as `script` runs a script: the tools it starts (adopt's
+    /// read-back pipe) are found on the same PATH.
+    pub fn tool(&self, name: &str, now: &str, args: &[&str]) -> Run {
+        self.run_at(bin(name), name, now, args)
+    }
+
+    fn run_at(&self, prog: PathBuf, name: &str, now: &str, args: &[&str]) -> Run {
         let path = format!(
             "{}:{}:{}",
             self.work.join("wrap").display(),
             bin("zstream-ship").parent().unwrap().display(),
             std::env::var("PATH").unwrap_or_default()
         );
-        let mut c = Command::new(scripts().join(name));
+        let mut c = Command::new(prog);
         c.args(args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("PATH", path)
