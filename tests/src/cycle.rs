@@ -86,16 +86,16 @@ impl<'p> Site<'p> {
 
     /// Runs a cycle script at `now` (ISO 8601 UTC). PATH holds the stage wrappers first, then the built binaries.
     pub fn script(&self, name: &str, now: &str, args: &[&str]) -> Run {
-        self.run_at(scripts().join(name), name, now, args)
+        self.run_at(scripts().join(name), name, now, args, b"")
     }
 
-    /// Runs the built tool `name` (`zstream-catalog`...) as `script` runs a script: the tools it starts (adopt's
-    /// read-back pipe) are found on the same PATH.
-    pub fn tool(&self, name: &str, now: &str, args: &[&str]) -> Run {
-        self.run_at(bin(name), name, now, args)
+    /// Runs the built tool `name` (`zstream-catalog`...) with `input` on stdin as `script` runs a script: the
+    /// tools it starts (adopt's read-back pipe) are found on the same PATH.
+    pub fn tool(&self, name: &str, now: &str, args: &[&str], input: &[u8]) -> Run {
+        self.run_at(bin(name), name, now, args, input)
     }
 
-    fn run_at(&self, prog: PathBuf, name: &str, now: &str, args: &[&str]) -> Run {
+    fn run_at(&self, prog: PathBuf, name: &str, now: &str, args: &[&str], input: &[u8]) -> Run {
         let path = format!(
             "{}:{}:{}",
             self.work.join("wrap").display(),
@@ -110,7 +110,7 @@ impl<'p> Site<'p> {
             .env("ZSTREAM_LOCK_DIR", self.work.join("locks"))
             .env_remove("ZSTREAM_BIN");
         let what = format!("{name} {}", args.join(" "));
-        let out = crate::proc::output_within(c, b"", crate::proc::LIMIT, &what);
+        let out = crate::proc::output_within(c, input, crate::proc::LIMIT, &what);
         Run { cmd: what, out }
     }
 
