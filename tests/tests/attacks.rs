@@ -1111,7 +1111,7 @@ fn cycles(records: &[Value]) -> Vec<String> {
 /// first cycle's last record on day 20 goes on day 200 exactly, not a run before), the rule decides four prunes (days
 /// 200, 230, 260, 290) after cycles were held by the 180 days, and 7 cycles are stored at once on day 190 (the fulls
 /// of days 0 to 180: 5 held by the 180 days beyond the 2 kept): what a run every third day showed, in a third of
-/// the runs (about 2 minutes here at a load of 8; a run every third day took 8 to 10).
+/// the runs (142 s here alone at a load of 8-9; a run every third day took 8 to 10 minutes).
 #[test]
 fn three_hundred_days_of_the_shipped_job_into_deep_archive() {
     const STEP: u64 = 10;
@@ -1351,7 +1351,7 @@ fn committed_records(
 /// 180, as the catalog planned them) are committed by `zstream-catalog commit` itself without ZFS
 /// (`committed_records`); the last 30 are nightly zstream-backup runs on zfs-fuse, each reading and extending the
 /// catalog of 200 and more (the first a full: the records before name snapshots the source never had), whose
-/// chain of 30 restores whole and at day 215. About 2 minutes here (230 backup runs took 7.5).
+/// chain of 30 restores whole and at day 215. 135 s here alone at a load of 8-10 (230 backup runs took 7.5 minutes).
 #[test]
 fn a_catalog_of_230_records_restores_and_verifies() {
     let z = Zfs::start();
