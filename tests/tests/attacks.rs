@@ -1351,7 +1351,8 @@ fn committed_records(
 /// 180, as the catalog planned them) are committed by `zstream-catalog commit` itself without ZFS
 /// (`committed_records`); the last 30 are nightly zstream-backup runs on zfs-fuse, each reading and extending the
 /// catalog of 200 and more (the first a full: the records before name snapshots the source never had), whose
-/// chain of 30 restores whole and at day 215. 135 s here alone at a load of 8-10 (230 backup runs took 7.5 minutes).
+/// chain of 30 restores whole and at day 215. 135 s here alone at a load of 8-10 (230 backup runs took 7.5
+/// minutes).
 #[test]
 fn a_catalog_of_230_records_restores_and_verifies() {
     let z = Zfs::start();
