@@ -1,13 +1,17 @@
 //! The backup cycle's scripts (scripts/zstream-backup, -restore, -verify) as a site runs them: a dataset on real
 //! ZFS, a store (a directory, or a bucket on moto), two keys, a clock the test sets (ZSTREAM_NOW), and stage
 //! wrappers that make one stage of the pipe die midway.
+//!
+//! A site lives on a [`Ground`]: a pool on a [`Host`], here with zfs-fuse (a [`crate::zfs::Pool`], or a
+//! [`crate::host::Pool`] of [`crate::host::Local`]) or in the OpenZFS guest (a [`crate::host::Pool`] of the
+//! [`crate::guest::Guest`]). Everything a site does (files, ZFS, the scripts, the store's listing) goes through the
+//! host, so one scenario runs on both tiers (`crate::scenarios`).
 
-use crate::bins::{bin, keygen};
 use crate::data::Gen;
+use crate::guest::quote;
+use crate::host::Host;
 use crate::proc::Run;
-use crate::zfs::{cmd, Pool};
 use std::path::PathBuf;
-use std::process::Command;
 
 /// The workspace's root. The clone that runs the tests says where it is (cargo sets CARGO_MANIFEST_DIR for the
 /// test process too): the build output is shared between clones, and a binary built in another clone of the same
@@ -23,9 +27,51 @@ pub fn scripts() -> PathBuf {
     workspace().join("scripts")
 }
 
+/// Where a site's dataset lives: a pool on a host, and the paths there.
+pub trait Ground: Sync {
+    fn host(&self) -> &dyn Host;
+    /// The pool's name.
+    fn pool_name(&self) -> &str;
+    /// A scratch directory there, removed with the pool.
+    fn scratch(&self) -> String;
+    /// The pool's mountpoint there.
+    fn mountpoint(&self) -> String;
+}
+
+impl Ground for crate::zfs::Pool {
+    /// This machine: the caller holds ZFS's turn (the [`crate::zfs::Zfs`] that made the pool).
+    fn host(&self) -> &dyn Host {
+        &crate::host::HERE
+    }
+    fn pool_name(&self) -> &str {
+        &self.name
+    }
+    fn scratch(&self) -> String {
+        self.dir.display().to_string()
+    }
+    fn mountpoint(&self) -> String {
+        self.mnt.display().to_string()
+    }
+}
+
+impl Ground for crate::host::Pool<'_> {
+    fn host(&self) -> &dyn Host {
+        self.host
+    }
+    fn pool_name(&self) -> &str {
+        &self.name
+    }
+    fn scratch(&self) -> String {
+        self.dir.clone()
+    }
+    fn mountpoint(&self) -> String {
+        self.mnt.clone()
+    }
+}
+
 /// One dataset backed up to one store.
-pub struct Site<'p> {
-    pub pool: &'p Pool,
+pub struct Site<'p, G: Ground + ?Sized = crate::zfs::Pool> {
+    pub pool: &'p G,
     /// `pool/src`
     pub dataset: String,
     /// DEST, as the scripts take it.
@@ -34,7 +80,7 @@ pub struct Site<'p> {
     pub catalog: String,
     /// `--keys A,B`
     pub keys: [String; 2],
-    /// Scratch: keys, locks, stage wrappers, copies of the tree at chosen days.
+    /// Scratch: keys, locks, stage wrappers, copies of the tree at chosen days (a path on the pool's host).
     pub work: PathBuf,
     /// The store's environment (AWS settings for moto).
     pub env: Vec<(String, String)>,
@@ -42,13 +88,46 @@ pub struct Site<'p> {
     pub backup_opts: Vec<String>,
 }
 
-impl<'p> Site<'p> {
-    pub fn new(pool: &'p Pool, dest: String, env: Vec<(String, String)>) -> Site<'p> {
-        let work = pool.dir.join("cycle");
-        std::fs::create_dir_all(work.join("wrap")).expect("work dir");
-        let k = keygen(&work, &["a.key", "b.key"]);
-        let dataset = pool.ds("src");
-        cmd("zfs", &["create", &dataset]);
+impl<G: Ground + ?Sized> Clone for Site<'_, G> {
+    fn clone(&self) -> Self {
+        Site {
+            pool: self.pool,
+            dataset: self.dataset.clone(),
+            dest: self.dest.clone(),
+            catalog: self.catalog.clone(),
+            keys: self.keys.clone(),
+            work: self.work.clone(),
+            env: self.env.clone(),
+            backup_opts: self.backup_opts.clone(),
+        }
+    }
+}
+
+impl<'p, G: Ground + ?Sized> Site<'p, G> {
+    pub fn new(pool: &'p G, dest: String, env: Vec<(String, String)>) -> Site<'p, G> {
+        Site::with_dataset(pool, dest, env, &[])
+    }
+
+    /// A site whose dataset `pool/src` is made with `zfs create` options (`-o encryption=on`, ...).
+    pub fn with_dataset(
+        pool: &'p G,
+        dest: String,
+        env: Vec<(String, String)>,
+        create: &[&str],
+    ) -> Site<'p, G> {
+        let h = pool.host();
+        let work = PathBuf::from(format!("{}/cycle", pool.scratch()));
+        let w = work.display().to_string();
+        let dataset = format!("{}/src", pool.pool_name());
+        h.ok(&format!(
+            "mkdir -p {wrap}; for k in a b; do {seal} keygen -o {w}/$k.key; done; zfs create {opts} {ds}",
+            wrap = quote(&format!("{w}/wrap")),
+            seal = quote(&h.bin("zstream-seal")),
+            w = quote(&w),
+            opts = create.iter().map(|o| quote(o)).collect::<Vec<_>>().join(" "),
+            ds = quote(&dataset)
+        ));
+        let k = [format!("{w}/a.key"), format!("{w}/b.key")];
         Site {
             pool,
             dataset,
@@ -65,24 +144,46 @@ impl<'p> Site<'p> {
         format!("{},{}", self.keys[0], self.keys[1])
     }
 
-    /// Runs a cycle script at `now` (ISO 8601 UTC). PATH holds the stage wrappers first, then the built binaries.
+    /// The host the site runs on.
+    pub fn host(&self) -> &dyn Host {
+        self.pool.host()
+    }
+
+    /// `pool/rel`
+    pub fn ds(&self, rel: &str) -> String {
+        format!("{}/{rel}", self.pool.pool_name())
+    }
+
+    /// Where `pool/rel` is mounted (the default mountpoint below the pool's), as the host sees it.
+    pub fn mounted(&self, rel: &str) -> String {
+        format!("{}/{rel}", self.pool.mountpoint())
+    }
+
+    /// Runs a cycle script at `now` (ISO 8601 UTC) on the site's host. PATH holds the stage wrappers first, then
+    /// the built binaries.
     pub fn script(&self, name: &str, now: &str, args: &[&str]) -> Run {
-        let path = format!(
-            "{}:{}:{}",
-            self.work.join("wrap").display(),
-            bin("zstream-ship").parent().unwrap().display(),
-            std::env::var("PATH").unwrap_or_default()
+        let h = self.host();
+        let bins = h.bin("zstream-ship");
+        let bins = bins.rsplit_once('/').map_or(".", |(d, _)| d);
+        let line: Vec<String> = std::iter::once(format!("{}/{name}", h.scripts()))
+            .chain(args.iter().map(|a| a.to_string()))
+            .map(|a| quote(&a))
+            .collect();
+        let script = format!(
+            "unset ZSTREAM_BIN; export PATH={}:{}:\"$PATH\"; exec {}",
+            quote(&self.work.join("wrap").display().to_string()),
+            quote(bins),
+            line.join(" ")
         );
-        let mut c = Command::new(scripts().join(name));
-        c.args(args)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .env("PATH", path)
-            .env("ZSTREAM_NOW", now)
-            .env("ZSTREAM_LOCK_DIR", self.work.join("locks"))
-            .env_remove("ZSTREAM_BIN");
-        let what = format!("{name} {}", args.join(" "));
-        let out = crate::proc::output_within(c, b"", crate::proc::LIMIT, &what);
-        Run { cmd: what, out }
+        let mut env = self.env.clone();
+        env.push(("ZSTREAM_NOW".into(), now.into()));
+        env.push((
+            "ZSTREAM_LOCK_DIR".into(),
+            self.work.join("locks").display().to_string(),
+        ));
+        let mut r = h.sh_with(&script, b"", &env);
+        r.cmd = format!("({}) {name} {}", h.name(), args.join(" "));
+        r
     }
 
     /// zstream-backup at `now` with the site's keys and options, and `extra`.
@@ -98,8 +199,8 @@ impl<'p> Site<'p> {
     /// zstream-restore of `what` (`src` or `src@SNAP`, relative to the pool) into `pool/target`.
     pub fn restore(&self, now: &str, what: &str, target: &str, extra: &[&str]) -> Run {
         let keys = self.both_keys();
-        let what = self.pool.ds(what);
-        let target = self.pool.ds(target);
+        let what = self.ds(what);
+        let target = self.ds(target);
         let mut a: Vec<&str> = vec!["--keys", &keys];
         a.extend(extra);
         a.extend([self.dest.as_str(), what.as_str(), target.as_str()]);
@@ -110,8 +211,14 @@ impl<'p> Site<'p> {
     /// catalog's order (seq), read through zstream-ship as a stranger would. Signatures are the catalog's to
     /// check; this is what a test looks at.
     pub fn records(&self) -> Vec<serde_json::Value> {
+        self.records_of(&self.dataset)
+    }
+
+    /// [`Site::records`] of another dataset in the same store (one below the site's, backed up with
+    /// `--recursive`).
+    pub fn records_of(&self, dataset: &str) -> Vec<serde_json::Value> {
         let mut out: Vec<serde_json::Value> = self
-            .entries()
+            .entries_of(dataset)
             .into_iter()
             .filter(|(name, _)| name.ends_with(".json"))
             .map(|(name, text)| {
@@ -126,7 +233,11 @@ impl<'p> Site<'p> {
 
     /// Every catalog entry of the dataset (records, intents, acceptances): its URL and its text.
     pub fn entries(&self) -> Vec<(String, String)> {
-        let prefix = format!("{}/catalog/{}@", self.catalog, self.dataset);
+        self.entries_of(&self.dataset)
+    }
+
+    fn entries_of(&self, dataset: &str) -> Vec<(String, String)> {
+        let prefix = format!("{}/catalog/{dataset}@", self.catalog);
         let ls = self.ship(&["ls", "--json", &prefix]);
         ls.expect_code(0);
         String::from_utf8_lossy(ls.stdout())
@@ -171,47 +282,91 @@ impl<'p> Site<'p> {
             .collect()
     }
 
+    /// What `zstream-hash --zfs --json` reports of a record's stored stream (its BEGIN's `features` among them),
+    /// read back through the restore's pipe short of `zfs receive`.
+    pub fn stream_info(&self, record: &serde_json::Value) -> serde_json::Value {
+        let h = self.host();
+        let url = format!(
+            "{}/{}",
+            self.dest,
+            record["object"]["name"].as_str().expect("object.name")
+        );
+        let json = format!("{}/stream-info.json", self.work.display());
+        let out = h.ok(&format!(
+            "set -o pipefail; {ship} get {url} | {par} -d | {seal} -d --keys {keys} \
+             | {hash} --zfs --json {json} -q >/dev/null; cat {json}",
+            ship = quote(&h.bin("zstream-ship")),
+            par = quote(&h.bin("zstream-par")),
+            seal = quote(&h.bin("zstream-seal")),
+            hash = quote(&h.bin("zstream-hash")),
+            keys = quote(&self.both_keys()),
+            url = quote(&url),
+            json = quote(&json),
+        ));
+        serde_json::from_str(&out).expect("zstream-hash --json")
+    }
+
     /// The catalog's public key for these keys (`zstream-catalog key`): what a monitoring host is given.
     pub fn public_key(&self) -> String {
-        let r = crate::proc::run_env(
-            &bin("zstream-catalog"),
-            &["key", "--keys", &self.both_keys()],
-            b"",
-            &self.env,
-        );
+        let r = self.tool("zstream-catalog", &["key", "--keys", &self.both_keys()]);
         r.expect_code(0);
         String::from_utf8_lossy(r.stdout()).trim().to_string()
     }
 
     pub fn ship(&self, args: &[&str]) -> Run {
-        crate::proc::run_env(&bin("zstream-ship"), args, b"", &self.env)
+        self.tool("zstream-ship", args)
+    }
+
+    /// A workspace binary run on the site's host with the store's environment.
+    pub fn tool(&self, name: &str, args: &[&str]) -> Run {
+        let h = self.host();
+        let line: Vec<String> = std::iter::once(h.bin(name))
+            .chain(args.iter().map(|a| a.to_string()))
+            .map(|a| quote(&a))
+            .collect();
+        let mut r = h.sh_with(&format!("exec {}", line.join(" ")), b"", &self.env);
+        r.cmd = format!("({}) {name} {}", h.name(), args.join(" "));
+        r
     }
 
     /// The day's change to the dataset: a new file, an edit of a file that stays, and now and then a removal.
     pub fn change(&self, day: u64) {
-        let root = self.pool.path("src");
-        std::fs::write(root.join(format!("day{day}.bin")), Gen::bytes(day, 40_000)).unwrap();
-        let log = root.join("log.txt");
-        let mut text = std::fs::read_to_string(&log).unwrap_or_default();
-        text.push_str(&format!("day {day}\n"));
-        std::fs::write(&log, text).unwrap();
-        if day % 7 == 6 {
-            let _ = std::fs::remove_file(root.join(format!("day{}.bin", day - 3)));
-        }
+        self.change_in("src", day);
+    }
+
+    /// The day's change to `pool/rel`, as [`Site::change`] makes it to the site's dataset.
+    pub fn change_in(&self, rel: &str, day: u64) {
+        let h = self.host();
+        let root = self.mounted(rel);
+        h.write(&format!("{root}/day{day}.bin"), &Gen::bytes(day, 40_000));
+        let gone = if day % 7 == 6 {
+            format!("; rm -f {}", quote(&format!("{root}/day{}.bin", day - 3)))
+        } else {
+            String::new()
+        };
+        h.ok(&format!(
+            "echo 'day {day}' >> {}{gone}",
+            quote(&format!("{root}/log.txt"))
+        ));
     }
 
     /// A copy of the dataset's files as they are now, to compare a restore with later.
     pub fn keep_copy(&self, name: &str) -> PathBuf {
         let to = self.work.join("copies").join(name);
-        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-        let r = Command::new("cp")
-            .arg("-a")
-            .arg(self.pool.path("src"))
-            .arg(&to)
-            .status()
-            .expect("cp");
-        assert!(r.success(), "copying the tree");
+        let t = to.display().to_string();
+        self.host().ok(&format!(
+            "mkdir -p \"$(dirname {t})\"; cp -a {src} {t}",
+            t = quote(&t),
+            src = quote(&self.mounted("src"))
+        ));
         to
+    }
+
+    /// Asserts that a copy kept earlier (or any tree on the site's host) and `pool/rel`'s files are the same.
+    #[track_caller]
+    pub fn same_as(&self, copy: &std::path::Path, rel: &str) {
+        self.host()
+            .same_tree(&copy.display().to_string(), &self.mounted(rel));
     }
 
     /// Makes `stage` of the backup pipe die of SIGKILL midway: a wrapper of that name first on PATH. The filters
@@ -221,9 +376,9 @@ impl<'p> Site<'p> {
     pub fn kill_stage(&self, stage: &str, after_put: bool) {
         let real = |name: &str| {
             if name == "zfs" {
-                Site::real_zfs()
+                self.zfs_path()
             } else {
-                bin(name).display().to_string()
+                self.host().bin(name)
             }
         };
         let body = match stage {
@@ -250,26 +405,30 @@ impl<'p> Site<'p> {
 
     /// Puts a bash script named `name` first on the scripts' PATH.
     pub fn wrap(&self, name: &str, body: &str) {
-        use std::os::unix::fs::PermissionsExt;
-        let path = self.work.join("wrap").join(name);
-        std::fs::write(&path, format!("#!/bin/bash\n{body}")).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = self.work.join("wrap").join(name).display().to_string();
+        let h = self.host();
+        h.write(&path, format!("#!/bin/bash\n{body}").as_bytes());
+        h.ok(&format!("chmod 755 {}", quote(&path)));
     }
 
-    /// The real `zfs`, for wrappers to call.
-    pub fn real_zfs() -> String {
-        let out = Command::new("sh")
-            .args(["-c", "command -v zfs"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    /// The real `zfs` on the site's host, for wrappers to call.
+    pub fn zfs_path(&self) -> String {
+        self.host().ok("command -v zfs").trim().to_string()
     }
 
     /// Removes every stage wrapper.
     pub fn heal(&self) {
-        for e in std::fs::read_dir(self.work.join("wrap")).unwrap() {
-            std::fs::remove_file(e.unwrap().path()).unwrap();
-        }
+        self.host().ok(&format!(
+            "rm -f {}/*",
+            quote(&self.work.join("wrap").display().to_string())
+        ));
+    }
+}
+
+impl Site<'_> {
+    /// The real `zfs` here, for wrappers to call.
+    pub fn real_zfs() -> String {
+        crate::host::HERE.ok("command -v zfs").trim().to_string()
     }
 }
 

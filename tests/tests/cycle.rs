@@ -802,3 +802,13 @@ fn a_vault_with_its_catalog_elsewhere() {
         v.describe()
     );
 }
+
+/// The cycle's scenarios that also run in the OpenZFS guest (tests/tests/guest_cycle.rs), here on zfs-fuse.
+#[test]
+fn the_guest_tier_s_cycle_on_zfs_fuse() {
+    use zstream_tests::host::{Host, Local};
+    let local = Local::start();
+    let p = local.pool(512);
+    let site = Site::new(&p, format!("file://{}/store", p.dir), Vec::new());
+    zstream_tests::scenarios::cycle(&site);
+}
