@@ -293,3 +293,29 @@ catalog() {
     cat "$WORK/catalog.err" >&2
     printf '%s\n' "$out"
 }
+
+# --- Blocks sent as stored: `zfs send -L -c -e` where the source's zfs takes them (OpenZFS 0.7 and later), so a
+# stream carries large, compressed and embedded blocks as the pool holds them (smaller, and no recompression on
+# receive). Detected, not assumed: zfs-fuse and older ZFS reject the options ("invalid option") while parsing,
+# before they look for a snapshot (none is given here), and then the run sends plainly and says so once.
+# Switching a chain from plain to -L is safe on OpenZFS 2.0 and later (OpenZFS #10383); the reverse is refused.
+
+# send_supports OPTION...: this zfs's `send` takes these options.
+send_supports() {
+    local out
+    out=$(zfs send "$@" 2>&1 >/dev/null) || true
+    [[ $out != *"invalid option"* ]]
+}
+
+# send_form: tonight's `zfs send` options, in SEND_OPTS (read by zstream-backup).
+# shellcheck disable=SC2034 # read by zstream-backup
+SEND_OPTS=()
+send_form() {
+    if send_supports -L -c -e; then
+        SEND_OPTS=(-L -c -e)
+    else
+        # shellcheck disable=SC2034 # read by zstream-backup
+        SEND_OPTS=()
+        say "this zfs sends no block as stored (no zfs send -L -c -e: zfs-fuse, or ZFS before OpenZFS 0.7): large blocks are split and compressed ones sent uncompressed"
+    fi
+}

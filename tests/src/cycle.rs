@@ -293,13 +293,14 @@ impl<'p, G: Ground + ?Sized> Site<'p, G> {
         );
         let json = format!("{}/stream-info.json", self.work.display());
         let out = h.ok(&format!(
-            "set -o pipefail; {ship} get {url} | {par} -d | {seal} -d --keys {keys} \
+            "set -o pipefail; {ship} get {url} | {par} -d | {seal} -d --key-file {k0} --key-file {k1} \
              | {hash} --zfs --json {json} -q >/dev/null; cat {json}",
             ship = quote(&h.bin("zstream-ship")),
             par = quote(&h.bin("zstream-par")),
             seal = quote(&h.bin("zstream-seal")),
             hash = quote(&h.bin("zstream-hash")),
-            keys = quote(&self.both_keys()),
+            k0 = quote(&self.keys[0]),
+            k1 = quote(&self.keys[1]),
             url = quote(&url),
             json = quote(&json),
         ));

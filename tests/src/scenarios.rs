@@ -5,6 +5,25 @@ use crate::cycle::{day, Ground, Site};
 use crate::guest::quote;
 use crate::proc::Run;
 
+/// What the tier's ZFS has, as the scenarios expect the scripts to find it (detected by them, never told).
+#[derive(Clone, Copy, Debug)]
+pub struct Tier {
+    /// `zfs send -L -c -e` (OpenZFS 0.7 and later; not zfs-fuse).
+    pub blocks_as_stored: bool,
+}
+
+pub const ZFS_FUSE: Tier = Tier {
+    blocks_as_stored: false,
+};
+pub const OPENZFS: Tier = Tier {
+    blocks_as_stored: true,
+};
+
+/// How many times `needle` occurs in the run's stderr.
+pub fn said(r: &Run, needle: &str) -> usize {
+    r.stderr().matches(needle).count()
+}
+
 #[track_caller]
 pub fn ok(r: &Run) -> &Run {
     r.expect_code(0)
@@ -45,8 +64,8 @@ pub fn held<G: Ground + ?Sized>(site: &Site<G>) -> Vec<String> {
 /// due, two incrementals; the first cycle pruned (--keep-cycles 1) once the second has its full; zstream-verify
 /// with the keys (every record against its object, two read back whole); restores of the newest point and of an
 /// older one, compared file by file with the source as it was; the newest backed-up snapshot held for the store
-/// alone, and `zfs destroy` refused on it.
-pub fn cycle<G: Ground + ?Sized>(site: &Site<G>) {
+/// alone, and `zfs destroy` refused on it. Where the tier's zfs sends no block as stored, each run says so once.
+pub fn cycle<G: Ground + ?Sized>(site: &Site<G>, tier: Tier) {
     let h = site.host();
     let mut day4 = None;
     for d in 0..6 {
@@ -59,6 +78,12 @@ pub fn cycle<G: Ground + ?Sized>(site: &Site<G>) {
         let out: serde_json::Value = serde_json::from_slice(r.stdout()).expect("backup --json");
         let want = if d % 3 == 0 { "full" } else { "incremental" };
         assert_eq!(out["record"]["kind"], want, "day {d}: {}", r.describe());
+        assert_eq!(
+            said(&r, "sends no block as stored"),
+            usize::from(!tier.blocks_as_stored),
+            "{}",
+            r.describe()
+        );
         if d == 3 {
             assert!(r.stderr().contains("prune: cycle"), "{}", r.describe());
         }

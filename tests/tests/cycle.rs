@@ -810,5 +810,5 @@ fn the_guest_tier_s_cycle_on_zfs_fuse() {
     let local = Local::start();
     let p = local.pool(512);
     let site = Site::new(&p, format!("file://{}/store", p.dir), Vec::new());
-    zstream_tests::scenarios::cycle(&site);
+    zstream_tests::scenarios::cycle(&site, zstream_tests::scenarios::ZFS_FUSE);
 }
