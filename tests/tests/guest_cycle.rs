@@ -117,3 +117,82 @@ fn blocks_are_sent_as_stored() {
         r.describe()
     );
 }
+
+/// Bookmarks as the incremental base: with `--no-hold` (a snapshot manager owns the snapshots) each committed
+/// backup leaves this store's bookmark of its snapshot and no hold, the older bookmark of this store goes and a
+/// user's stays; the snapshots destroyed at the source (as sanoid would), the next night is an incremental from
+/// the bookmark, not a full, its record's base the snapshot; the restores of the newest point and of the point
+/// whose snapshot is gone are the source's files, byte for byte.
+#[test]
+fn an_incremental_from_the_store_s_bookmark_once_the_snapshot_is_gone() {
+    let g = guest::shared();
+    let p = g.pool(512);
+    let site = site_on(&p);
+    let ds = site.dataset.clone();
+    site.change(0);
+    let r = site.backup(&day(0), &["--no-hold"]);
+    scenarios::ok(&r);
+    assert!(
+        !r.stderr().contains("no bookmarks here"),
+        "{}",
+        r.describe()
+    );
+    let first = scenarios::snap(&site.records()[0]);
+    assert!(scenarios::held(&site).is_empty(), "--no-hold holds nothing");
+    let marks = scenarios::listed(&site, "bookmark", &ds);
+    assert_eq!(marks.len(), 1, "{marks:?}");
+    assert!(marks[0].ends_with(&format!("_{first}")), "{marks:?}");
+    let guid = |name: &str| {
+        g.ok(&format!(
+            "zfs get -H -p -o value guid {}",
+            guest::quote(name)
+        ))
+    };
+    assert_eq!(
+        guid(&format!("{ds}#{}", marks[0])),
+        guid(&format!("{ds}@{first}"))
+    );
+    // The user's own bookmark, which no run may touch.
+    g.ok(&format!("zfs bookmark {ds}@{first} {ds}#mine"));
+
+    site.change(1);
+    scenarios::ok(&site.backup(&day(1), &["--no-hold"]));
+    let second = scenarios::snap(&site.records()[1]);
+    let copy = site.keep_copy("day1");
+    let mut marks = scenarios::listed(&site, "bookmark", &ds);
+    marks.sort();
+    assert_eq!(
+        marks.len(),
+        2,
+        "this store's newest and the user's: {marks:?}"
+    );
+    assert!(marks.contains(&"mine".to_string()), "{marks:?}");
+    assert!(
+        marks.iter().any(|m| m.ends_with(&format!("_{second}"))),
+        "{marks:?}"
+    );
+    let second_guid = guid(&format!("{ds}@{second}"));
+
+    // A snapshot manager destroys both snapshots (nothing holds them).
+    g.ok(&format!(
+        "zfs destroy {ds}@{first}; zfs destroy {ds}@{second}"
+    ));
+    site.change(2);
+    let r = site.backup(&day(2), &["--no-hold", "--json"]);
+    scenarios::ok(&r);
+    let out: serde_json::Value = serde_json::from_slice(r.stdout()).expect("backup --json");
+    let rec = &out["record"];
+    assert_eq!(rec["kind"], "incremental", "{}", r.describe());
+    assert!(
+        r.stderr().contains("incremental from #"),
+        "{}",
+        r.describe()
+    );
+    assert_eq!(rec["from_snapshot"], second.as_str(), "{rec}");
+    assert_eq!(rec["from_guid"].as_str(), Some(second_guid.trim()), "{rec}");
+
+    scenarios::ok(&site.restore(&day(3), "src", "newest", &[]));
+    g.same_tree(&site.mounted("src"), &site.mounted("newest"));
+    scenarios::ok(&site.restore(&day(3), &format!("src@{second}"), "older", &[]));
+    site.same_as(&copy, "older");
+}
