@@ -370,3 +370,15 @@ release_holds() {
         zfs release "$tag" "$name" 2>/dev/null || true
     done < <(zfs list -H -o name,userrefs -t snapshot -d 1 "$DATASET" 2>/dev/null)
 }
+
+# encryption_check: an encrypted DATASET (OpenZFS native encryption) is sent decrypted, which needs its key
+# loaded: checked before anything is taken, so a run with the key unloaded fails in one line and leaves no
+# snapshot behind (a failed send would). zfs-fuse has no `encryption` property: nothing to check there.
+encryption_check() {
+    local enc
+    enc=$(zfs get -H -o value encryption "$DATASET" 2>/dev/null) || return 0
+    case $enc in '' | off | -) return 0 ;; esac
+    [ "$(zfs get -H -o value keystatus "$DATASET" 2>/dev/null)" = available ] \
+        || fail "$EX_RUNTIME" "$DATASET is encrypted ($enc) and its key is not loaded: zfs load-key $DATASET, then run again (nothing was taken)"
+    say "$DATASET is encrypted ($enc): sent decrypted, so the store holds it under the seal's keys alone, and a restore is not encrypted unless its TARGET is below an encrypted dataset"
+}

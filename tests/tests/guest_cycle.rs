@@ -196,3 +196,76 @@ fn an_incremental_from_the_store_s_bookmark_once_the_snapshot_is_gone() {
     scenarios::ok(&site.restore(&day(3), &format!("src@{second}"), "older", &[]));
     site.same_as(&copy, "older");
 }
+
+/// An encrypted dataset (native encryption, a raw key in a file): with its key unloaded the run fails (exit 1)
+/// before it takes a snapshot or writes an entry, in one line that says so; with it loaded the run says once
+/// that the dataset is sent decrypted, and the restore is the source's files, byte for byte, not encrypted.
+#[test]
+fn an_encrypted_dataset_is_sent_decrypted_only_with_its_key_loaded() {
+    let g = guest::shared();
+    let p = g.pool(512);
+    let key = format!("{}/dataset.key", p.dir);
+    g.ok(&format!("head -c 32 /dev/urandom > {}", guest::quote(&key)));
+    let keylocation = format!("keylocation=file://{key}");
+    let site = Site::with_dataset(
+        &p,
+        format!("file://{}/store", p.dir),
+        Vec::new(),
+        &[
+            "-o",
+            "encryption=on",
+            "-o",
+            "keyformat=raw",
+            "-o",
+            &keylocation,
+        ],
+    );
+    let ds = site.dataset.clone();
+    site.change(0);
+    g.ok(&format!("zfs unmount {ds}; zfs unload-key {ds}"));
+    let r = site.backup(&day(0), &[]);
+    assert_eq!(r.code(), Some(1), "{}", r.describe());
+    let stderr = r.stderr();
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("key is not loaded"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{}", r.describe());
+    assert!(
+        lines[0].contains(&ds) && lines[0].contains("zfs load-key"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        scenarios::listed(&site, "snapshot", &ds).is_empty(),
+        "a snapshot was taken: {}",
+        r.describe()
+    );
+    assert!(site.entries().is_empty(), "an entry was written");
+
+    g.ok(&format!("zfs load-key {ds}; zfs mount {ds}"));
+    for d in 0..2 {
+        if d > 0 {
+            site.change(d);
+        }
+        let r = site.backup(&day(d), &[]);
+        scenarios::ok(&r);
+        assert_eq!(
+            r.stderr().matches("sent decrypted").count(),
+            1,
+            "{}",
+            r.describe()
+        );
+    }
+    assert_eq!(site.records().len(), 2);
+    scenarios::ok(&site.restore(&day(2), "src", "back", &[]));
+    g.same_tree(&site.mounted("src"), &site.mounted("back"));
+    assert_eq!(
+        g.ok(&format!(
+            "zfs get -H -o value encryption {}",
+            site.ds("back")
+        ))
+        .trim(),
+        "off"
+    );
+}
