@@ -10,13 +10,17 @@ use crate::proc::Run;
 pub struct Tier {
     /// `zfs send -L -c -e` (OpenZFS 0.7 and later; not zfs-fuse).
     pub blocks_as_stored: bool,
+    /// `zfs bookmark` (OpenZFS 0.6.4 and later, with the pool's feature; not zfs-fuse).
+    pub bookmarks: bool,
 }
 
 pub const ZFS_FUSE: Tier = Tier {
     blocks_as_stored: false,
+    bookmarks: false,
 };
 pub const OPENZFS: Tier = Tier {
     blocks_as_stored: true,
+    bookmarks: true,
 };
 
 /// How many times `needle` occurs in the run's stderr.
@@ -64,7 +68,8 @@ pub fn held<G: Ground + ?Sized>(site: &Site<G>) -> Vec<String> {
 /// due, two incrementals; the first cycle pruned (--keep-cycles 1) once the second has its full; zstream-verify
 /// with the keys (every record against its object, two read back whole); restores of the newest point and of an
 /// older one, compared file by file with the source as it was; the newest backed-up snapshot held for the store
-/// alone, and `zfs destroy` refused on it. Where the tier's zfs sends no block as stored, each run says so once.
+/// alone, and `zfs destroy` refused on it; where the tier has bookmarks, the store's one bookmark is of the newest
+/// backup. Where the tier's zfs sends no block as stored or has no bookmarks, each run says so once.
 pub fn cycle<G: Ground + ?Sized>(site: &Site<G>, tier: Tier) {
     let h = site.host();
     let mut day4 = None;
@@ -81,6 +86,12 @@ pub fn cycle<G: Ground + ?Sized>(site: &Site<G>, tier: Tier) {
         assert_eq!(
             said(&r, "sends no block as stored"),
             usize::from(!tier.blocks_as_stored),
+            "{}",
+            r.describe()
+        );
+        assert_eq!(
+            said(&r, "no bookmarks here"),
+            usize::from(!tier.bookmarks),
             "{}",
             r.describe()
         );
@@ -135,4 +146,18 @@ pub fn cycle<G: Ground + ?Sized>(site: &Site<G>, tier: Tier) {
     ));
     assert_ne!(r.code(), Some(0), "a held snapshot was destroyed");
     assert!(listed(site, "snapshot", &site.dataset).contains(&newest));
+    if tier.bookmarks {
+        let marks = listed(site, "bookmark", &site.dataset);
+        assert_eq!(
+            marks.len(),
+            1,
+            "the store's bookmark of the newest alone: {marks:?}"
+        );
+        assert!(marks[0].ends_with(&format!("_{newest}")), "{marks:?}");
+        let guid = |name: String| h.ok(&format!("zfs get -H -p -o value guid {}", quote(&name)));
+        assert_eq!(
+            guid(format!("{}#{}", site.dataset, marks[0])),
+            guid(format!("{}@{newest}", site.dataset))
+        );
+    }
 }
