@@ -307,6 +307,27 @@ impl<'p, G: Ground + ?Sized> Site<'p, G> {
         serde_json::from_str(&out).expect("zstream-hash --json")
     }
 
+    /// The drill at `now`: zstream-verify --sample `n` with the keys, which must pass and read `n` objects back
+    /// whole.
+    #[track_caller]
+    pub fn drill(&self, now: &str, n: usize) {
+        let count = n.to_string();
+        let v = self.script(
+            "zstream-verify",
+            now,
+            &["--sample", &count, "--keys", &self.both_keys(), &self.dest],
+        );
+        v.expect_code(0);
+        assert_eq!(
+            String::from_utf8_lossy(v.stdout())
+                .matches("ok, read back")
+                .count(),
+            n,
+            "{}",
+            v.describe()
+        );
+    }
+
     /// The catalog's public key for these keys (`zstream-catalog key`): what a monitoring host is given.
     pub fn public_key(&self) -> String {
         let r = self.tool("zstream-catalog", &["key", "--keys", &self.both_keys()]);

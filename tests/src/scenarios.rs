@@ -115,20 +115,7 @@ pub fn cycle<G: Ground + ?Sized>(site: &Site<G>, tier: Tier) {
     assert_eq!(site.objects().len(), 3, "one object a record");
 
     // The drill: every record against its object, two read back whole.
-    let v = site.script(
-        "zstream-verify",
-        &day(6),
-        &["--sample", "2", "--keys", &site.both_keys(), &site.dest],
-    );
-    ok(&v);
-    assert_eq!(
-        String::from_utf8_lossy(v.stdout())
-            .matches("ok, read back")
-            .count(),
-        2,
-        "{}",
-        v.describe()
-    );
+    site.drill(&day(6), 2);
 
     // The newest point and an older one, file by file.
     ok(&site.restore(&day(6), "src", "newest", &[]));

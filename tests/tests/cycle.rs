@@ -133,20 +133,7 @@ fn seventy_days_into_a_directory() {
             assert_eq!(refs, want, "holds on {name}");
         }
     }
-    let v = site.script(
-        "zstream-verify",
-        &day(70),
-        &["--sample", "3", "--keys", &site.both_keys(), &site.dest],
-    );
-    ok(&v);
-    assert_eq!(
-        String::from_utf8_lossy(v.stdout())
-            .matches("ok, read back")
-            .count(),
-        3,
-        "{}",
-        v.describe()
-    );
+    site.drill(&day(70), 3);
 }
 
 #[test]
