@@ -307,3 +307,92 @@ catalog() {
     cat "$WORK/catalog.err" >&2
     printf '%s\n' "$out"
 }
+
+# --- Blocks sent as stored: `zfs send -L -c -e` where the source's zfs takes them (OpenZFS 0.7 and later), so a
+# stream carries large, compressed and embedded blocks as the pool holds them (smaller, and no recompression on
+# receive). Detected, not assumed: zfs-fuse and older ZFS reject the options ("invalid option") while parsing,
+# before they look for a snapshot (none is given here), and then the run sends plainly and says so once.
+# Switching a chain from plain to -L is safe on OpenZFS 2.0 and later (OpenZFS #10383); the reverse is refused.
+
+# send_supports OPTION...: this zfs's `send` takes these options.
+send_supports() {
+    local out
+    out=$(zfs send "$@" 2>&1 >/dev/null) || true
+    [[ $out != *"invalid option"* ]]
+}
+
+# send_form: tonight's `zfs send` options, in SEND_OPTS (read by zstream-backup).
+# shellcheck disable=SC2034 # read by zstream-backup
+SEND_OPTS=()
+send_form() {
+    if send_supports -L -c -e; then
+        SEND_OPTS=(-L -c -e)
+    else
+        # shellcheck disable=SC2034 # read by zstream-backup
+        SEND_OPTS=()
+        say "this zfs sends no block as stored (no zfs send -L -c -e: zfs-fuse, or ZFS before OpenZFS 0.7): large blocks are split and compressed ones sent uncompressed"
+    fi
+}
+
+# --- Bookmarks as the incremental base: after each committed backup, this store's bookmark of the snapshot, so
+# the next incremental can be sent from it once the snapshot is gone (sanoid and zrepl destroy old snapshots;
+# --no-hold lets them). zstream-catalog's plan finds the base by guid, as a snapshot or as any bookmark of it.
+# zfs-fuse has no bookmarks: detected, said, and the snapshot (held, unless --no-hold) is the only base there.
+
+# bookmarks_here: DATASET's zfs has `zfs bookmark` and its pool the bookmarks feature.
+bookmarks_here() {
+    local out
+    out=$(zfs bookmark 2>&1) || true
+    [[ $out != *"unrecognized command"* ]] || return 1
+    case $(zpool get -H -o value feature@bookmarks "${DATASET%%/*}" 2>/dev/null) in
+        enabled | active) return 0 ;;
+        *) return 1 ;;
+    esac
+}
+
+# bookmark_of SNAP: this store's bookmark of DATASET@SNAP: the store's hold tag, then the snapshot's name.
+bookmark_of() { printf '%s#%s_%s' "$DATASET" "$(hold_tag)" "$1"; }
+
+# mark_base SNAP: this store's bookmark of DATASET@SNAP, then this store's older ones destroyed (the next base is
+# always the newest record). Other stores' bookmarks (another tag) and the user's are never touched. A bookmark
+# that cannot be made is said and the run goes on: the record is committed, and the snapshot is the base.
+mark_base() {
+    local snap=$1 bm b
+    if ! bookmarks_here; then
+        say "$DATASET: no bookmarks here (zfs-fuse, or a pool without the bookmarks feature): the next incremental needs @$snap itself at the source$([ -z "$NO_HOLD" ] || echo ", and with --no-hold nothing keeps it there")"
+        return 0
+    fi
+    bm=$(bookmark_of "$snap")
+    if ! zfs bookmark "$DATASET@$snap" "$bm" 2>"$WORK/bookmark.err"; then
+        say "$DATASET@$snap: zfs bookmark failed ($(tail -1 "$WORK/bookmark.err")); the snapshot itself is the next base"
+        return 0
+    fi
+    while IFS='' read -r b; do
+        if [ -n "$b" ] && [ "$b" != "$bm" ] && [[ ${b#*#} == "$(hold_tag)_"* ]]; then
+            zfs destroy "$b" || say "$b: could not be destroyed; the next run tries again"
+        fi
+    done < <(zfs list -H -o name -t bookmark -d 1 "$DATASET" 2>/dev/null)
+}
+
+# release_holds: --no-hold: this store's holds go from every snapshot of DATASET (an earlier run's included), so a
+# snapshot manager may destroy any of them; the bookmark is the next base.
+release_holds() {
+    local tag name refs
+    tag=$(hold_tag)
+    while IFS=$'\t' read -r name refs; do
+        [ "${refs:-0}" != 0 ] || continue
+        zfs release "$tag" "$name" 2>/dev/null || true
+    done < <(zfs list -H -o name,userrefs -t snapshot -d 1 "$DATASET" 2>/dev/null)
+}
+
+# encryption_check: an encrypted DATASET (OpenZFS native encryption) is sent decrypted, which needs its key
+# loaded: checked before anything is taken, so a run with the key unloaded fails in one line and leaves no
+# snapshot behind (a failed send would). zfs-fuse has no `encryption` property: nothing to check there.
+encryption_check() {
+    local enc
+    enc=$(zfs get -H -o value encryption "$DATASET" 2>/dev/null) || return 0
+    case $enc in '' | off | -) return 0 ;; esac
+    [ "$(zfs get -H -o value keystatus "$DATASET" 2>/dev/null)" = available ] \
+        || fail "$EX_RUNTIME" "$DATASET is encrypted ($enc) and its key is not loaded: zfs load-key $DATASET, then run again (nothing was taken)"
+    say "$DATASET is encrypted ($enc): sent decrypted, so the store holds it under the seal's keys alone, and a restore is not encrypted unless its TARGET is below an encrypted dataset"
+}

@@ -25,7 +25,13 @@ pub trait Host: Sync {
 
     /// A new pool of one disk of `size_mib` there, named uniquely, mounted below its scratch directory;
     /// destroyed (and its disk removed) when dropped.
-    fn pool(&self, size_mib: u64) -> Pool<'_>;
+    fn pool(&self, size_mib: u64) -> Pool<'_> {
+        self.pool_with(size_mib, "")
+    }
+
+    /// [`Host::pool`] with `zpool create` options (`-d -o feature@lz4_compress=enabled`: a pool of chosen
+    /// features), given as shell words.
+    fn pool_with(&self, size_mib: u64, create: &str) -> Pool<'_>;
 
     /// Runs `script`; a shorthand for `sh_with(script, b"", &[])`.
     fn sh(&self, script: &str) -> Run {
@@ -118,14 +124,14 @@ impl<'h> Pool<'h> {
     #[track_caller]
     fn create(
         host: &'h dyn Host,
-        name: String,
+        (name, create): (String, &str),
         dir: String,
         vdev: &str,
         disk: Option<(&'h Guest, String)>,
     ) -> Pool<'h> {
         let mnt = format!("{dir}/mnt");
         host.ok(&format!(
-            "mkdir -p {d}; zpool create -o cachefile=none -m {m} {name} {v}",
+            "mkdir -p {d}; zpool create -o cachefile=none {create} -m {m} {name} {v}",
             d = quote(&dir),
             m = quote(&mnt),
             v = quote(vdev)
@@ -177,14 +183,19 @@ fn pool_name() -> String {
 
 /// This machine, with zfs-fuse (or kernel ZFS if it had any), holding ZFS's turn for its life.
 pub struct Local {
-    _zfs: Zfs,
+    _zfs: Option<Zfs>,
 }
 
 impl Local {
     pub fn start() -> Local {
-        Local { _zfs: Zfs::start() }
+        Local {
+            _zfs: Some(Zfs::start()),
+        }
     }
 }
+
+/// This machine for code whose caller already holds ZFS's turn (a [`Zfs`], whose pools are [`crate::zfs::Pool`]s).
+pub static HERE: Local = Local { _zfs: None };
 
 impl Host for Local {
     fn name(&self) -> &'static str {
@@ -210,7 +221,7 @@ impl Host for Local {
         crate::cycle::scripts().display().to_string()
     }
 
-    fn pool(&self, size_mib: u64) -> Pool<'_> {
+    fn pool_with(&self, size_mib: u64, create: &str) -> Pool<'_> {
         let name = pool_name();
         let dir = std::env::temp_dir()
             .join(format!("zstream-pool-{name}"))
@@ -221,7 +232,7 @@ impl Host for Local {
             d = quote(&dir)
         ));
         let vdev = format!("{dir}/vdev0");
-        Pool::create(self, name, dir, &vdev, None)
+        Pool::create(self, (name, create), dir, &vdev, None)
     }
 }
 
@@ -242,7 +253,7 @@ impl Host for Guest {
         format!("{SRC}/scripts")
     }
 
-    fn pool(&self, size_mib: u64) -> Pool<'_> {
+    fn pool_with(&self, size_mib: u64, create: &str) -> Pool<'_> {
         let name = pool_name();
         let dir = format!("/var/tmp/{name}");
         let id = Guest::unique("p");
@@ -252,6 +263,6 @@ impl Host for Guest {
             &format!("z{name}"),
             Bus::Virtio,
         );
-        Pool::create(self, name, dir, &disk, Some((self, id)))
+        Pool::create(self, (name, create), dir, &disk, Some((self, id)))
     }
 }

@@ -15,6 +15,7 @@ pub mod http;
 pub mod moto;
 pub mod proc;
 pub mod prom;
+pub mod scenarios;
 pub mod streams;
 pub mod testkit;
 pub mod vault;

@@ -1071,7 +1071,7 @@ fn a_v1_catalog_restores_and_is_adopted() {
     assert!(stdout(&v).contains("adopt"), "{}", v.describe());
 
     let keys = site.both_keys();
-    let adopt = site.tool(
+    let adopt = site.tool_at(
         "zstream-catalog",
         &day(3),
         &["adopt", &site.dest, &site.dataset, "--keys", &keys],
@@ -1294,7 +1294,7 @@ fn committed_records(
         let now = day(d);
         let mut a = vec!["plan", &site.dest, &site.dataset, "--keys", &keys];
         a.extend(policy);
-        let plan = site.tool("zstream-catalog", &now, &a, source.as_bytes());
+        let plan = site.tool_at("zstream-catalog", &now, &a, source.as_bytes());
         ok(&plan);
         let v: Value = serde_json::from_slice(plan.stdout()).unwrap();
         assert_eq!(v["action"], "backup", "day {d}: {}", plan.describe());
@@ -1337,7 +1337,7 @@ fn committed_records(
             "--par-version",
             "2",
         ]);
-        ok(&site.tool("zstream-catalog", &now, &a, b""));
+        ok(&site.tool_at("zstream-catalog", &now, &a, b""));
         source = format!("{}@{snapshot}\t{guid}\t{txg}\n", site.dataset);
         snaps.push(snapshot);
     }

@@ -133,20 +133,7 @@ fn seventy_days_into_a_directory() {
             assert_eq!(refs, want, "holds on {name}");
         }
     }
-    let v = site.script(
-        "zstream-verify",
-        &day(70),
-        &["--sample", "3", "--keys", &site.both_keys(), &site.dest],
-    );
-    ok(&v);
-    assert_eq!(
-        String::from_utf8_lossy(v.stdout())
-            .matches("ok, read back")
-            .count(),
-        3,
-        "{}",
-        v.describe()
-    );
+    site.drill(&day(70), 3);
 }
 
 #[test]
@@ -805,5 +792,50 @@ fn a_vault_with_its_catalog_elsewhere() {
         3,
         "{}",
         v.describe()
+    );
+}
+
+/// The cycle's scenarios that also run in the OpenZFS guest (tests/tests/guest_cycle.rs), here on zfs-fuse.
+#[test]
+fn the_guest_tier_s_cycle_on_zfs_fuse() {
+    use zstream_tests::host::{Host, Local};
+    let local = Local::start();
+    let p = local.pool(512);
+    let site = Site::new(&p, format!("file://{}/store", p.dir), Vec::new());
+    zstream_tests::scenarios::cycle(&site, zstream_tests::scenarios::ZFS_FUSE);
+}
+
+/// `--no-hold` on zfs-fuse, which has no bookmarks: no hold is kept, the run says there is no bookmark either, and
+/// once a snapshot manager destroys the base the next backup is a full that says why. (The guest's
+/// an_incremental_from_the_store_s_bookmark_once_the_snapshot_is_gone is the same on OpenZFS, where the bookmark
+/// makes it an incremental.)
+#[test]
+fn no_hold_without_bookmarks_on_zfs_fuse() {
+    use zstream_tests::host::{Host, Local};
+    use zstream_tests::scenarios::{held, ok, said, snap};
+    let local = Local::start();
+    let p = local.pool(256);
+    let site = Site::new(&p, format!("file://{}/store", p.dir), Vec::new());
+    site.change(0);
+    let r = site.backup(&day(0), &["--no-hold"]);
+    ok(&r);
+    assert_eq!(said(&r, "no bookmarks here"), 1, "{}", r.describe());
+    assert!(
+        r.stderr().contains("nothing keeps it there"),
+        "{}",
+        r.describe()
+    );
+    assert!(held(&site).is_empty(), "--no-hold holds nothing");
+    let base = snap(&site.records()[0]);
+    local.ok(&format!("zfs destroy {}@{base}", site.dataset));
+    site.change(1);
+    let r = site.backup(&day(1), &["--no-hold", "--json"]);
+    ok(&r);
+    let out: serde_json::Value = serde_json::from_slice(r.stdout()).expect("backup --json");
+    assert_eq!(out["record"]["kind"], "full", "{}", r.describe());
+    assert!(
+        r.stderr().contains("gone at the source"),
+        "{}",
+        r.describe()
     );
 }

@@ -77,8 +77,10 @@ pub enum Action {
 pub struct Base {
     pub snapshot: String,
     pub guid: u64,
-    /// Send from the bookmark `#snapshot`: the snapshot itself is gone at the source.
-    pub bookmark: bool,
+    /// Send from this bookmark (`-i #NAME`): the snapshot itself is gone at the source, and a bookmark of it
+    /// (the same guid, whatever its name: zstream-backup names its own per store) is there. The record's base
+    /// stays the snapshot's name.
+    pub bookmark: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -451,9 +453,9 @@ pub fn backup(i: &BackupIn) -> BackupPlan {
         Some(s) => {
             p.kind = Some(Kind::Incremental);
             p.base = Some(Base {
-                snapshot: s.name.clone(),
+                snapshot: n.snapshot.clone(),
                 guid: n.guid,
-                bookmark: s.bookmark,
+                bookmark: s.bookmark.then(|| s.name.clone()),
             });
             p.cycle = n.cycle.clone();
             p.why = format!(
@@ -504,4 +506,85 @@ pub fn parse_source(dataset: &str, text: &str) -> Result<Vec<SourceSnap>, String
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Backup;
+
+    /// A full of tank/home@a (guid 10) in the example's store, a day before `NOW`.
+    fn full_a() -> Backup {
+        let mut b = crate::testkit::example();
+        b.snapshot = "a".into();
+        b.object.name = crate::layout::object_name(&b.dataset, "a");
+        b.object.storage_class = "STANDARD".into();
+        b.kind = Kind::Full;
+        b.from_snapshot = None;
+        b.from_guid = None;
+        b.cycle = "a".into();
+        b.seq = 1;
+        b.guid = 10;
+        b.time = "2027-01-01T02:00:00Z".into();
+        b
+    }
+    // 2027-01-02T02:00:00Z
+    const NOW: i64 = 1_798_855_200;
+
+    fn plan(source: &[SourceSnap]) -> BackupPlan {
+        let b = full_a();
+        let store = crate::testkit::store();
+        let cat = Catalog::new(&b.dataset, vec![b.clone()], vec![], vec![], vec![], false);
+        let objects = [Listed {
+            url: store.object_url(&b.dataset, "a"),
+            snapshot: Some("a".into()),
+            size: b.object.bytes,
+            storage_class: "STANDARD".into(),
+        }];
+        backup(&BackupIn {
+            store: &store,
+            cat: &cat,
+            objects: Some(&objects),
+            source,
+            now: NOW,
+            newest_read_back: Some(Ok(())),
+            opts: &BackupOpts {
+                full_every: 30 * 86_400,
+                prefix: "zstream-".into(),
+                ..BackupOpts::default()
+            },
+        })
+    }
+
+    fn snap(name: &str, guid: u64, bookmark: bool) -> SourceSnap {
+        SourceSnap {
+            name: name.into(),
+            guid,
+            createtxg: guid,
+            bookmark,
+        }
+    }
+
+    #[test]
+    fn the_base_is_the_snapshot_while_the_source_has_it_then_a_bookmark_of_it_by_guid() {
+        let base = |bookmark: Option<&str>| Base {
+            snapshot: "a".into(),
+            guid: 10,
+            bookmark: bookmark.map(String::from),
+        };
+        // The snapshot and a bookmark of it: the snapshot.
+        let p = plan(&[snap("a", 10, false), snap("zstream-1a2b_a", 10, true)]);
+        assert_eq!(p.kind, Some(Kind::Incremental), "{}", p.why);
+        assert_eq!(p.base, Some(base(None)));
+        // A snapshot manager destroyed @a: its bookmark, whatever its name, stands for it; the record's base
+        // stays @a.
+        let p = plan(&[snap("zstream-1a2b_a", 10, true), snap("other", 11, true)]);
+        assert_eq!(p.kind, Some(Kind::Incremental), "{}", p.why);
+        assert_eq!(p.base, Some(base(Some("zstream-1a2b_a"))));
+        assert!(p.why.contains("#zstream-1a2b_a"), "{}", p.why);
+        // A bookmark of another snapshot (another guid), even one named after @a, is no base.
+        let p = plan(&[snap("a", 12, true)]);
+        assert_eq!(p.kind, Some(Kind::Full));
+        assert!(p.why.contains("gone at the source"), "{}", p.why);
+    }
 }

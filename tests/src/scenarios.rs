@@ -1,0 +1,150 @@
+//! The backup cycle's scenarios, written once against a [`Site`] and run on both tiers: on zfs-fuse
+//! (tests/tests/cycle.rs) and on real OpenZFS 2.3 in the guest (tests/tests/guest_cycle.rs).
+
+use crate::cycle::{day, Ground, Site};
+use crate::guest::quote;
+use crate::proc::Run;
+
+/// What the tier's ZFS has, as the scenarios expect the scripts to find it (detected by them, never told).
+#[derive(Clone, Copy, Debug)]
+pub struct Tier {
+    /// `zfs send -L -c -e` (OpenZFS 0.7 and later; not zfs-fuse).
+    pub blocks_as_stored: bool,
+    /// `zfs bookmark` (OpenZFS 0.6.4 and later, with the pool's feature; not zfs-fuse).
+    pub bookmarks: bool,
+}
+
+pub const ZFS_FUSE: Tier = Tier {
+    blocks_as_stored: false,
+    bookmarks: false,
+};
+pub const OPENZFS: Tier = Tier {
+    blocks_as_stored: true,
+    bookmarks: true,
+};
+
+/// How many times `needle` occurs in the run's stderr.
+pub fn said(r: &Run, needle: &str) -> usize {
+    r.stderr().matches(needle).count()
+}
+
+#[track_caller]
+pub fn ok(r: &Run) -> &Run {
+    r.expect_code(0)
+}
+
+/// The snapshot name of a record.
+pub fn snap(r: &serde_json::Value) -> String {
+    r["snapshot"].as_str().expect("snapshot").to_string()
+}
+
+/// `zfs list -H -o name -t TYPE -d 1 DATASET`, names after `@` or `#`.
+pub fn listed<G: Ground + ?Sized>(site: &Site<G>, kind: &str, dataset: &str) -> Vec<String> {
+    site.host()
+        .ok(&format!(
+            "zfs list -H -o name -t {kind} -d 1 {}",
+            quote(dataset)
+        ))
+        .lines()
+        .map(|l| l.split_once(['@', '#']).map_or(l, |(_, s)| s).to_string())
+        .collect()
+}
+
+/// Snapshots of the site's dataset that carry a `zfs hold` (userrefs > 0).
+pub fn held<G: Ground + ?Sized>(site: &Site<G>) -> Vec<String> {
+    site.host()
+        .ok(&format!(
+            "zfs list -H -o name,userrefs -t snapshot -d 1 {}",
+            quote(&site.dataset)
+        ))
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .filter(|(_, refs)| *refs != "0")
+        .map(|(n, _)| n.split_once('@').map_or(n, |(_, s)| s).to_string())
+        .collect()
+}
+
+/// The cycle end to end over six nights: a full, two incrementals, a second full when --full-every (3 days) is
+/// due, two incrementals; the first cycle pruned (--keep-cycles 1) once the second has its full; zstream-verify
+/// with the keys (every record against its object, two read back whole); restores of the newest point and of an
+/// older one, compared file by file with the source as it was; the newest backed-up snapshot held for the store
+/// alone, and `zfs destroy` refused on it; where the tier has bookmarks, the store's one bookmark is of the newest
+/// backup. Where the tier's zfs sends no block as stored or has no bookmarks, each run says so once.
+pub fn cycle<G: Ground + ?Sized>(site: &Site<G>, tier: Tier) {
+    let h = site.host();
+    let mut day4 = None;
+    for d in 0..6 {
+        site.change(d);
+        let r = site.backup(
+            &day(d),
+            &["--full-every", "3d", "--keep-cycles", "1", "--json"],
+        );
+        ok(&r);
+        let out: serde_json::Value = serde_json::from_slice(r.stdout()).expect("backup --json");
+        let want = if d % 3 == 0 { "full" } else { "incremental" };
+        assert_eq!(out["record"]["kind"], want, "day {d}: {}", r.describe());
+        assert_eq!(
+            said(&r, "sends no block as stored"),
+            usize::from(!tier.blocks_as_stored),
+            "{}",
+            r.describe()
+        );
+        assert_eq!(
+            said(&r, "no bookmarks here"),
+            usize::from(!tier.bookmarks),
+            "{}",
+            r.describe()
+        );
+        if d == 3 {
+            assert!(r.stderr().contains("prune: cycle"), "{}", r.describe());
+        }
+        if d == 4 {
+            day4 = Some((snap(&out["record"]), site.keep_copy("day4")));
+        }
+    }
+    let records = site.records();
+    let kinds: Vec<&str> = records
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["full", "incremental", "incremental"],
+        "the first cycle is pruned, the second stays"
+    );
+    assert_eq!(site.objects().len(), 3, "one object a record");
+
+    // The drill: every record against its object, two read back whole.
+    site.drill(&day(6), 2);
+
+    // The newest point and an older one, file by file.
+    ok(&site.restore(&day(6), "src", "newest", &[]));
+    h.same_tree(&site.mounted("src"), &site.mounted("newest"));
+    let (older, copy) = day4.expect("day 4's copy");
+    ok(&site.restore(&day(6), &format!("src@{older}"), "older", &[]));
+    site.same_as(&copy, "older");
+
+    // The store's hold is on the newest backup alone, and ZFS honours it.
+    let newest = snap(records.last().unwrap());
+    assert_eq!(held(site), std::slice::from_ref(&newest));
+    let r = h.sh(&format!(
+        "zfs destroy {}",
+        quote(&format!("{}@{newest}", site.dataset))
+    ));
+    assert_ne!(r.code(), Some(0), "a held snapshot was destroyed");
+    assert!(listed(site, "snapshot", &site.dataset).contains(&newest));
+    if tier.bookmarks {
+        let marks = listed(site, "bookmark", &site.dataset);
+        assert_eq!(
+            marks.len(),
+            1,
+            "the store's bookmark of the newest alone: {marks:?}"
+        );
+        assert!(marks[0].ends_with(&format!("_{newest}")), "{marks:?}");
+        let guid = |name: String| h.ok(&format!("zfs get -H -p -o value guid {}", quote(&name)));
+        assert_eq!(
+            guid(format!("{}#{}", site.dataset, marks[0])),
+            guid(format!("{}@{newest}", site.dataset))
+        );
+    }
+}
