@@ -839,3 +839,26 @@ fn no_hold_without_bookmarks_on_zfs_fuse() {
         r.describe()
     );
 }
+
+/// A dataset with children: its backup holds it alone (each dataset is its own chain), and every run says so.
+#[test]
+fn children_are_said_to_be_left_out() {
+    use zstream_tests::host::{Host, Local};
+    let local = Local::start();
+    let p = local.pool(256);
+    let site = Site::new(&p, format!("file://{}/store", p.dir), Vec::new());
+    site.change(0);
+    let r = site.backup(&day(0), &[]);
+    r.expect_code(0);
+    assert!(!r.stderr().contains("child dataset"), "{}", r.describe());
+    local.ok(&format!("zfs create {}/sub", site.dataset));
+    site.change(1);
+    let r = site.backup(&day(1), &[]);
+    r.expect_code(0);
+    assert!(
+        r.stderr()
+            .contains("its 1 child dataset(s) are not in this backup"),
+        "{}",
+        r.describe()
+    );
+}
