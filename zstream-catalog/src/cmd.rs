@@ -232,26 +232,35 @@ pub fn run(cmd: Cmd) -> anyhow::Result<()> {
                 }
             }
             let objects = io.objects(&dataset)?;
-            let newest_full_read_back = match (
-                cat.cycles().last().and_then(|c| c.full()),
-                io.store.is_vault(),
-            ) {
+            let newest_full = cat.cycles().last().and_then(|c| c.full());
+            let newest_full_read_back = match (newest_full, io.store.is_vault()) {
                 (Some(f), false) => Some(read_back(&io, f)),
                 _ => None,
             };
-            let p = prune::prune(&prune::PruneIn {
-                store: &io.store,
-                cat: &cat,
-                objects: objects.as_deref(),
-                now: now.t,
-                newest_full_read_back,
-                opts: &prune::PruneOpts {
-                    keep_cycles: policy.keep_cycles,
-                    min_full_ratio: policy.min_full_ratio,
-                    allow_early_delete,
-                    accept: accept_shrink,
-                },
-            });
+            let opts = prune::PruneOpts {
+                keep_cycles: policy.keep_cycles,
+                min_full_ratio: policy.min_full_ratio,
+                allow_early_delete,
+                accept: accept_shrink,
+            };
+            let plan = |newest_full_read_back| {
+                prune::prune(&prune::PruneIn {
+                    store: &io.store,
+                    cat: &cat,
+                    objects: objects.as_deref(),
+                    now: now.t,
+                    newest_full_read_back,
+                    opts: &opts,
+                })
+            };
+            let mut p = plan(newest_full_read_back);
+            // On file:// the stored checksum is an attribute anyone who can write the file can keep: before a
+            // prune deletes older cycles, the newest full's bytes themselves are hashed (only on such nights).
+            if let (Some(f), true) = (newest_full, io.store.dest.starts_with("file://")) {
+                if p.steps.iter().any(|s| s.what == prune::What::Object) {
+                    p = plan(Some(read_back_bytes(&io, f)));
+                }
+            }
             answer(&p)
         }
         Cmd::RestorePlan {
@@ -524,6 +533,25 @@ fn load_for_restore(
     }
 }
 
+/// A record's object read back byte by byte where the store holds bytes (file://: hashed; elsewhere the stored
+/// checksum, which the server computed): Ok, or why not.
+fn read_back_bytes(io: &Io, b: &Backup) -> Result<(), String> {
+    let seen = io.seen(b)?;
+    if seen.size != b.object.bytes {
+        return Err(format!(
+            "holds {} bytes, its record {}",
+            seen.size, b.object.bytes
+        ));
+    }
+    if !seen.checksum_matches {
+        return Err(format!(
+            "its bytes hash to {}, its record says {}",
+            seen.checksum, b.object.checksum
+        ));
+    }
+    Ok(())
+}
+
 /// A record's object read back now and compared with the record: Ok, or why not.
 pub fn read_back(io: &Io, b: &Backup) -> Result<(), String> {
     let url = io.store.url_of(&b.object.name);
@@ -763,9 +791,14 @@ fn adopt(
     // The streams' own order: their creation times, a base before what builds on it.
     adopted.sort_by_key(|(t, b)| (*t, b.kind == record::Kind::Incremental));
     let n = adopted.len();
-    for (seq, (_, b)) in adopted.into_iter().enumerate() {
+    for (seq, (created, b)) in adopted.into_iter().enumerate() {
         let mut v2 = b;
         v2.seq = seq as u64 + 1;
+        // Its time from the sealed stream too (the snapshot's creation), never v1's unsigned text: a planted time
+        // would be signed into the record, and ages and billing follow it.
+        if created > 0 {
+            v2.time = clock::format(created as i64);
+        }
         v2.store = io.store.id();
         v2.policy = policy_of(policy);
         let url = io.store.entry_url(dataset, &v2.snapshot, Name::Backup);

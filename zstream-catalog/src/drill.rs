@@ -392,6 +392,15 @@ pub fn check(
                 bad.push(format!("{ds}: {} catalog entries fail their checks (forged, damaged or another key set's)", cat.problems.len()));
                 v = 2;
             }
+            // Unsigned v1 records prove nothing to a reader without the keys (anyone could have written them), and
+            // backups stop on them until they are adopted.
+            if cat.v1 {
+                bad.push(format!(
+                    "{ds}: its records are unsigned (version 1): zstream-catalog adopt them"
+                ));
+                worst = 2;
+                continue;
+            }
             let Some((snap, t)) = &s.last else {
                 bad.push(format!(
                     "{ds}: no valid backup recorded in {}",

@@ -180,7 +180,19 @@ pub fn backup(i: &BackupIn) -> BackupPlan {
     // Leftovers: an intent with no record is a put that never committed; its object is this store's to remove.
     // Only an intent of a snapshot newer at the source than every committed backup can be that (runs go forward):
     // an older one is stale, or replayed by someone who kept a copy, and nothing it names is touched.
+    // Destroying a snapshot at the source is the one thing a writer of the store could not do by themselves: it
+    // follows from an intent only while the catalog is certain (a valid record to compare with, nothing unreadable
+    // where a record could be, not a new chain beside old objects). Else the snapshot is left and said.
+    let certain = !cat.backups.is_empty()
+        && !i.opts.new_catalog
+        && !cat.problems.iter().any(|pr| pr.name.ends_with(".json"));
     for it in &cat.intents {
+        // An entry where this snapshot's record would be that does not open (damaged, or planted over it): the
+        // snapshot may be committed, so nothing the intent names is touched, the intent included.
+        let record_at = format!("@{}.json", it.snapshot);
+        if cat.problems.iter().any(|pr| pr.name.ends_with(&record_at)) {
+            continue;
+        }
         let committed = cat.by_snapshot(&it.snapshot).is_some();
         if !committed && !cat.live(it) {
             p.remove.push(Removal {
@@ -202,8 +214,15 @@ pub fn backup(i: &BackupIn) -> BackupPlan {
                 .source
                 .iter()
                 .any(|s| !s.bookmark && s.name == it.snapshot && s.guid == it.guid);
-            if it.taken && at_source {
+            if it.taken && at_source && certain {
                 p.drop.push(it.snapshot.clone());
+            } else if it.taken && at_source {
+                p.warnings.push(format!(
+                    "@{}: taken by a run that never committed it, and left at the source: the catalog holds no \
+                     valid record or an unreadable one, so it is not certain that no backup needs it (zfs destroy \
+                     it yourself once sure)",
+                    it.snapshot
+                ));
             }
             if !i.store.is_vault() {
                 p.gc.push(i.store.object_url(ds, &it.snapshot));
