@@ -22,6 +22,11 @@ pub struct Moto {
 
 impl Moto {
     pub fn start() -> Moto {
+        Moto::start_with(&[])
+    }
+
+    /// `start`, the server given `env` (e.g. MOTO_AMIS_PATH: the images its EC2 knows).
+    pub fn start_with(env: &[(&str, &str)]) -> Moto {
         let server = venv().join("bin/moto_server");
         assert!(
             server.exists(),
@@ -40,6 +45,7 @@ impl Moto {
         let out = std::fs::File::create(&log).expect("moto log");
         let child = Command::new(&server)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("dup"))
             .stderr(out)
