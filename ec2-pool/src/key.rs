@@ -108,14 +108,92 @@ mod tests {
         Key::from_bytes([b; 32])
     }
 
-    /// The vector in docs/formats/ec2-pool-v1.md.
+    const VECTORS: &str = include_str!("../../docs/formats/ec2-pool-v1-vectors.json");
+
+    /// The vector in docs/formats/ec2-pool-v1-vectors.json: each key's id, and the raw key.
     #[test]
     fn published_vector() {
-        let k = PoolKey::derive("offsite", &[key(1), key(2)]).unwrap();
-        assert_eq!(
-            hex::encode(k.raw()),
-            include_str!("../../docs/formats/ec2-pool-v1-vector.txt").trim()
+        let v: serde_json::Value = serde_json::from_str(VECTORS).unwrap();
+        let keys: Vec<Key> = v["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| {
+                let mut b = [0u8; 32];
+                hex::decode_to_slice(k["material"].as_str().unwrap(), &mut b).unwrap();
+                let key = Key::from_bytes(b);
+                assert_eq!(hex::encode(key.id()), k["id"].as_str().unwrap());
+                key
+            })
+            .collect();
+        let k = PoolKey::derive(v["pool"].as_str().unwrap(), &keys).unwrap();
+        assert_eq!(hex::encode(k.raw()), v["raw_key"].as_str().unwrap());
+    }
+
+    /// The format page's way to unlock a pool without ec2-pool (docs/formats/ec2-pool-v1-derive.py, Python's
+    /// standard library only) derives the key ec2-pool derives, from real key files, and the vector's.
+    #[test]
+    fn the_reference_derivation_agrees() {
+        let dir = tempfile::tempdir().unwrap();
+        let files: Vec<PathBuf> = ["a.key", "b.key"]
+            .iter()
+            .map(|n| {
+                let p = dir.path().join(n);
+                zstream_seal::key::generate(&p).unwrap();
+                p
+            })
+            .collect();
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/formats/ec2-pool-v1-derive.py"
         );
+        let out = std::process::Command::new("python3")
+            .args([script, "--hex", "offsite"])
+            .args(&files)
+            .output()
+            .expect("python3 runs the reference derivation");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let ours = PoolKey::load("offsite", &files).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            hex::encode(ours.raw())
+        );
+        // And the raw bytes, as `zfs load-key` reads them, when stdout is not a terminal.
+        let raw = std::process::Command::new("python3")
+            .args([script, "offsite"])
+            .args(files.iter().rev())
+            .output()
+            .unwrap();
+        assert_eq!(raw.stdout, ours.raw().to_vec());
+        // A key file with a typing mistake is refused.
+        let text = std::fs::read_to_string(&files[0]).unwrap();
+        let line = text.lines().find(|l| l.starts_with("2 ")).unwrap();
+        let typo: String = line
+            .chars()
+            .enumerate()
+            .map(|(i, c)| {
+                if i == 3 {
+                    if c == 'A' {
+                        'B'
+                    } else {
+                        'A'
+                    }
+                } else {
+                    c
+                }
+            })
+            .collect();
+        std::fs::write(&files[0], text.replace(line, &typo)).unwrap();
+        let bad = std::process::Command::new("python3")
+            .args([script, "--hex", "offsite"])
+            .args(&files)
+            .output()
+            .unwrap();
+        assert!(!bad.status.success());
     }
 
     #[test]
