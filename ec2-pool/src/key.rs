@@ -2,8 +2,6 @@
 //! that unlocking the pool needs every key holder. It lives in this process's memory (wiped on drop) and on the
 //! stdin of the remote `zfs load-key`, nowhere else. The derivation is in docs/formats/ec2-pool-v1.md.
 
-use hkdf::Hkdf;
-use sha2::Sha256;
 use std::path::PathBuf;
 use zeroize::Zeroizing;
 use zstream_seal::key::Key;
@@ -44,12 +42,8 @@ impl PoolKey {
         if ids.windows(2).any(|w| w[0] == w[1]) {
             return Err("the same key file is given twice; each must be a different key".into());
         }
-        let ikm = zstream_seal::kdf::combined(keys);
-        let hk = Hkdf::<Sha256>::new(Some(SALT), &ikm);
-        let mut raw = Zeroizing::new([0u8; RAW_KEY_LEN]);
         let info = [INFO, name.as_bytes()].concat();
-        hk.expand(&info, &mut raw[..])
-            .expect("32 bytes is a valid HKDF length");
+        let raw = zstream_seal::kdf::purpose_key(keys, SALT, &info);
         Ok(PoolKey { raw, ids })
     }
 

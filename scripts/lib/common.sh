@@ -42,11 +42,12 @@ ensure_rust_component() {
 
 # moto's server (a real S3/Glacier/EC2 API on loopback) lives in a venv outside the clone, like the build cache.
 export ZSTREAM_MOTO_VENV="${ZSTREAM_MOTO_VENV:-/var/tmp/zstream-moto-venv}"
-MOTO_VERSION=5.2.5 PROMETHEUS_CLIENT_VERSION=0.26.0
+MOTO_VERSION=5.2.5 PROMETHEUS_CLIENT_VERSION=0.26.0 AWSCLI_VERSION=1.46.3
 # ensure_moto: installs moto[server] (with awscrt and crc32c, without which it mislabels checksums) when missing,
-# and prometheus_client, whose parser the monitoring tests read the metrics files with.
+# prometheus_client, whose parser the monitoring tests read the metrics files with, and the AWS CLI (version 1,
+# the one on PyPI, on the botocore moto brings), which uploads the objects of other clients that get must read.
 ensure_moto() {
-    if "$ZSTREAM_MOTO_VENV/bin/python" -c "import moto, awscrt, crc32c, prometheus_client; assert moto.__version__ == '$MOTO_VERSION'" \
+    if "$ZSTREAM_MOTO_VENV/bin/python" -c "import moto, awscrt, crc32c, prometheus_client, awscli; assert moto.__version__ == '$MOTO_VERSION'; assert awscli.__version__ == '$AWSCLI_VERSION'" \
         2>/dev/null; then
         return 0
     fi
@@ -54,9 +55,10 @@ ensure_moto() {
     if ! { python3 -m venv --help >/dev/null 2>&1 && python3 -c 'import ensurepip' 2>/dev/null; }; then
         ensure_apt_pkg python3-venv
     fi
-    say "installing moto[server]==$MOTO_VERSION and prometheus_client into $ZSTREAM_MOTO_VENV"
+    say "installing moto[server]==$MOTO_VERSION, prometheus_client and awscli into $ZSTREAM_MOTO_VENV"
     python3 -m venv "$ZSTREAM_MOTO_VENV"
-    "$ZSTREAM_MOTO_VENV/bin/pip" install -q "moto[server]==$MOTO_VERSION" awscrt crc32c "prometheus_client==$PROMETHEUS_CLIENT_VERSION"
+    "$ZSTREAM_MOTO_VENV/bin/pip" install -q "moto[server]==$MOTO_VERSION" awscrt crc32c \
+        "prometheus_client==$PROMETHEUS_CLIENT_VERSION" "awscli==$AWSCLI_VERSION"
 }
 
 # promtool (Debian's prometheus package), for the test of the README's alert rules: unpacked from the package
@@ -83,7 +85,7 @@ ensure_apt_pkg() {
 }
 
 # private_zfs "$0" "$@" (first thing in a script that starts zfs-fuse): runs the script again in a mount namespace
-# of its own, with empty directories where zfs-fuse keeps its socket, lock and pool cache (its config copied in).
+# of its own, with empty directories where zfs-fuse keeps its socket, lock and pool cache (its zfsrc copied in).
 # zfs-fuse allows one daemon per machine and imports every pool its cache lists when it starts: inside, this
 # run's daemon sees only the pools this run creates, and a daemon or pools of anyone else's (outside, or in
 # another such namespace) are neither used nor imported. Mounts made inside stay inside, where the run's
@@ -97,7 +99,10 @@ private_zfs() {
     exec unshare --mount --propagation private -- bash -c '
         set -e
         for d in "${@:1:4}"; do
-            keep=$(mktemp -d); [ ! -d "$d" ] || cp -a "$d/." "$keep/"
+            # Only the configuration is kept (zfsrc): never a pool cache, which is what is being kept apart.
+            keep=$(mktemp -d)
+            [ "$d" != /etc/zfs ] || [ ! -d "$d" ] || cp -a "$d/." "$keep/"
+            rm -f "$keep/zpool.cache"
             mkdir -p "$d"; mount -t tmpfs -o mode=755 zstream-private-zfs "$d"; cp -a "$keep/." "$d/"; rm -rf "$keep"
         done
         shift 4

@@ -1,7 +1,8 @@
-# Sourced by zstream-backup, zstream-restore and zstream-verify: messages and exit codes, the clock, the store's
-# layout, catalog records, and the commands that read and write them. Everything that touches a stored object goes
-# through zstream-ship; everything that reads a stream through the filters. The layout and the records are
-# specified in docs/formats/catalog-v1.md.
+# Sourced by zstream-backup, zstream-restore and zstream-verify: messages and exit codes, the clock, keys and job
+# files, the store's canonical names, locks, holds, and the stage bookkeeping of pipes. Every decision about the
+# catalog (which backup, which base, what to prune, what to restore, what is healthy) is zstream-catalog's: the
+# scripts ask it, once per decision, and act on its answer (zfs, the pipe, zstream-ship put and rm). They never
+# read the catalog themselves. The records and the rules: docs/formats/catalog-v2.md.
 # shellcheck shell=bash
 
 # The project's exit codes (README, "Exit codes").
@@ -67,7 +68,7 @@ need_tools() {
 }
 
 # The clock: ZSTREAM_NOW (ISO 8601 UTC, 2027-01-31T02:00:00Z) when set, for drills and tests; else the system's.
-# Every age the cycle measures (of fulls, of objects for billing) is this clock minus a record's time.
+# zstream-catalog reads the same variable: every age it measures is this clock minus a record's time.
 now_epoch() {
     if [ -n "${ZSTREAM_NOW:-}" ]; then
         [[ $ZSTREAM_NOW =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$ ]] \
@@ -77,10 +78,8 @@ now_epoch() {
         date -u +%s
     fi
 }
-iso() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%SZ; }
-epoch_of() { date -u -d "$1" +%s; }
 
-# seconds DURATION: 30d, 12h, 90m, 45s (or a plain number of seconds) as seconds.
+# seconds DURATION: 30d, 12h, 90m, 45s (or a plain number of seconds) as seconds (the ec2-pool path's retention).
 seconds() {
     [[ $1 =~ ^([0-9]+)([dhms]?)$ ]] || return 1
     local n=${BASH_REMATCH[1]}
@@ -88,18 +87,6 @@ seconds() {
         d) echo $((n * 86400)) ;;
         h) echo $((n * 3600)) ;;
         m) echo $((n * 60)) ;;
-        *) echo "$n" ;;
-    esac
-}
-
-# bytes SIZE: 1MiB, 64KiB, 1GiB, 4096 as bytes (the binary units the filters take).
-bytes() {
-    [[ $1 =~ ^([0-9]+)(KiB|MiB|GiB|K|M|G)?$ ]] || return 1
-    local n=${BASH_REMATCH[1]}
-    case ${BASH_REMATCH[2]} in
-        KiB | K) echo $((n << 10)) ;;
-        MiB | M) echo $((n << 20)) ;;
-        GiB | G) echo $((n << 30)) ;;
         *) echo "$n" ;;
     esac
 }
@@ -114,156 +101,123 @@ run() {
 }
 quoted() { local a out=; for a in "$@"; do out+="${out:+ }$(printf '%q' "$a")"; done; printf '%s' "$out"; }
 
-# Keys, as zstream-seal takes them: --keys A,B and --passphrase-file F (repeatable) fill SEAL_KEYS.
-SEAL_KEYS=()
+# Keys, as zstream-seal takes them: --keys A,B and --passphrase-file F (repeatable) fill SEAL_KEYS; CATALOG_KEYS
+# is the same set as zstream-catalog takes it (it signs and checks records with a key derived from all of them).
+SEAL_KEYS=() CATALOG_KEYS=()
 add_keys() {
-    local f
+    local f files
     IFS=, read -r -a files <<<"$1"
     for f in "${files[@]}"; do
         [ -n "$f" ] || usage_error "--keys: an empty file name"
         SEAL_KEYS+=(--key-file "$f")
+        CATALOG_KEYS+=(--keys "$f")
     done
 }
-add_passphrase() { SEAL_KEYS+=(--passphrase-file "$1"); }
+add_passphrase() { SEAL_KEYS+=(--passphrase-file "$1"); CATALOG_KEYS+=(--passphrase-file "$1"); }
 
 # read_config FILE: a job file (/etc/zstream/NAME.conf, for systemd's zstream-backup@NAME): one option a line,
 # without its dashes, its value after a space; "dataset" and "dest" are the two arguments; # starts a comment.
-# Fills CONFIG_OPTS and CONFIG_ARGS. A file others may write is refused: it names key files and runs as root.
+# Fills CONFIG_OPTS and CONFIG_ARGS. It names key files and runs as root, so it is refused unless it (through any
+# symlinks) is owned by root or the user running it, and neither it nor its directory can be written by others.
 CONFIG_OPTS=() CONFIG_ARGS=()
 read_config() {
-    local file=$1 line key value n=0
-    if [ ! -f "$file" ] || [ ! -r "$file" ]; then usage_error "--config $file: no such readable file"; fi
-    [ -z "$(find "$file" -perm /022)" ] || usage_error "--config $file is writable by group or others: chmod go-w it"
+    local given=$1 file line key value n=0
+    file=$(readlink -f -- "$given" 2>/dev/null) || file=''
+    if [ -z "$file" ] || [ ! -f "$file" ] || [ ! -r "$file" ]; then usage_error "--config $given: no such readable file"; fi
+    local me owner dir
+    me=$(id -u)
+    owner=$(stat -c %u -- "$file")
+    [ "$owner" = 0 ] || [ "$owner" = "$me" ] || usage_error "--config $given ($file) is owned by uid $owner, not root or you: chown it"
+    [ -z "$(find "$file" -maxdepth 0 -perm /022)" ] || usage_error "--config $given ($file) is writable by group or others: chmod go-w it"
+    dir=$(dirname -- "$file")
+    owner=$(stat -c %u -- "$dir")
+    [ "$owner" = 0 ] || [ "$owner" = "$me" ] || usage_error "--config $given: its directory $dir is owned by uid $owner, not root or you"
+    [ -z "$(find "$dir" -maxdepth 0 -perm /022)" ] || usage_error "--config $given: its directory $dir is writable by group or others: chmod go-w it"
     local dataset='' dest=''
     while IFS='' read -r line || [ -n "$line" ]; do
         n=$((n + 1))
         [[ $line =~ ^[[:space:]]*(#.*)?$ ]] && continue
         [[ $line =~ ^[[:space:]]*([a-z][a-z-]*)([[:space:]]+(.*[^[:space:]]))?[[:space:]]*$ ]] \
-            || usage_error "--config $file line $n: expected 'option value', got: $line"
+            || usage_error "--config $given line $n: expected 'option value', got: $line"
         key=${BASH_REMATCH[1]} value=${BASH_REMATCH[3]}
         case $key in
             dataset) dataset=$value ;;
             dest) dest=$value ;;
-            config) usage_error "--config $file line $n: a job file cannot name another" ;;
+            config) usage_error "--config $given line $n: a job file cannot name another" ;;
             *) CONFIG_OPTS+=("--$key"); [ -z "$value" ] || CONFIG_OPTS+=("$value") ;;
         esac
     done <"$file"
-    if [ -z "$dataset" ] || [ -z "$dest" ]; then usage_error "--config $file: give both 'dataset' and 'dest'"; fi
+    if [ -z "$dataset" ] || [ -z "$dest" ]; then usage_error "--config $given: give both 'dataset' and 'dest'"; fi
     # shellcheck disable=SC2034 # read by zstream-backup
     CONFIG_ARGS=("$dataset" "$dest")
 }
 
-# The store. DEST holds the objects; CATALOG (DEST, or --catalog for a vault, which has no place for records)
-# holds the records. Both are URL prefixes zstream-ship takes, without a trailing slash.
-#   DEST/data/DATASET@SNAPSHOT.zstream       the stream (hash | seal | par), in the chosen storage class
-#   CATALOG/catalog/DATASET@SNAPSHOT.json    its record, STANDARD: the commit point
-# "@" cannot occur in a dataset name, so DATASET@ is a prefix that holds that dataset's snapshots and no other's.
-DEST='' CATALOG=''
+# The store: DEST holds the streams, CATALOG (DEST, or --catalog for a vault) the signed entries. set_store DEST
+# [CATALOG] [DATASET] makes them canonical through zstream-catalog (one store spelled two ways is one store: one
+# lock, one hold tag), and sets HOLD_TAG and LOCK_NAME; CAT is what every zstream-catalog call takes for it.
+DEST='' CATALOG='' HOLD_TAG='' LOCK_NAME='' CAT=()
 set_store() {
     DEST=${1%/}
-    CATALOG=${2:-$DEST}
-    CATALOG=${CATALOG%/}
     case $DEST in
         ec2-pool:?*) return 0 ;;
-        s3://?*/?* | file:///?* | glacier://?*) ;;
-        s3://* ) usage_error "DEST $DEST: give a prefix in the bucket, s3://bucket/prefix" ;;
-        *) usage_error "DEST $DEST: expected s3://bucket/prefix, file:///dir, glacier://vault or ec2-pool:NAME" ;;
     esac
-    case $CATALOG in
-        glacier://*) usage_error "a vault has no place for records: give --catalog s3://bucket/prefix or file:///dir" ;;
-        s3://?*/?* | file:///?*) ;;
-        *) usage_error "--catalog $CATALOG: expected s3://bucket/prefix or file:///dir" ;;
-    esac
+    local out
+    out=$(zstream-catalog store "$1" ${2:+--catalog "$2"} ${3:+"$3"} 2>"$WORK/store.err") \
+        || usage_error "$(why_failed "$WORK/store.err")"
+    DEST=$(jq -r .dest <<<"$out")
+    CATALOG=$(jq -r .catalog <<<"$out")
+    HOLD_TAG=$(jq -r .hold_tag <<<"$out")
+    LOCK_NAME=$(jq -r '.lock // empty' <<<"$out")
+    CAT=("$DEST")
+    [ -z "${2:-}" ] || CAT+=(--catalog "$CATALOG")
 }
 is_vault() { [[ $DEST == glacier://* ]]; }
-object_url() { if is_vault; then echo "$DEST"; else echo "$DEST/data/$1@$2.zstream"; fi; }
-record_url() { echo "$CATALOG/catalog/$1@$2.json"; }
 
-# records DATASET: the dataset's catalog records as one JSON array, oldest first. A record that does not parse,
-# or that names another snapshot than its name says, stops the run (exit 3): the catalog is what restores trust.
-records() {
-    local ds=$1 url listing dir n=0 checked
-    listing=$(zstream-ship ls --json "$CATALOG/catalog/$ds@") || fail "$EX_RUNTIME" "listing the catalog $CATALOG failed"
-    dir=$(mktemp -d "$WORK/records.XXXXXX")
-    local -a urls=()
-    while IFS='' read -r url; do
-        [[ $url == *.json ]] || continue
-        n=$((n + 1))
-        urls[n]=$url
-        zstream-ship get "$url" >"$dir/$n" || fail "$EX_RUNTIME" "reading the record $url failed"
-    done <<<"$(jq -r .name <<<"$listing")"
-    [ "$n" -gt 0 ] || { echo '[]'; return 0; }
-    # One jq for them all (each jq costs ~20 ms to start): each file's number, and whether it holds a v1 record
-    # of this dataset named as its URL says.
-    checked=$(cd "$dir" && jq -c -n --arg ds "$ds" --argjson urls "$(printf '%s\n' "${urls[@]:1}" | jq -R . | jq -s .)" '
-        [inputs as $r | (input_filename | tonumber) as $n
-         | {n: $n, r: $r, ok: ($r | type == "object" and .format == "zstream-catalog" and .version == 1
-              and .dataset == $ds and ($urls[$n - 1] | endswith("/" + $ds + "@" + ($r.snapshot | tostring) + ".json")))}]' \
-        $(seq 1 "$n") 2>/dev/null) || checked=''
-    if [ -z "$checked" ] || ! jq -e 'all(.[]; .ok)' >/dev/null <<<"$checked"; then
-        local bad
-        bad=$(jq -r '[.[] | select(.ok | not) | .n] | .[0] // empty' <<<"${checked:-[]}" 2>/dev/null || true)
-        [ -n "$bad" ] || fail "$EX_INTEGRITY" "a record under $CATALOG/catalog/$ds@ is not JSON"
-        fail "$EX_INTEGRITY" "${urls[bad]} is not a zstream-catalog v1 record of $ds"
-    fi
-    jq -c '[.[].r] | sort_by(.time, .snapshot)' <<<"$checked"
+# need_metrics_dir FILE: --metrics FILE goes into a directory that exists (checked before the run does anything).
+need_metrics_dir() {
+    [ -z "$1" ] || [ -d "$(dirname "$1")" ] || usage_error "--metrics $1: no directory $(dirname "$1")"
 }
-
-# catalog_datasets: every dataset CATALOG holds records of.
-catalog_datasets() {
-    zstream-ship ls --json "$CATALOG/catalog/" | jq -r --arg p "$CATALOG/catalog/" \
-        '.name | select(endswith(".json")) | ltrimstr($p) | sub("@[^@]*$"; "")' | sort -u
-}
-
-# stored_objects DATASET: the URLs of the objects DEST holds for it (not for a vault, whose list is a day old).
-stored_objects() { zstream-ship ls --json "$DEST/data/$1@" | jq -r .name; }
 
 # why_failed FILE: the last line a zstream tool wrote to FILE (its stderr), without its name: the reason to pass on.
 why_failed() { tail -1 "$1" | sed 's/^zstream-[a-z]*: //'; }
 
-# read_back URL BYTES CHECKSUM: the object as the target holds it now matches what put said it stored (exit 3 if
-# not). A vault cannot look up one archive: there the tree hash Glacier checked before naming it stands in.
-read_back() {
-    if [[ $1 == glacier://* ]]; then
-        return 0
+# lock DATASET: one run per DATASET and store at a time; a second exits 75 at once, saying who holds it. The lock
+# file stays (removing it would let a waiting run and a new one both take "the" lock).
+LOCK_FD=''
+lock() {
+    local dir=${ZSTREAM_LOCK_DIR:-/run/lock/zstream} name=${LOCK_NAME:-}
+    mkdir -p "$dir" 2>/dev/null || dir=${TMPDIR:-/tmp}
+    [ -n "$name" ] || name="$(printf '%s\n%s' "$1" "$DEST" | sha256sum | cut -c1-16).lock"
+    LOCK_FILE="$dir/$name"
+    exec {LOCK_FD}>>"$LOCK_FILE"
+    if ! flock -n "$LOCK_FD"; then
+        fail "$EX_LATER" "$1 -> $DEST is locked by another run ($(cat "$LOCK_FILE" 2>/dev/null || echo "unknown")); try later"
     fi
-    zstream-ship stat --expect-size "$2" --expect-checksum "$3" "$1" >/dev/null
+    printf 'pid %s, %s on %s, since %s\n' "$$" "$PROG" "$(hostname)" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$LOCK_FILE"
 }
 
-# The minimum billed storage of a class, in days: deleting sooner is charged as if stored that long.
-min_days() {
-    case $1 in
-        DEEP_ARCHIVE) echo 180 ;;
-        GLACIER | GLACIER_IR | GLACIER_VAULT) echo 90 ;;
-        STANDARD_IA | ONEZONE_IA) echo 30 ;;
-        *) echo 0 ;;
-    esac
-}
-# Storage, USD per GiB-month, S3 us-east-1 list prices (2026); for estimates only.
-price_month() {
-    case $1 in
-        DEEP_ARCHIVE) echo 0.00099 ;;
-        GLACIER | GLACIER_VAULT) echo 0.0036 ;;
-        GLACIER_IR) echo 0.004 ;;
-        STANDARD_IA) echo 0.0125 ;;
-        ONEZONE_IA) echo 0.01 ;;
-        *) echo 0.023 ;;
-    esac
-}
-# retrieval CLASS TIER: "USD-per-GiB hours" of a restore, S3 us-east-1 list prices (2026); for estimates only.
-retrieval() {
-    case $1:$2 in
-        DEEP_ARCHIVE:Bulk) echo "0.0025 48" ;;
-        DEEP_ARCHIVE:*) echo "0.02 12" ;;
-        GLACIER:Expedited | GLACIER_VAULT:Expedited) echo "0.03 0.08" ;;
-        GLACIER:Bulk | GLACIER_VAULT:Bulk) echo "0 12" ;;
-        GLACIER:* | GLACIER_VAULT:*) echo "0.01 5" ;;
-        *) echo "0 0" ;;
-    esac
+# source_snapshots DATASET: its snapshots and bookmarks at the source, "name<TAB>guid<TAB>createtxg" a line, what
+# zstream-catalog plan reads. zfs-fuse's `zfs list` has neither -p nor bookmarks: there the guids and txgs come
+# from `zfs get`, which has -p.
+source_snapshots() {
+    zfs list -H -p -o name,guid,createtxg -t snapshot,bookmark -d 1 "$1" 2>/dev/null && return 0
+    local names
+    mapfile -t names < <(zfs list -H -o name -t snapshot -d 1 "$1")
+    [ ${#names[@]} -gt 0 ] || return 0
+    join -t $'\t' <(zfs get -Hp -o name,value guid "${names[@]}" | sort) \
+        <(zfs get -Hp -o name,value createtxg "${names[@]}" | sort)
 }
 
-# snapshot_to_send: the snapshot this run backs up: --snapshot's (which must exist), else
-# zstream-<UTC time by the cycle's clock>, to be taken.
+# snapshots_with_guids DATASET: its snapshots, oldest first, "name<TAB>guid" a line (zfs-fuse's list has no -p).
+snapshots_with_guids() {
+    local names
+    mapfile -t names < <(zfs list -H -o name -t snapshot -s createtxg -d 1 "$1")
+    [ ${#names[@]} -gt 0 ] || return 0
+    zfs get -Hp -o name,value guid "${names[@]}"
+}
+
+# snapshot_to_send: the ec2-pool path's snapshot: --snapshot's (which must exist), else zstream-<UTC time by the
+# cycle's clock>, to be taken. (The object-store path's name is zstream-catalog plan's.)
 snapshot_to_send() {
     local snap
     if [ -n "$SNAPSHOT" ]; then
@@ -290,35 +244,10 @@ move_hold() {
     fi
 }
 
-# Holds: each DEST keeps its own on the base snapshot, so no snapshot manager deletes it before the next run
-# and two stores backing up one dataset do not release each other's.
-hold_tag() { printf 'zstream-%s' "$(printf '%s' "$DEST" | sha256sum | cut -c1-12)"; }
-
-# lock DATASET: one run per DATASET and store at a time; a second exits 75 at once, saying who holds it.
-lock() {
-    local dir=${ZSTREAM_LOCK_DIR:-/run/lock/zstream} name
-    mkdir -p "$dir" 2>/dev/null || dir=${TMPDIR:-/tmp}
-    name=$(printf '%s\n%s' "$1" "$DEST" | sha256sum | cut -c1-16)
-    LOCK_FILE="$dir/$name.lock"
-    exec 9>>"$LOCK_FILE"
-    if ! flock -n 9; then
-        fail "$EX_LATER" "$1 -> $DEST is locked by another run ($(cat "$LOCK_FILE" 2>/dev/null || echo "unknown")); try later"
-    fi
-    printf 'pid %s, %s on %s, since %s\n' "$$" "$PROG" "$(hostname)" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$LOCK_FILE"
-}
-
-# seal_header: what zstream-seal inspect --json says of a header sealed with SEAL_KEYS (and SEAL_OPTS): the key
-# ids and passphrase count, from an empty stream, so no key ever leaves zstream-seal.
-SEAL_OPTS=()
-seal_header() { zstream-seal "${SEAL_KEYS[@]}" "${SEAL_OPTS[@]}" </dev/null | zstream-seal inspect --json; }
-
-# tool_versions: {"zstream-hash": "0.1.0", ...} of the filters on PATH.
-tool_versions() {
-    local t out='{}'
-    for t in zstream-hash zstream-seal zstream-par zstream-ship; do
-        out=$(jq -c --arg t "$t" --arg v "$("$t" --version | awk '{print $2}')" '. + {($t): $v}' <<<"$out")
-    done
-    echo "$out"
+# hold_tag: the tag of this store's holds, one per store, so no snapshot manager deletes the next run's base and
+# two stores backing up one dataset do not release each other's holds.
+hold_tag() {
+    if [ -n "$HOLD_TAG" ]; then echo "$HOLD_TAG"; else printf 'zstream-%s' "$(printf '%s' "$DEST" | sha256sum | cut -c1-12)"; fi
 }
 
 # receive_all ARGS...: zfs receive ARGS, then the rest of stdin drained. A receive may stop reading inside the
@@ -349,4 +278,18 @@ code_of() {
         75) echo "$EX_LATER" ;;
         *) echo "$EX_RUNTIME" ;;
     esac
+}
+
+# catalog CMD ARGS...: zstream-catalog CMD for this store, its answer (JSON) on stdout, what it says on stderr
+# passed on; a refusal exits the script with the same code and reason.
+catalog() {
+    local cmd=$1 out code=0
+    shift
+    out=$(zstream-catalog "$cmd" "${CAT[@]}" "$@" 2>"$WORK/catalog.err") || code=$?
+    if [ "$code" != 0 ]; then
+        head -n -1 "$WORK/catalog.err" >&2
+        fail "$code" "$(why_failed "$WORK/catalog.err")"
+    fi
+    cat "$WORK/catalog.err" >&2
+    printf '%s\n' "$out"
 }

@@ -25,14 +25,15 @@ pool_keys() {
 # pool_lock: one run at a time on this host has the pool up, whatever its dataset or script: each brings the pool
 # down when it ends, which would stop the instance under another's receive. A second run waits for the first
 # (ZSTREAM_POOL_WAIT seconds, default 6 hours), then exits 75. Two hosts must not use one pool at once.
+POOL_LOCK_FD=''
 pool_lock() {
     local dir=${ZSTREAM_LOCK_DIR:-/run/lock/zstream} file
     mkdir -p "$dir" 2>/dev/null || dir=${TMPDIR:-/tmp}
     file="$dir/ec2-pool-$(pool_name).lock"
-    exec 8>>"$file"
-    if ! flock -n 8; then
+    exec {POOL_LOCK_FD}>>"$file"
+    if ! flock -n "$POOL_LOCK_FD"; then
         say "$(pool_name) is in use by another run ($(cat "$file" 2>/dev/null || echo unknown)); waiting for it"
-        flock -w "${ZSTREAM_POOL_WAIT:-21600}" 8 || fail "$EX_LATER" "$(pool_name) stayed in use by another run; try later"
+        flock -w "${ZSTREAM_POOL_WAIT:-21600}" "$POOL_LOCK_FD" || fail "$EX_LATER" "$(pool_name) stayed in use by another run; try later"
     fi
     printf 'pid %s, %s on %s, since %s\n' "$$" "$PROG" "$(hostname)" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$file"
 }
@@ -274,7 +275,10 @@ pool_verify() {
         problems=$((problems + 1))
         say "$(pool_name): last scrub $scrub_at found $scrub_errors errors (\`zpool status -v $(pool_name)\` on the instance names them)"
     fi
-    printf '%-28s %-10s %-32s %s\n' DATASET SNAPSHOTS NEWEST STATE
+    # The table is for people: on stdout, or on stderr when stdout is for --json.
+    local out=1
+    [ -z "$JSON" ] || out=2
+    printf '%-28s %-10s %-32s %s\n' DATASET SNAPSHOTS NEWEST STATE >&"$out"
     for d in $DATASETS; do
         snaps=$(pool_snapshots "$d")
         newest=$(jq -r '.[-1].snapshot // ""' <<<"$snaps")
@@ -287,7 +291,7 @@ pool_verify() {
             state="the source has no @$newest of guid $guid: the next backup cannot continue the chain"
         fi
         [ "$state" = ok ] || problems=$((problems + 1))
-        printf '%-28s %-10s %-32s %s\n' "$d" "$(jq length <<<"$snaps")" "${newest:--}" "$state"
+        printf '%-28s %-10s %-32s %s\n' "$d" "$(jq length <<<"$snaps")" "${newest:--}" "$state" >&"$out"
     done
     [ -z "$JSON" ] || jq -n -c --arg p "$(pool_name)" --arg h "$health" --argjson n "$problems" \
         --arg sa "$scrub_at" --argjson se "$scrub_errors" \

@@ -106,12 +106,30 @@ impl<'p> Site<'p> {
         self.script("zstream-restore", now, &a)
     }
 
-    /// The dataset's catalog records, oldest first, read through zstream-ship as a stranger would.
+    /// The dataset's backup records (each entry's first line: the record; its second is the signature), in the
+    /// catalog's order (seq), read through zstream-ship as a stranger would. Signatures are the catalog's to
+    /// check; this is what a test looks at.
     pub fn records(&self) -> Vec<serde_json::Value> {
+        let mut out: Vec<serde_json::Value> = self
+            .entries()
+            .into_iter()
+            .filter(|(name, _)| name.ends_with(".json"))
+            .map(|(name, text)| {
+                let first = text.lines().next().unwrap_or_default();
+                serde_json::from_str(first)
+                    .unwrap_or_else(|e| panic!("{name}: not a JSON record ({e}): {text}"))
+            })
+            .collect();
+        out.sort_by_key(|r| r["seq"].as_u64().unwrap_or_default());
+        out
+    }
+
+    /// Every catalog entry of the dataset (records, intents, acceptances): its URL and its text.
+    pub fn entries(&self) -> Vec<(String, String)> {
         let prefix = format!("{}/catalog/{}@", self.catalog, self.dataset);
         let ls = self.ship(&["ls", "--json", &prefix]);
         ls.expect_code(0);
-        let mut out: Vec<serde_json::Value> = String::from_utf8_lossy(ls.stdout())
+        String::from_utf8_lossy(ls.stdout())
             .lines()
             .map(|l| {
                 let name = serde_json::from_str::<serde_json::Value>(l).expect("ls --json")["name"]
@@ -120,11 +138,18 @@ impl<'p> Site<'p> {
                     .to_string();
                 let r = self.ship(&["get", &name]);
                 r.expect_code(0);
-                serde_json::from_slice(r.stdout()).expect("a JSON record")
+                (name, String::from_utf8_lossy(r.stdout()).into_owned())
             })
-            .collect();
-        out.sort_by_key(|r| r["time"].as_str().unwrap_or_default().to_string());
-        out
+            .collect()
+    }
+
+    /// The URL of the object a record names.
+    pub fn object_of(&self, record: &serde_json::Value) -> String {
+        format!(
+            "{}/{}",
+            self.dest,
+            record["object"]["name"].as_str().expect("object.name")
+        )
     }
 
     /// The objects the store holds for the dataset.
@@ -144,6 +169,18 @@ impl<'p> Site<'p> {
                     .to_string()
             })
             .collect()
+    }
+
+    /// The catalog's public key for these keys (`zstream-catalog key`): what a monitoring host is given.
+    pub fn public_key(&self) -> String {
+        let r = crate::proc::run_env(
+            &bin("zstream-catalog"),
+            &["key", "--keys", &self.both_keys()],
+            b"",
+            &self.env,
+        );
+        r.expect_code(0);
+        String::from_utf8_lossy(r.stdout()).trim().to_string()
     }
 
     pub fn ship(&self, args: &[&str]) -> Run {

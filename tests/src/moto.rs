@@ -1,5 +1,7 @@
 //! A real S3 API on loopback: moto's server (PyPI `moto[server]`), started for a test and stopped with it. The
 //! harness speaks plain HTTP to it (bucket creation, moto's control API) so that it needs no AWS SDK itself.
+//! It runs through tests/moto/server.py, which adds the one answer moto lacks that a test needs (GetObjectAttributes'
+//! ObjectParts: the part sizes of an object another client uploaded in parts) and changes nothing else.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -27,12 +29,13 @@ impl Moto {
 
     /// `start`, the server given `env` (e.g. MOTO_AMIS_PATH: the images its EC2 knows).
     pub fn start_with(env: &[(&str, &str)]) -> Moto {
-        let server = venv().join("bin/moto_server");
+        let python = venv().join("bin/python");
+        let server = crate::cycle::workspace().join("tests/moto/server.py");
         assert!(
-            server.exists(),
+            venv().join("bin/moto_server").exists(),
             "moto is not installed at {}: run scripts/test, which does `python3 -m venv {} && {}/bin/pip install \
              'moto[server]==5.2.5' awscrt crc32c`",
-            server.display(),
+            venv().display(),
             venv().display(),
             venv().display()
         );
@@ -43,7 +46,8 @@ impl Moto {
         let log =
             std::env::temp_dir().join(format!("zstream-moto-{}-{port}.log", std::process::id()));
         let out = std::fs::File::create(&log).expect("moto log");
-        let child = Command::new(&server)
+        let child = Command::new(&python)
+            .arg(&server)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .envs(env.iter().copied())
             .stdin(Stdio::null())

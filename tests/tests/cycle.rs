@@ -160,16 +160,16 @@ fn seventy_days_into_deep_archive() {
         .map(String::from)
         .to_vec();
     let copies = seventy_days(&site, &[45, 69], |site, d, r| {
-        // The first cycle is 31 to 60 days old: DEEP_ARCHIVE bills 180 days, so pruning it now is refused, the
-        // backup still counts, and the run exits 1 saying why and what deleting would cost.
-        r.expect_code(1);
+        // The first cycle is 31 to 60 days old: DEEP_ARCHIVE bills 180 days, so it waits (not a failure: the run
+        // exits 0), saying until when and what deleting it now would cost.
+        ok(r);
         assert!(
-            r.stderr().contains("minimum billed storage"),
+            r.stderr().contains(": wait: ") && r.stderr().contains("minimum billed duration"),
             "{}",
             r.describe()
         );
         assert!(
-            r.stderr().contains("early-deletion charge"),
+            r.stderr().contains("early-deletion charges"),
             "{}",
             r.describe()
         );
@@ -191,6 +191,40 @@ fn seventy_days_into_deep_archive() {
         assert_eq!(kinds(site).len(), 61, "a dry run deletes nothing");
         ok(&site.backup(&day(d), &["--prune-only", "--allow-early-delete"]));
     });
+    // A drill's samples of archived objects: their restores are asked for and the run exits 75 (nothing read yet);
+    // with --wait they are read back whole.
+    let v = site.script(
+        "zstream-verify",
+        &day(70),
+        &["--sample", "2", "--keys", &site.both_keys(), &site.dest],
+    );
+    v.expect_code(75);
+    assert!(
+        v.stderr().contains("wait on archive restores"),
+        "{}",
+        v.describe()
+    );
+    let v = site.script(
+        "zstream-verify",
+        &day(70),
+        &[
+            "--sample",
+            "2",
+            "--wait",
+            "--keys",
+            &site.both_keys(),
+            &site.dest,
+        ],
+    );
+    ok(&v);
+    assert!(
+        String::from_utf8_lossy(v.stdout())
+            .matches("ok, read back")
+            .count()
+            >= 2,
+        "{}",
+        v.describe()
+    );
     // Restores of archived links: the first run asks for every restore and exits 75; --wait then receives.
     let r = site.restore(&day(70), "src", "first", &[]);
     r.expect_code(75);
@@ -273,36 +307,81 @@ fn guards() {
             .filter(|f| f.contains("zstream-partial"))
             .count();
         assert_eq!(partials, 0, "{stage}: an unfinished upload stayed");
-        ok(&site.script("zstream-verify", &day(d + 1), &[&site.dest]));
+        ok(&site.script(
+            "zstream-verify",
+            &day(d + 1),
+            &["--keys", &site.both_keys(), &site.dest],
+        ));
     }
 
-    // A full that shrank blocks pruning (the backup still counts); --allow-shrink lets it through.
-    std::fs::remove_file(&big).unwrap();
-    let r = site.backup(&day(20), &["--full"]);
-    r.expect_code(1);
-    assert!(
-        r.stderr().contains("prune refused") && r.stderr().contains("less than 0.9"),
-        "{}",
-        r.describe()
-    );
+    // A full that shrank: while a kept cycle still has a full as large as the largest, older cycles go as usual.
+    // Once the large fulls would all go (a second small full), pruning holds, says why and how to accept it, and
+    // verify reports it, until the user accepts the shrink by name; the acceptance is recorded for good.
     let cycles = |s: &Site| {
         let mut c: Vec<String> = kinds(s).into_iter().map(|(_, c)| c).collect();
         c.dedup();
         c.len()
     };
-    assert_eq!(cycles(&site), 3);
-    ok(&site.backup(&day(20), &["--prune-only", "--allow-shrink"]));
+    std::fs::remove_file(&big).unwrap();
+    let r = site.backup(&day(20), &["--full"]);
+    ok(&r);
+    assert!(!r.stderr().contains("prune held"), "{}", r.describe());
+    assert_eq!(
+        cycles(&site),
+        2,
+        "the first cycle went: the cycle of day 3 keeps a large full"
+    );
+    let r = site.backup(&day(21), &["--full"]);
+    ok(&r);
+    assert!(
+        r.stderr().contains("prune held") && r.stderr().contains("less than 0.9"),
+        "{}",
+        r.describe()
+    );
+    let shrunk = site.records().last().unwrap()["snapshot"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        r.stderr().contains(&format!("--accept-shrink {shrunk}")),
+        "{}",
+        r.describe()
+    );
+    assert_eq!(cycles(&site), 3, "nothing deleted while held");
+    let v = site.script(
+        "zstream-verify",
+        &day(21),
+        &["--keys", &site.both_keys(), &site.dest],
+    );
+    v.expect_code(3);
+    assert!(
+        String::from_utf8_lossy(v.stdout()).contains("prune held"),
+        "{}",
+        v.describe()
+    );
+    ok(&site.backup(&day(21), &["--prune-only", "--accept-shrink", &shrunk]));
     assert_eq!(cycles(&site), 2);
+    assert!(
+        site.entries()
+            .iter()
+            .any(|(n, _)| n.ends_with(&format!("@{shrunk}.accept-shrink"))),
+        "the acceptance is recorded"
+    );
+    ok(&site.script(
+        "zstream-verify",
+        &day(21),
+        &["--keys", &site.both_keys(), &site.dest],
+    ));
 
     // Incrementals on the shrunken full, then the middle one's object lost: restore refuses, naming it.
-    for d in 21..24 {
+    for d in 22..24 {
         site.change(d);
         ok(&site.backup(&day(d), &[]));
     }
     let recs = site.records();
     let middle = &recs[recs.len() - 2];
     let snap = middle["snapshot"].as_str().unwrap();
-    ok(&site.ship(&["rm", middle["stored"]["url"].as_str().unwrap()]));
+    ok(&site.ship(&["rm", &site.object_of(middle)]));
     let r = site.restore(&day(24), "src", "broken", &[]);
     r.expect_code(3);
     assert!(
@@ -310,7 +389,11 @@ fn guards() {
         "{}",
         r.describe()
     );
-    let v = site.script("zstream-verify", &day(24), &[&site.dest]);
+    let v = site.script(
+        "zstream-verify",
+        &day(24),
+        &["--keys", &site.both_keys(), &site.dest],
+    );
     v.expect_code(3);
     assert!(
         String::from_utf8_lossy(v.stdout()).contains("no such object"),
@@ -343,11 +426,23 @@ fn guards() {
             &p.ds("onekey"),
         ],
     );
+    // With one key of two, no record holds its signature: nothing is restored, and it says why.
     one.expect_code(3);
     assert!(
-        one.stderr().contains("give every key"),
+        one.stderr().contains("are these the keys"),
         "{}",
         one.describe()
+    );
+
+    // The broken chain makes the next run a full, saying why.
+    site.change(24);
+    let r = site.backup(&day(24), &[]);
+    ok(&r);
+    assert!(
+        r.stderr()
+            .contains("full: the chain to the newest backup is broken"),
+        "{}",
+        r.describe()
     );
 
     // A base snapshot deleted at the source (once its hold is released) makes the next run a full, saying why.
@@ -408,7 +503,7 @@ fn guards() {
     let dry = site.backup(&day(27), &["--dry-run"]);
     ok(&dry);
     assert!(
-        dry.stderr().contains("dry-run: would run: zfs snapshot"),
+        dry.stderr().contains("dry-run: would take"),
         "{}",
         dry.describe()
     );
@@ -482,7 +577,7 @@ fn walk(dir: &std::path::Path) -> Vec<String> {
     out
 }
 
-/// Whether `r` has exactly the fields of the spec's example record (docs/formats/catalog-v1-example.json), of the
+/// Whether `r` has exactly the fields of the spec's example record (docs/formats/catalog-v2-example.json), of the
 /// same JSON types; the base fields of a full are null.
 #[track_caller]
 fn assert_record_shape(r: &serde_json::Value) {
@@ -510,7 +605,7 @@ fn assert_record_shape(r: &serde_json::Value) {
             ),
         }
     }
-    let path = zstream_tests::cycle::scripts().join("../docs/formats/catalog-v1-example.json");
+    let path = zstream_tests::cycle::scripts().join("../docs/formats/catalog-v2-example.json");
     let example: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&path).expect("the example record")).expect("JSON");
     shape(r, &example, "");
@@ -671,21 +766,15 @@ fn a_vault_with_its_catalog_elsewhere() {
     assert_eq!(recs.len(), 3);
     for r in &recs {
         assert_record_shape(r);
+        assert!(site.object_of(r).starts_with("glacier://offsite/"), "{r}");
         assert!(
-            r["stored"]["url"]
-                .as_str()
-                .unwrap()
-                .starts_with("glacier://offsite/"),
-            "{r}"
-        );
-        assert!(
-            r["stored"]["checksum"]
+            r["object"]["checksum"]
                 .as_str()
                 .unwrap()
                 .starts_with("sha256-tree:"),
             "{r}"
         );
-        assert_eq!(r["stored"]["storage_class"], "GLACIER_VAULT");
+        assert_eq!(r["object"]["storage_class"], "GLACIER_VAULT");
     }
     let opts = ["--catalog", site.catalog.as_str()];
     let r = site.restore(&day(3), "src", "back", &opts);
@@ -696,7 +785,14 @@ fn a_vault_with_its_catalog_elsewhere() {
     let v = site.script(
         "zstream-verify",
         &day(3),
-        &["--wait", "--catalog", &site.catalog, &site.dest],
+        &[
+            "--wait",
+            "--keys",
+            &site.both_keys(),
+            "--catalog",
+            &site.catalog,
+            &site.dest,
+        ],
     );
     ok(&v);
     assert_eq!(

@@ -256,6 +256,174 @@ fn objects_of_other_tools_are_checked_by_whatever_checksum_s3_stored() {
     }
 }
 
+/// Objects other clients uploaded in parts, as they upload them: boto3's upload_fileobj (8 MiB parts, a
+/// composite CRC32 by default, or the algorithm asked for), boto3's low-level multipart API with parts of
+/// different sizes and with a full-object CRC32, and the AWS CLI's `aws s3 cp`. Each is read back whole with
+/// every part's checksum and the object's checked (the part sizes from GetObjectAttributes); a byte flipped on
+/// the way back is caught (exit 3); without s3:GetObjectAttributes the bytes still come back, and get says that
+/// it could not check them.
+#[test]
+fn objects_other_clients_uploaded_in_parts_are_checked_part_by_part() {
+    let moto = Moto::start();
+    moto.bucket("others");
+    let env = moto.env();
+    let data = Gen::bytes(26, 20 << 20);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("data.bin");
+    std::fs::write(&file, &data).unwrap();
+    let venv = zstream_tests::moto::venv();
+    let script = format!(
+        "import boto3\n\
+         from boto3.s3.transfer import TransferConfig\n\
+         s3 = boto3.client('s3', endpoint_url='{endpoint}', region_name='us-east-1')\n\
+         data = open('{file}', 'rb').read()\n\
+         parts = TransferConfig(multipart_threshold=8 << 20, multipart_chunksize=8 << 20)\n\
+         s3.upload_file('{file}', 'others', 'boto3-default', Config=parts)\n\
+         for a in ['CRC32C', 'SHA1', 'SHA256', 'CRC64NVME']:\n    \
+             s3.upload_file('{file}', 'others', 'boto3-' + a, Config=parts, ExtraArgs={{'ChecksumAlgorithm': a}})\n\
+         def by_hand(key, sizes, **kw):\n    \
+             up = s3.create_multipart_upload(Bucket='others', Key=key, ChecksumAlgorithm='CRC32', **kw)\n    \
+             done, at = [], 0\n    \
+             for n, size in enumerate(sizes, 1):\n        \
+                 r = s3.upload_part(Bucket='others', Key=key, UploadId=up['UploadId'], PartNumber=n,\n                           \
+                                    Body=data[at:at + size], ChecksumAlgorithm='CRC32')\n        \
+                 done.append({{'PartNumber': n, 'ETag': r['ETag'], 'ChecksumCRC32': r['ChecksumCRC32']}})\n        \
+                 at += size\n    \
+             s3.complete_multipart_upload(Bucket='others', Key=key, UploadId=up['UploadId'],\n                                 \
+                                          MultipartUpload={{'Parts': done}})\n\
+         by_hand('boto3-uneven', [7 << 20, 5 << 20, 5 << 20, 3 << 20])\n\
+         by_hand('boto3-full-object', [8 << 20, 8 << 20, 4 << 20], ChecksumType='FULL_OBJECT')\n\
+         for o in s3.list_objects_v2(Bucket='others')['Contents']:\n    \
+             assert o['ETag'].strip('\"').split('-')[1:], ('not uploaded in parts', o)\n    \
+             assert o['Size'] == len(data), o\n",
+        endpoint = moto.endpoint(),
+        file = file.display(),
+    );
+    // The AWS CLI first: the boto3 script then checks that every object was uploaded in parts (its ETag's -N).
+    let aws = venv.join("bin/aws");
+    let out = std::process::Command::new(&aws)
+        .args([
+            "--endpoint-url",
+            &moto.endpoint(),
+            "--only-show-errors",
+            "s3",
+            "cp",
+        ])
+        .arg(&file)
+        .arg("s3://others/aws-cli")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (scripts/test installs the AWS CLI into moto's venv)",
+                aws.display()
+            )
+        });
+    assert!(
+        out.status.success(),
+        "aws s3 cp: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = std::process::Command::new(venv.join("bin/python"))
+        .args(["-c", &script])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (scripts/test installs moto's venv)",
+                venv.display()
+            )
+        });
+    assert!(
+        out.status.success(),
+        "boto3: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let corrupt = Proxy::start(
+        moto.port,
+        Schedule {
+            corrupt: true,
+            ..Default::default()
+        },
+    );
+    let no_attributes = Proxy::start(
+        moto.port,
+        Schedule {
+            refuse: Some("?attributes"),
+            ..Default::default()
+        },
+    );
+    let both = Proxy::start(
+        moto.port,
+        Schedule {
+            refuse: Some("?attributes"),
+            corrupt: true,
+            ..Default::default()
+        },
+    );
+    for key in [
+        "boto3-default",
+        "boto3-CRC32C",
+        "boto3-SHA1",
+        "boto3-SHA256",
+        "boto3-CRC64NVME",
+        "boto3-uneven",
+        "boto3-full-object",
+        "aws-cli",
+    ] {
+        let url = format!("s3://others/{key}");
+        for concurrency in ["1", "4"] {
+            let ok = ship(&env, &["get", "--concurrency", concurrency, &url], b"");
+            ok.expect_code(0).expect_clean_stderr("zstream-ship");
+            assert!(
+                ok.stdout() == data.as_slice(),
+                "{key}: other bytes came back"
+            );
+            assert!(ok.stderr().is_empty(), "{key}: {}", ok.describe());
+        }
+        let bad = ship(&Moto::env_for(&corrupt.endpoint()), &["get", &url], b"");
+        bad.expect_code(3).expect_clean_stderr("zstream-ship");
+        assert!(
+            bad.stderr().contains("but the service stored"),
+            "{key}: {}",
+            bad.describe()
+        );
+        // No part listing: the bytes come back. A checksum the HEAD says is of the whole object (moto sends the
+        // type when the upload named it) is still checked; of the others moto's HEAD does not say whether they
+        // are composite, so they cannot be, and get says so.
+        let blind = ship(
+            &Moto::env_for(&no_attributes.endpoint()),
+            &["get", &url],
+            b"",
+        );
+        blind.expect_code(0).expect_clean_stderr("zstream-ship");
+        assert!(
+            blind.stdout() == data.as_slice(),
+            "{key}: other bytes came back"
+        );
+        let unchecked = blind.stderr().contains("part sizes cannot be had")
+            && blind.stderr().contains("unchecked");
+        assert_eq!(
+            unchecked,
+            key != "boto3-full-object",
+            "{key}: {}",
+            blind.describe()
+        );
+        if key == "boto3-full-object" {
+            let bad = ship(&Moto::env_for(&both.endpoint()), &["get", &url], b"");
+            bad.expect_code(3).expect_clean_stderr("zstream-ship");
+            assert!(
+                bad.stderr().contains("the service stored"),
+                "{}",
+                bad.describe()
+            );
+        }
+    }
+    assert!(corrupt.count(|c| &c.corrupted) > 0);
+    assert!(no_attributes.count(|c| &c.errors) > 0);
+}
+
 #[test]
 fn a_multipart_put_needs_no_tagging_permission() {
     // A policy without s3:PutObjectTagging refuses every ?tagging request: put must not need one.

@@ -7,6 +7,8 @@ use anyhow::{bail, Context, Result};
 use clap::{CommandFactory, Parser};
 use std::path::{Path, PathBuf};
 
+pub mod script;
+
 #[derive(Parser, Debug)]
 #[command(name = "zstream-dist", version = zstream_common::VERSION)]
 pub struct Args {
@@ -30,7 +32,7 @@ a damaged or incomplete ZFS stream\n\
 .PP\nAny other code (a signal, 101) is a failure too.\n";
 
 const SEE_ALSO: &str = ".BR zstream-hash (1),\n.BR zstream-seal (1),\n.BR zstream-par (1),\n\
-.BR zstream-ship (1),\n.BR ec2-pool (1),\n.BR zstream-backup (1),\n.BR zstream-restore (1),\n.BR zstream-verify (1).\n\
+.BR zstream-ship (1),\n.BR zstream-catalog (1),\n.BR ec2-pool (1),\n.BR zstream-backup (1),\n.BR zstream-restore (1),\n.BR zstream-verify (1).\n\
 The formats: /usr/share/doc/zstream/formats/. The disaster runbook: /usr/share/doc/zstream/RESTORE.md.\n";
 
 /// The tools' command definitions.
@@ -40,6 +42,7 @@ pub fn commands() -> Vec<clap::Command> {
         zstream_seal::app::Args::command(),
         zstream_par::app::Args::command(),
         zstream_ship::app::Args::command(),
+        zstream_catalog::app::Cli::command(),
         ec2_pool::app::Args::command(),
     ]
 }
@@ -60,7 +63,7 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     if let Some(dir) = &args.completions {
-        completions(dir)?;
+        completions(dir, &args.script)?;
     }
     Ok(())
 }
@@ -124,13 +127,30 @@ fn write_page(cmd: clap::Command, page: &str, dir: &Path) -> Result<()> {
     std::fs::write(&path, out).with_context(|| format!("writing {}", path.display()))
 }
 
-/// A cycle script's page: its first comment as NAME, its `--help` as it prints it.
-fn script_page(script: &Path, dir: &Path) -> Result<()> {
-    let name = script
+/// A cycle script's name, from its path.
+fn script_name(script: &Path) -> Result<String> {
+    Ok(script
         .file_name()
         .and_then(|n| n.to_str())
-        .context("a script's name")?
-        .to_string();
+        .with_context(|| format!("{}: a script's name", script.display()))?
+        .to_string())
+}
+
+/// What a cycle script's `--help` prints.
+fn script_help(script: &Path) -> Result<String> {
+    let help = std::process::Command::new(script)
+        .arg("--help")
+        .output()
+        .with_context(|| format!("running {} --help", script.display()))?;
+    if !help.status.success() {
+        bail!("{} --help exited {}", script.display(), help.status);
+    }
+    Ok(String::from_utf8_lossy(&help.stdout).into_owned())
+}
+
+/// A cycle script's page: its first comment as NAME, its `--help` as it prints it.
+fn script_page(script: &Path, dir: &Path) -> Result<()> {
+    let name = script_name(script)?;
     let text =
         std::fs::read_to_string(script).with_context(|| format!("reading {}", script.display()))?;
     // "# zstream-backup: one run of the backup cycle ..." up to the first full stop.
@@ -145,14 +165,7 @@ fn script_page(script: &Path, dir: &Path) -> Result<()> {
                 .to_string()
         })
         .unwrap_or_else(|| "part of the zstream backup cycle".to_string());
-    let help = std::process::Command::new(script)
-        .arg("--help")
-        .output()
-        .with_context(|| format!("running {} --help", script.display()))?;
-    if !help.status.success() {
-        bail!("{} --help exited {}", script.display(), help.status);
-    }
-    let body: String = String::from_utf8_lossy(&help.stdout)
+    let body: String = script_help(script)?
         .lines()
         .map(|l| format!("{}\n", roff_line(l)))
         .collect();
@@ -194,27 +207,62 @@ fn env_date() -> String {
     )
 }
 
-/// bash, zsh and fish completions for the tools; for the cycle scripts, bash-completion's own `_longopt`,
-/// which completes the long options their `--help` lists.
-fn completions(dir: &Path) -> Result<()> {
+/// bash, zsh and fish completions: the tools' from their clap definitions, the cycle scripts' from their
+/// `--help` (script.rs). Each file is named as its shell loads it on demand: bash-completion by the command's
+/// name, zsh by `_NAME` on its fpath, fish by `NAME.fish`.
+fn completions(dir: &Path, scripts: &[PathBuf]) -> Result<()> {
     use clap_complete::Shell;
-    for (shell, sub) in [
-        (Shell::Bash, "bash"),
-        (Shell::Zsh, "zsh"),
-        (Shell::Fish, "fish"),
+    let (bash, zsh, fish) = (dir.join("bash"), dir.join("zsh"), dir.join("fish"));
+    for (shell, out) in [
+        (Shell::Bash, &bash),
+        (Shell::Zsh, &zsh),
+        (Shell::Fish, &fish),
     ] {
-        let out = dir.join(sub);
-        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
         for mut cmd in commands() {
             let name = cmd.get_name().to_string();
-            clap_complete::generate_to(shell, &mut cmd, name, &out)
-                .with_context(|| format!("writing {sub} completions to {}", out.display()))?;
+            if shell == Shell::Bash {
+                write(&bash.join(&name), &bash_completion(&mut cmd, &name))?;
+            } else {
+                clap_complete::generate_to(shell, &mut cmd, &name, out)
+                    .with_context(|| format!("writing {shell} completions to {}", out.display()))?;
+            }
         }
     }
-    for script in ["zstream-backup", "zstream-restore", "zstream-verify"] {
-        let path = dir.join("bash").join(script);
-        std::fs::write(&path, format!("# bash-completion: long options from `{script} --help`\ncomplete -F _longopt {script}\n"))
-            .with_context(|| format!("writing {}", path.display()))?;
+    for s in scripts {
+        let name = script_name(s)?;
+        let opts = script::options(&name, &script_help(s)?);
+        if opts.is_empty() {
+            bail!("{}: its --help lists no options", s.display());
+        }
+        write(&bash.join(&name), &script::bash(&name, &opts))?;
+        write(&zsh.join(format!("_{name}")), &script::zsh(&name, &opts))?;
+        write(
+            &fish.join(format!("{name}.fish")),
+            &script::fish(&name, &opts),
+        )?;
     }
     Ok(())
+}
+
+fn write(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// A tool's bash completion. clap_complete spells a hyphenated command's states two ways (its loop over the words
+/// escapes the name's hyphens as `__`, its case labels as `__subcmd__`; clap issue 6421, open in 4.6.12), so that
+/// nothing completed after a subcommand. Made for the name without hyphens, the two agree; then the `complete`
+/// lines get the command's real name.
+pub fn bash_completion(cmd: &mut clap::Command, name: &str) -> String {
+    let plain = name.replace('-', "_");
+    let mut buf = Vec::new();
+    clap_complete::generate(clap_complete::Shell::Bash, cmd, &plain, &mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    let tail = format!(" {plain}");
+    text.lines()
+        .map(|l| match l.strip_suffix(&tail) {
+            Some(head) if l.trim_start().starts_with("complete ") => format!("{head} {name}\n"),
+            _ => format!("{l}\n"),
+        })
+        .collect()
 }

@@ -42,6 +42,25 @@ pub struct Args {
     #[arg(long)]
     pub zfs: bool,
 
+    /// With --zfs: also accept a stream that ends after a whole record without its END record, as
+    /// `zfs send --saved` makes them (OpenZFS leaves it out on purpose; a cut at a record boundary looks the same).
+    #[arg(long, requires = "zfs")]
+    pub saved: bool,
+
+    /// With --zfs: the stream must be this snapshot (its BEGIN's toname, `pool/fs@snap`), or exit 3 as soon as its
+    /// BEGIN record has passed, before anything after it: a restore's guard against a stream stored under
+    /// another snapshot's name.
+    #[arg(long, value_name = "NAME", requires = "zfs")]
+    pub expect_toname: Option<String>,
+
+    /// With --zfs: the stream's toguid must be this (decimal), or exit 3 at its BEGIN.
+    #[arg(long, value_name = "GUID", requires = "zfs")]
+    pub expect_toguid: Option<u64>,
+
+    /// With --zfs: the stream's fromguid must be this (0 for a full), or exit 3 at its BEGIN.
+    #[arg(long, value_name = "GUID", requires = "zfs")]
+    pub expect_fromguid: Option<u64>,
+
     /// Do not print the digest line on stderr when there is no -o.
     #[arg(short, long)]
     pub quiet: bool,
@@ -77,7 +96,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut hasher = Sha256::new();
     let mut walker = args.zfs.then(zfs::Walker::new);
     let mut noted = false;
-    passthrough::run(&mut input, &mut output, |data| {
+    let mut consume = |data: &[u8]| {
         hasher.update(data);
         if let Some(w) = walker.as_mut() {
             w.feed(data).map_err(integrity)?;
@@ -90,9 +109,34 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         progress.add(data.len() as u64);
         Ok(())
-    })?;
+    };
+    // A stream that must be a given snapshot's is held back until its BEGIN record says it is: not a byte of
+    // another stream reaches `zfs receive`.
+    if args.expect_toname.is_some()
+        || args.expect_toguid.is_some()
+        || args.expect_fromguid.is_some()
+    {
+        let mut head = [0u8; zfs::record::RECORD_LEN];
+        let n = pipe::read_full(&mut *input, &mut head).map_err(pipe::in_error)?;
+        let order = zfs::record::begin_order(&head[..n])
+            .filter(|_| n == head.len())
+            .ok_or_else(|| integrity("not a ZFS send stream (no BEGIN record at the start)"))?;
+        expect(&args, &zfs::record::parse_begin(&head, order))?;
+        pipe::write_out(&mut *output, &head)?;
+        consume(&head)?;
+    }
+    passthrough::run(&mut input, &mut output, consume)?;
     let bytes = progress.bytes();
-    let info = walker.map(|w| w.finish().map_err(integrity)).transpose()?;
+    let info = walker
+        .map(|w| {
+            if args.saved {
+                w.finish_saved()
+            } else {
+                w.finish()
+            }
+            .map_err(integrity)
+        })
+        .transpose()?;
     if let Some(info) = &info {
         progress.note(info.summary());
     }
@@ -117,6 +161,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(p) = json_file {
         let record = sidecar::json(&digest, bytes, info.as_ref());
         p.finish(record.as_bytes(), Replace::Yes)?;
+    }
+    Ok(())
+}
+
+/// The --expect-* checks, on the stream's first BEGIN.
+fn expect(args: &Args, info: &zfs::record::Begin) -> anyhow::Result<()> {
+    let differs = |what: &str, want: &dyn std::fmt::Display, got: &dyn std::fmt::Display| {
+        integrity(format!(
+            "the stream's {what} is {got}, expected {want}: this is not the stream asked for"
+        ))
+    };
+    if let Some(n) = args.expect_toname.as_ref().filter(|n| **n != info.toname) {
+        return Err(differs("toname", n, &info.toname));
+    }
+    if let Some(g) = args.expect_toguid.filter(|g| *g != info.toguid) {
+        return Err(differs("toguid", &g, &info.toguid));
+    }
+    if let Some(g) = args.expect_fromguid.filter(|g| *g != info.fromguid) {
+        return Err(differs("fromguid", &g, &info.fromguid));
     }
     Ok(())
 }

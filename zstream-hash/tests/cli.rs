@@ -285,6 +285,94 @@ fn zfs_streams_are_reported_and_damage_exits_3() {
 }
 
 #[test]
+fn saved_streams_pass_only_with_saved() {
+    // `zfs send --saved` leaves the END out on purpose (docs/formats/zfs-stream.md); real ones are made and
+    // checked in the OpenZFS guest (tests/tests/guest_streams.rs).
+    let full = include_bytes!("data/full.zfs");
+    let saved = &full[..full.len() - 312];
+    let json = tmp("saved.json");
+    let j = json.to_str().unwrap();
+    let r = hash(&["--zfs", "-q", "--saved", "--json", j], saved);
+    r.expect_code(0);
+    assert!(r.stdout() == saved);
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(v["saved"], true);
+    assert_eq!(v["toname"], "tp1/fs@s1");
+    // A whole stream with --saved is a whole stream: no "saved" in its record.
+    hash(&["--zfs", "-q", "--saved", "--json", j], full).expect_code(0);
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert!(v.get("saved").is_none(), "{v}");
+    // Cut inside a record, or a compound stream without its final END: damage, --saved or not.
+    let compound = include_bytes!("data/compound.zfs");
+    for bad in [&saved[..saved.len() - 5], &compound[..compound.len() - 312]] {
+        hash(&["--zfs", "-q", "--saved"], bad)
+            .expect_code(3)
+            .expect_clean_stderr("zstream-hash");
+    }
+    let r = hash(&["--zfs", "-q"], saved);
+    r.expect_code(3);
+    assert!(
+        r.stderr().contains("--saved accepts those"),
+        "{}",
+        r.describe()
+    );
+    // --saved means nothing without --zfs.
+    hash(&["--saved"], saved).expect_code(2);
+}
+
+#[test]
+fn a_stream_that_is_not_the_one_expected_exits_3_at_its_begin() {
+    // A restore names the stream it must get: its toname, toguid and fromguid (the record's). Another snapshot's
+    // or another dataset's stream, stored under this one's name, is refused as soon as its BEGIN has passed.
+    let full = include_bytes!("data/full.zfs");
+    let json = tmp("expect.json");
+    let r = hash(&["--zfs", "--json", json.to_str().unwrap()], full);
+    r.expect_code(0);
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let toguid = v["toguid"].as_str().unwrap().to_string();
+    let ok = [
+        "--zfs",
+        "-q",
+        "--expect-toname",
+        "tp1/fs@s1",
+        "--expect-toguid",
+        &toguid,
+        "--expect-fromguid",
+        "0",
+    ];
+    hash(&ok, full).expect_code(0);
+    let other_guid = (toguid.parse::<u64>().unwrap() ^ 1).to_string();
+    for (args, says) in [
+        (
+            vec!["--zfs", "--expect-toname", "tp1/secret@s1"],
+            "toname is tp1/fs@s1, expected tp1/secret@s1",
+        ),
+        (
+            vec!["--zfs", "--expect-toname", "tp1/fs@s2"],
+            "expected tp1/fs@s2",
+        ),
+        (
+            vec!["--zfs", "--expect-toguid", other_guid.as_str()],
+            "toguid",
+        ),
+        (
+            vec!["--zfs", "--expect-fromguid", "17"],
+            "fromguid is 0, expected 17",
+        ),
+    ] {
+        let r = hash(&args, full);
+        r.expect_code(3).expect_clean_stderr("zstream-hash");
+        assert!(r.stderr().contains(says), "{args:?}: {}", r.describe());
+        assert!(
+            r.stdout().is_empty(),
+            "{args:?}: bytes of the wrong stream passed on"
+        );
+    }
+    // Without --zfs the stream is not read as one: the options are a usage error.
+    hash(&["--expect-toguid", "1"], full).expect_code(2);
+}
+
+#[test]
 fn zfs_walker_keeps_its_place_across_many_reads() {
     // A 40 MiB valid stream in many pieces through the binary: the walker holds state across pipe reads.
     let mut s = zstream_tests_synth();

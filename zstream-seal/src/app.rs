@@ -6,8 +6,7 @@ use crate::kdf::{Argon2Params, KdfLimit};
 use crate::key;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use std::path::{Path, PathBuf};
-use zeroize::Zeroizing;
+use std::path::PathBuf;
 use zstream_common::cli::ThreadsArg;
 use zstream_common::progress::{Progress, ProgressArg};
 use zstream_common::{integrity, pipe, size, usage};
@@ -154,34 +153,10 @@ fn load_secrets(args: &Args) -> anyhow::Result<Vec<Secret>> {
     for path in &args.passphrase_files {
         secrets.push(Secret::Passphrase {
             name: path.display().to_string(),
-            passphrase: read_passphrase(path)?,
+            passphrase: key::load_passphrase(path)?,
         });
     }
     Ok(secrets)
-}
-
-/// The first line of the file, without its line end (`\n` or `\r\n`, seal-v1.md). Wiped from memory after use.
-fn read_passphrase(path: &Path) -> anyhow::Result<Zeroizing<Vec<u8>>> {
-    let what = || format!("passphrase file {}", path.display());
-    let bytes = key::read_secret_file(path, "passphrase file")?;
-    if key::looks_like_key_file(&bytes) {
-        return Err(usage(format!(
-            "{} is a key file: give it with --key-file",
-            what()
-        )));
-    }
-    let line = match bytes.iter().position(|&b| b == b'\n') {
-        Some(end) => {
-            let l = &bytes[..end];
-            l.strip_suffix(b"\r").unwrap_or(l)
-        }
-        // No line end: the whole file is the line, a final \r included.
-        None => &bytes[..],
-    };
-    if line.is_empty() {
-        return Err(usage(format!("{}: the first line is empty", what())));
-    }
-    Ok(Zeroizing::new(line.to_vec()))
 }
 
 fn inspect(json: bool) -> anyhow::Result<()> {

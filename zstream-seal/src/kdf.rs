@@ -108,6 +108,19 @@ pub fn combined(keys: &[Key]) -> Zeroizing<Vec<u8>> {
     ikm
 }
 
+/// A 32-byte key for a purpose other than a stream's (an ec2-pool's raw key, the catalog's signing key): HKDF-SHA256
+/// over every key material `combined`, with a salt and an info string that name the purpose, so that keys for
+/// different purposes are independent and each needs every key. One derivation for every such key, so that none
+/// can take a shortcut the others do not.
+pub fn purpose_key(keys: &[Key], salt: &[u8], info: &[u8]) -> Zeroizing<[u8; 32]> {
+    let ikm = combined(keys);
+    let hk = Hkdf::<Sha256>::new(Some(salt), &ikm);
+    let mut out = Zeroizing::new([0u8; 32]);
+    hk.expand(info, &mut out[..])
+        .expect("32 bytes is a valid HKDF length");
+    out
+}
+
 /// HKDF-SHA256 with the stream's salt over all key materials `combined`, expanded to the header MAC key and the
 /// payload key under distinct labels.
 pub fn stream_keys(keys: &[Key], salt: &[u8; 32]) -> StreamKeys {

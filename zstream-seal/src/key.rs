@@ -227,6 +227,33 @@ pub fn looks_like_key_file(bytes: &[u8]) -> bool {
         .any(|l| l.strip_suffix(b"\r").unwrap_or(l) == FIRST_LINE.as_bytes())
 }
 
+/// A passphrase file: the first line of the file, without its line end (`\n` or `\r\n`, seal-v1.md). Wiped from memory after use.
+pub fn load_passphrase(path: &Path) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+    let what = || format!("passphrase file {}", path.display());
+    let bytes = read_secret_file(path, "passphrase file")?;
+    if looks_like_key_file(&bytes) {
+        return Err(zstream_common::usage(format!(
+            "{} is a key file: give it with --key-file",
+            what()
+        )));
+    }
+    let line = match bytes.iter().position(|&b| b == b'\n') {
+        Some(end) => {
+            let l = &bytes[..end];
+            l.strip_suffix(b"\r").unwrap_or(l)
+        }
+        // No line end: the whole file is the line, a final \r included.
+        None => &bytes[..],
+    };
+    if line.is_empty() {
+        return Err(zstream_common::usage(format!(
+            "{}: the first line is empty",
+            what()
+        )));
+    }
+    Ok(Zeroizing::new(line.to_vec()))
+}
+
 /// Loads a key file.
 pub fn load(path: &Path) -> anyhow::Result<Key> {
     let what = || format!("key file {}", path.display());

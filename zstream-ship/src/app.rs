@@ -206,7 +206,7 @@ fn parse_age(s: &str) -> Result<u64, String> {
 
 /// What a command does with its target.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Use {
+pub enum Use {
     /// put: names a new object (a vault, for Glacier, which names the archive itself).
     Upload,
     /// get, rm, restore: names an existing object.
@@ -215,7 +215,9 @@ enum Use {
     Prefix,
 }
 
-fn backend(url: &str, how: Use, a: &Options) -> anyhow::Result<Box<dyn Backend>> {
+/// The backend of a target, checked for what the command does with it (the library's way in, for zstream-catalog
+/// too).
+pub fn backend(url: &str, how: Use, a: &Options) -> anyhow::Result<Box<dyn Backend>> {
     let target = Target::parse(url, how != Use::Prefix).map_err(usage)?;
     if let Target::Glacier { vault, archive } = &target {
         match (how, archive) {

@@ -80,6 +80,17 @@ pub trait Backend {
     /// Unfinished uploads under this prefix: those older than `older_than_secs` removed unless `dry_run`, the
     /// younger ones listed as kept.
     fn gc(&self, older_than_secs: u64, dry_run: bool) -> anyhow::Result<Vec<Stale>>;
+    /// Reads many small objects at once (`urls` as `list` names them, under this prefix), each refused when it
+    /// holds more than `max_bytes`, so that nothing planted under the prefix can fill memory. One result per
+    /// URL, in order. Checks no checksum: for objects that authenticate themselves (a catalog's signed records).
+    fn read_many(
+        &self,
+        urls: &[String],
+        max_bytes: u64,
+    ) -> anyhow::Result<Vec<anyhow::Result<Vec<u8>>>> {
+        let _ = (urls, max_bytes);
+        anyhow::bail!("this target cannot read objects in a batch")
+    }
 }
 
 /// The refusal of a put that would replace an object.

@@ -223,6 +223,30 @@ impl Backend for FileTarget {
             .collect())
     }
 
+    fn read_many(
+        &self,
+        urls: &[String],
+        max_bytes: u64,
+    ) -> anyhow::Result<Vec<anyhow::Result<Vec<u8>>>> {
+        Ok(urls
+            .iter()
+            .map(|u| {
+                let path = u
+                    .strip_prefix("file://")
+                    .ok_or_else(|| anyhow::anyhow!("{u} is not a file:// URL"))?;
+                let f = File::open(path).with_context(|| format!("reading {u}"))?;
+                let mut bytes = Vec::new();
+                f.take(max_bytes + 1)
+                    .read_to_end(&mut bytes)
+                    .with_context(|| format!("reading {u}"))?;
+                if bytes.len() as u64 > max_bytes {
+                    anyhow::bail!("{u}: more than the {max_bytes} bytes such an object may hold");
+                }
+                Ok(bytes)
+            })
+            .collect())
+    }
+
     fn remove(&self) -> anyhow::Result<()> {
         let url = format!("file://{}", self.path.display());
         fs::remove_file(&self.path).map_err(|e| match e.kind() {

@@ -32,6 +32,10 @@ pub struct StreamInfo {
     pub features: u64,
     /// Every substream's BEGIN: one for a plain full or incremental stream, one per snapshot for a compound one.
     pub substreams: Vec<Substream>,
+    /// The stream ended after a whole record without its END, as `zfs send --saved` makes them (accepted only by
+    /// [`Walker::finish_saved`]). In JSON only when true.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub saved: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -57,8 +61,9 @@ impl StreamInfo {
         } else {
             "incremental".into()
         };
+        let saved = if self.saved { " (saved: no END)" } else { "" };
         format!(
-            "{} {kind} toguid={} fromguid={}",
+            "{} {kind}{saved} toguid={} fromguid={}",
             self.toname, self.toguid, self.fromguid
         )
     }
@@ -72,7 +77,10 @@ pub enum ZfsError {
     Empty,
     #[error("ZFS stream cut short at byte {at}, inside {what}")]
     CutShort { at: u64, what: String },
-    #[error("ZFS stream lacks its END record: input ended at byte {at} after a complete record")]
+    #[error(
+        "ZFS stream lacks its END record: input ended at byte {at} after a complete record (cut there, or a \
+         `zfs send --saved` stream, which lacks it on purpose: --saved accepts those)"
+    )]
     MissingEnd { at: u64 },
     #[error("ZFS compound stream lacks its final END record: input ended at byte {at}")]
     MissingFinalEnd { at: u64 },
@@ -415,6 +423,24 @@ impl Walker {
             }
         }
         Ok(())
+    }
+
+    /// The input ended, and it may be a `zfs send --saved` stream: OpenZFS leaves the END out of those on purpose
+    /// (module/zfs/dmu_send.c: "the omitted DRR_END record will signal to the receive side that the stream is
+    /// incomplete"), and nothing else in them says so. Such a stream is accepted when it is a plain stream that
+    /// ended after a whole record (and payload); `saved` is then true. Every record's checksum was checked on the
+    /// way, but nothing can tell a saved stream from one cut at a record boundary, and the last record's payload
+    /// (if it has one) is covered by no later checksum. Anything else is judged as [`Walker::finish`] does.
+    pub fn finish_saved(mut self) -> Result<StreamInfo, ZfsError> {
+        if matches!(self.pos, Position::Inside { .. })
+            && !self.compound
+            && self.rec_len == 0
+            && self.payload_left == 0
+        {
+            self.info.saved = true;
+            return Ok(self.info);
+        }
+        self.finish()
     }
 
     /// The input ended: Ok with what the stream was if it ended exactly after its last END.
@@ -832,6 +858,44 @@ mod tests {
                 assert!(r.is_err(), "{name}: {what} was accepted: {r:?}");
             }
         }
+    }
+
+    #[test]
+    fn saved_streams_lack_their_end_and_are_accepted_only_when_asked() {
+        // A --saved stream is a plain stream whose END was left out.
+        for (name, s) in [
+            ("full", FULL.to_vec()),
+            ("incremental", INCREMENTAL.to_vec()),
+            ("synth", Synth::full(Order::Big, true)),
+        ] {
+            let saved = &s[..s.len() - RECORD_LEN];
+            assert!(
+                matches!(walk(saved), Err(ZfsError::MissingEnd { .. })),
+                "{name}"
+            );
+            let mut w = Walker::new();
+            w.feed(saved).unwrap();
+            let info = w.finish_saved().unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(info.saved, "{name}");
+            assert_eq!(info.toguid, walk(&s).unwrap().toguid, "{name}");
+            // A whole stream is still a whole stream, with --saved too.
+            let mut w = Walker::new();
+            w.feed(&s).unwrap();
+            assert!(!w.finish_saved().unwrap().saved, "{name}");
+            // Cut inside a record or its payload: refused.
+            for cut in [saved.len() - 1, saved.len() - RECORD_LEN / 2, 100] {
+                let mut w = Walker::new();
+                w.feed(&saved[..cut]).unwrap();
+                assert!(w.finish_saved().is_err(), "{name} cut at {cut}");
+            }
+        }
+        // A compound stream without its final END is not a saved stream.
+        let mut w = Walker::new();
+        w.feed(&COMPOUND[..COMPOUND.len() - RECORD_LEN]).unwrap();
+        assert!(matches!(
+            w.finish_saved(),
+            Err(ZfsError::MissingFinalEnd { .. })
+        ));
     }
 
     #[test]

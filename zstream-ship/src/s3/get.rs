@@ -2,21 +2,20 @@
 //! the byte where a dropped connection stopped; at most `concurrency` ranges of `RANGE` bytes are held at once.
 //! With `--concurrency 1` it is one GET streamed straight through, which is what a server that reads the whole
 //! object for every range (moto) or a slow link wants. The object is pinned by its ETag, so a concurrent overwrite fails the read
-//! instead of splicing two objects. Each part's SHA-256 is computed as it is written and the stored checksum
-//! (of the whole object, or S3's composite of the part checksums) is compared at the end: a mismatch exits 3.
+//! instead of splicing two objects. What is checked (checks.rs) is decided before the first byte: each part's
+//! checksum is computed as it is written and the stored ones compared at the end: a mismatch exits 3.
 //!
-//! Reads use part boundaries from the metadata `put` wrote, not GetObject's partNumber: S3-compatible servers
-//! differ there (moto returns the whole object for any part number).
+//! Reads use part boundaries from the metadata `put` wrote, or for another client's object the part listing
+//! (GetObjectAttributes), not GetObject's partNumber: S3-compatible servers differ there (moto returns the whole
+//! object for any part number).
 
-use super::parts::{b64, composite, same_checksum, Schedule};
-use super::{archive, S3Target, META_PART_SIZE, META_PART_STEP};
-use crate::aws::{err, status, Resuming};
+use super::checks::{self, Need, Plan, Verifier};
+use super::{archive, S3Target};
+use crate::aws::{describe, err, status, Resuming};
 use anyhow::anyhow;
+use aws_sdk_s3::operation::get_object_attributes::GetObjectAttributesOutput;
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
-use aws_sdk_s3::types::ChecksumType;
-use aws_smithy_checksums::http::HttpChecksum;
-use aws_smithy_checksums::ChecksumAlgorithm;
-use sha2::{Digest, Sha256};
+use aws_sdk_s3::types::ObjectAttributes;
 use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -39,12 +38,15 @@ pub fn get(t: &S3Target, output: &mut dyn Write) -> anyhow::Result<u64> {
     let head = t.rt.block_on(archive::readable(t))?;
     let url = t.url(&t.key);
     let total = head.content_length().unwrap_or(0).max(0) as u64;
-    let (parts, stored, other) = plan(&head, total);
-    if stored.is_none() && other.is_none() {
-        zstream_common::say!(
-            "{url}: the object has no checksum this reader can check (a composite one without the \
-             part boundaries, or none at all); its bytes are passed on unchecked"
-        );
+    let plan = match checks::plan(&head, total) {
+        Need::Plan(p) => p,
+        Need::Parts => {
+            let listing = t.rt.block_on(list_parts(t, &head))?;
+            checks::plan_parts(&head, total, listing.as_deref().map_err(Clone::clone))
+        }
+    };
+    if let Plan::Unchecked(why) = &plan {
+        zstream_common::say!("{url}: {why}; its bytes are passed on unchecked");
     }
     let src = Source {
         client: t.client.clone(),
@@ -53,7 +55,7 @@ pub fn get(t: &S3Target, output: &mut dyn Write) -> anyhow::Result<u64> {
         url: url.clone(),
         etag: head.e_tag().map(str::to_string),
     };
-    let check = Verifier::new(&parts, other.as_ref().map(|w| w.algorithm.into_impl()));
+    let check = Verifier::new(&plan);
     // Tasks stream their ranges into channels; this thread writes, in order, while they receive, and a thread of
     // its own hashes what was written: hashing on the writing thread made one stream's read as slow as receive +
     // hash + write in turn. The hashed batch goes back to the pool.
@@ -67,7 +69,7 @@ pub fn get(t: &S3Target, output: &mut dyn Write) -> anyhow::Result<u64> {
     };
     let pool = Pool::default();
     let (to_hash, hashing) = std::sync::mpsc::sync_channel::<Vec<u8>>(HASH_DEPTH);
-    let (written, digests, full, other_sum) = std::thread::scope(|s| -> anyhow::Result<_> {
+    let digests = std::thread::scope(|s| -> anyhow::Result<_> {
         let returned = pool.clone();
         let hasher = s.spawn(move || {
             let mut check = check;
@@ -113,28 +115,74 @@ pub fn get(t: &S3Target, output: &mut dyn Write) -> anyhow::Result<u64> {
         written.map(|()| sums)
     })?;
     output.flush().map_err(out_error)?;
-    if written != total {
+    if digests.bytes != total {
         return Err(integrity(format!(
-            "{url}: read {written} bytes of the {total} the object holds"
+            "{url}: read {} bytes of the {total} the object holds",
+            digests.bytes
         )));
     }
-    if let Some(stored) = stored {
-        let ok = (parts.len() <= 1 && stored == b64(&full))
-            || same_checksum(&stored, &composite(&digests));
-        if !ok {
-            return Err(integrity(format!(
-                "{url}: the bytes read do not match the SHA-256 checksum the service stored ({stored})"
-            )));
+    checks::verdict(&url, &plan, &digests).map_err(integrity)?;
+    Ok(digests.bytes)
+}
+
+/// The pages of GetObjectAttributes' part listing (ObjectParts, with the object's checksum and ETag). Ok(Err(why))
+/// when the service refuses it (no s3:GetObjectAttributes permission, an S3-compatible service without it): the
+/// read goes on, unchecked where the parts were needed. The listing must be of the object the read is pinned to.
+async fn list_parts(
+    t: &S3Target,
+    head: &HeadObjectOutput,
+) -> anyhow::Result<Result<Vec<GetObjectAttributesOutput>, String>> {
+    let url = t.url(&t.key);
+    let etag = |e: Option<&str>| e.map(|e| e.trim_matches('"').to_string());
+    let mut pages: Vec<GetObjectAttributesOutput> = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let res = t
+            .client
+            .get_object_attributes()
+            .bucket(&t.bucket)
+            .key(&t.key)
+            .object_attributes(ObjectAttributes::ObjectParts)
+            .object_attributes(ObjectAttributes::Checksum)
+            .object_attributes(ObjectAttributes::Etag)
+            .max_parts(1000)
+            .set_part_number_marker(marker.clone())
+            .send()
+            .await;
+        let page = match res {
+            Ok(p) => p,
+            Err(e) if status(&e).is_some_and(|s| (400..500).contains(&s)) => {
+                return Ok(Err(format!("GetObjectAttributes: {}", describe(&e))))
+            }
+            Err(e) => return Err(err(format!("listing the parts of {url}"))(e)),
+        };
+        if etag(page.e_tag()) != etag(head.e_tag()) {
+            return Err(changed(&url));
         }
-    } else if let (Some(w), Some(got)) = (other, other_sum) {
-        if w.value != got {
-            return Err(integrity(format!(
-                "{url}: the bytes read have {} {got}, but the service stored {}",
-                w.name, w.value
-            )));
+        let next = page
+            .object_parts()
+            .filter(|o| o.is_truncated() == Some(true))
+            .and_then(|o| o.next_part_number_marker())
+            .map(str::to_string);
+        pages.push(page);
+        match next {
+            None => return Ok(Ok(pages)),
+            Some(n) if marker.as_ref() != Some(&n) && pages.len() <= 10_000 => marker = Some(n),
+            Some(n) => {
+                return Ok(Err(format!(
+                    "GetObjectAttributes: its part listing does not advance past marker {n}"
+                )))
+            }
         }
     }
-    Ok(written)
+}
+
+/// The error of a read whose object was replaced under it.
+fn changed(url: &str) -> anyhow::Error {
+    anyhow::Error::new(Coded::new(
+        Code::Runtime,
+        anyhow!("{url} changed while it was being read (its ETag no longer matches)"),
+    ))
 }
 
 /// Batches of BATCH bytes going round: filled by a download task, written, hashed, and given back. Allocating
@@ -153,122 +201,6 @@ impl Pool {
     fn give(&self, mut buf: Vec<u8>) {
         buf.clear();
         self.0.lock().unwrap_or_else(|e| e.into_inner()).push(buf);
-    }
-}
-
-/// SHA-256 of each part and of the whole, fed the object's bytes in order in pieces of any size.
-struct Verifier {
-    /// Where each part ends.
-    ends: Vec<u64>,
-    at: u64,
-    part: Sha256,
-    whole: Sha256,
-    digests: Vec<[u8; 32]>,
-    /// Another tool's whole-object checksum (CRC32, CRC32C, CRC64NVME, SHA-1), when that is what is stored.
-    other: Option<Box<dyn HttpChecksum>>,
-}
-
-impl Verifier {
-    fn new(parts: &[(u64, u64)], other: Option<Box<dyn HttpChecksum>>) -> Verifier {
-        Verifier {
-            ends: parts.iter().map(|(s, l)| s + l).collect(),
-            at: 0,
-            part: Sha256::new(),
-            whole: Sha256::new(),
-            digests: Vec::new(),
-            other,
-        }
-    }
-
-    fn update(&mut self, mut data: &[u8]) {
-        // Another tool's checksum is the one checked then: the SHA-256s below would be computed for nothing.
-        if let Some(o) = self.other.as_mut() {
-            o.update(data);
-            self.at += data.len() as u64;
-            return;
-        }
-        // The whole-object digest only matters for single-part objects; it costs a second pass otherwise.
-        if self.ends.len() <= 1 {
-            self.whole.update(data);
-        }
-        while !data.is_empty() {
-            let end = self
-                .ends
-                .get(self.digests.len())
-                .copied()
-                .unwrap_or(u64::MAX);
-            let take = ((end - self.at) as usize).min(data.len());
-            self.part.update(&data[..take]);
-            self.at += take as u64;
-            data = &data[take..];
-            if self.at == end {
-                self.digests
-                    .push(std::mem::take(&mut self.part).finalize().into());
-            }
-        }
-    }
-
-    /// Bytes seen, the parts' digests, the whole's digest, and the other checksum as S3 writes it (base64).
-    fn finish(self) -> (u64, Vec<[u8; 32]>, [u8; 32], Option<String>) {
-        let other = self
-            .other
-            .map(|o| String::from_utf8_lossy(o.header_value().as_bytes()).into_owned());
-        (self.at, self.digests, self.whole.finalize().into(), other)
-    }
-}
-
-/// A whole-object checksum another tool had S3 store (current AWS clients write CRCs by default).
-struct Whole {
-    name: &'static str,
-    algorithm: ChecksumAlgorithm,
-    value: String,
-}
-
-/// The first whole-object checksum the HEAD carries, strongest first. A composite one (`-N`, or checksum type
-/// COMPOSITE) is the checksum of the parts' checksums and needs the part boundaries, which only zstream-ship's
-/// own metadata gives.
-fn whole_checksum(head: &HeadObjectOutput) -> Option<Whole> {
-    if head.checksum_type() == Some(&ChecksumType::Composite) {
-        return None;
-    }
-    [
-        ("SHA-256", ChecksumAlgorithm::Sha256, head.checksum_sha256()),
-        (
-            "CRC64NVME",
-            ChecksumAlgorithm::Crc64Nvme,
-            head.checksum_crc64_nvme(),
-        ),
-        ("CRC32C", ChecksumAlgorithm::Crc32c, head.checksum_crc32_c()),
-        ("CRC32", ChecksumAlgorithm::Crc32, head.checksum_crc32()),
-        ("SHA-1", ChecksumAlgorithm::Sha1, head.checksum_sha1()),
-    ]
-    .into_iter()
-    .find_map(|(name, algorithm, v)| {
-        v.filter(|v| !v.contains('-')).map(|v| Whole {
-            name,
-            algorithm,
-            value: v.to_string(),
-        })
-    })
-}
-
-/// The part layout and the stored checksum to check: zstream-ship's own SHA-256 (whole or composite over the
-/// layout it recorded), or else another tool's whole-object checksum.
-fn plan(head: &HeadObjectOutput, total: u64) -> (Vec<(u64, u64)>, Option<String>, Option<Whole>) {
-    let meta = |k: &str| {
-        head.metadata()
-            .and_then(|m| m.get(k))
-            .and_then(|v| v.parse::<u64>().ok())
-            .filter(|&v| v > 0)
-    };
-    let stored = head.checksum_sha256().map(str::to_string);
-    match (meta(META_PART_SIZE), meta(META_PART_STEP), stored) {
-        (Some(first), Some(step), Some(stored)) => {
-            (Schedule { first, step }.layout(total), Some(stored), None)
-        }
-        // Not written by this tool (or its checksum is gone): a whole-object checksum can still be checked, of
-        // whichever algorithm; a composite one cannot without the part boundaries.
-        _ => (vec![(0, total)], None, whole_checksum(head)),
     }
 }
 
@@ -310,12 +242,7 @@ async fn stream(
             .await;
         let mut body = match resp {
             Ok(o) => o.body,
-            Err(e) if status(&e) == Some(412) => {
-                return Err(anyhow::Error::new(Coded::new(
-                    Code::Runtime,
-                    anyhow!("{url} changed while it was being read (its ETag no longer matches)"),
-                )))
-            }
+            Err(e) if status(&e) == Some(412) => return Err(changed(url)),
             Err(e) => return Err(err(format!("reading {url}"))(e)),
         };
         let mut at = from;

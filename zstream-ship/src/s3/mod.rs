@@ -5,9 +5,11 @@
 
 mod admin;
 mod archive;
+mod checks;
 mod get;
 pub mod parts;
 mod put;
+mod small;
 
 use crate::aws::{self, describe, status};
 use crate::backend::{Backend, Entry, Replace, Stale, Stored};
@@ -119,5 +121,22 @@ impl Backend for S3Target {
 
     fn gc(&self, older_than_secs: u64, dry_run: bool) -> anyhow::Result<Vec<Stale>> {
         self.rt.block_on(admin::gc(self, older_than_secs, dry_run))
+    }
+
+    fn read_many(
+        &self,
+        urls: &[String],
+        max_bytes: u64,
+    ) -> anyhow::Result<Vec<anyhow::Result<Vec<u8>>>> {
+        let prefix = format!("s3://{}/", self.bucket);
+        let keys = urls
+            .iter()
+            .map(|u| {
+                u.strip_prefix(&prefix)
+                    .map(str::to_string)
+                    .ok_or_else(|| anyhow!("{u} is not in the bucket {}", self.bucket))
+            })
+            .collect::<anyhow::Result<Vec<String>>>()?;
+        Ok(self.rt.block_on(small::read_many(self, &keys, max_bytes)))
     }
 }

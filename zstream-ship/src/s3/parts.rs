@@ -1,6 +1,7 @@
 //! How an S3 object is cut into parts, and the checksums S3 keeps of them. Pure functions, pinned by unit tests
 //! (moto, the test server, checks no checksums, so their encoding is tested here against known values).
 
+use aws_smithy_checksums::ChecksumAlgorithm;
 use aws_smithy_types::base64;
 use sha2::{Digest, Sha256};
 
@@ -80,11 +81,12 @@ pub fn sha256_b64(data: &[u8]) -> String {
     b64(&Sha256::digest(data))
 }
 
-/// A multipart object's composite checksum: the SHA-256 of its parts' SHA-256 digests, base64, "-" part count.
-pub fn composite(part_digests: &[[u8; 32]]) -> String {
-    let mut h = Sha256::new();
+/// A multipart object's composite checksum (S3's COMPOSITE type): the algorithm over its parts' raw checksums one
+/// after the other, base64, "-" the part count. zstream-ship's own objects: SHA-256 of the parts' SHA-256s.
+pub fn composite(algorithm: ChecksumAlgorithm, part_digests: &[impl AsRef<[u8]>]) -> String {
+    let mut h = algorithm.into_impl();
     for d in part_digests {
-        h.update(d);
+        h.update(d.as_ref());
     }
     format!("{}-{}", b64(&h.finalize()), part_digests.len())
 }
@@ -118,7 +120,8 @@ mod tests {
     fn composite_checksums_hash_the_part_digests() {
         // Two parts "abc" and "": SHA-256 over the 64 bytes of their two digests (computed independently with
         // `printf abc | sha256sum`, `printf '' | sha256sum`, `xxd -r -p | sha256sum | xxd -r -p | base64`).
-        let parts = [Sha256::digest(b"abc").into(), Sha256::digest(b"").into()];
+        let parts = [Sha256::digest(b"abc"), Sha256::digest(b"")];
+        let composite = |p: &[_]| composite(ChecksumAlgorithm::Sha256, p);
         assert_eq!(
             composite(&parts),
             "bxKQiW7oGgNJF00Z9Ec9JnoQKJxASAhh1cQq//+9efk=-2"

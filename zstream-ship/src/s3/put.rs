@@ -166,6 +166,7 @@ fn upload(
         t.rt.spawn(upload_part(t, id, n as i32, data))
     })?;
     let ours = composite(
+        aws_smithy_checksums::ChecksumAlgorithm::Sha256,
         &parts
             .iter()
             .map(|p| part_digest(p.checksum_sha256()))

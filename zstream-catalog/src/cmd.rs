@@ -1,0 +1,659 @@
+//! Each subcommand: read what it needs (the catalog, the store, stdin), ask the pure decision, answer in JSON, and
+//! write only what is the catalog's to write (signed entries, a metrics file).
+
+use crate::app::{Cmd, KeyArgs, ParArgs, PolicyArgs, StoreArgs};
+use crate::io::Io;
+use crate::layout::{self, Kind as Name, Store};
+use crate::plan::{self, Action, BackupOpts, BackupPlan};
+use crate::record::{self, Accept, Backup, Entry, Intent, Object, Par, Policy, Raw, Seal};
+use crate::sign::{PublicKey, Secrets};
+use crate::view::Catalog;
+use crate::{clock, cost, metrics, prune, restore, verify};
+use anyhow::{anyhow, Context};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::io::Read;
+use zstream_common::{integrity, pipe, usage, Code, Coded};
+
+pub fn run(cmd: Cmd) -> anyhow::Result<()> {
+    match cmd {
+        Cmd::Store { store, dataset } => {
+            let s = open_store(&store)?;
+            #[derive(Serialize)]
+            struct Out<'a> {
+                dest: &'a str,
+                catalog: &'a str,
+                vault: bool,
+                hold_tag: String,
+                lock: Option<String>,
+            }
+            if let Some(ds) = &dataset {
+                layout::check_dataset(ds).map_err(usage)?;
+            }
+            answer(&Out {
+                dest: &s.dest,
+                catalog: &s.catalog,
+                vault: s.is_vault(),
+                hold_tag: s.hold_tag(),
+                lock: dataset.map(|d| s.lock_name(&d)),
+            })
+        }
+        Cmd::Key { keys } => {
+            let s = secrets(&keys)?;
+            pipe::print_line(s.public().hex())
+        }
+        Cmd::Plan {
+            store,
+            dataset,
+            keys,
+            policy,
+            full,
+            snapshot,
+            new_catalog,
+            clock_ok,
+            prefix,
+        } => {
+            let io = Io::new(open_store(&store)?);
+            layout::check_dataset(&dataset).map_err(usage)?;
+            let secrets = secrets(&keys)?;
+            let now = now()?;
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("reading the source's snapshots on stdin")?;
+            let source = plan::parse_source(&dataset, &text).map_err(usage)?;
+            let cat = io.load(&dataset, &secrets.public())?;
+            let objects = io.objects(&dataset)?;
+            let newest_read_back = match (cat.newest(), io.store.is_vault()) {
+                (Some(n), false) => Some(read_back(&io, n)),
+                _ => None,
+            };
+            let opts = BackupOpts {
+                force_full: full,
+                full_every: policy.full_every,
+                snapshot,
+                new_catalog,
+                clock_ok,
+                prefix,
+            };
+            let p = plan::backup(&plan::BackupIn {
+                store: &io.store,
+                cat: &cat,
+                objects: objects.as_deref(),
+                source: &source,
+                now: now.t,
+                newest_read_back,
+                opts: &opts,
+            });
+            #[derive(Serialize)]
+            struct Out<'a> {
+                #[serde(flatten)]
+                plan: &'a BackupPlan,
+                now: String,
+                policy: Policy,
+            }
+            answer(&Out {
+                plan: &p,
+                now: clock::format(now.t),
+                policy: policy_of(&policy),
+            })?;
+            if p.action == Action::Stop {
+                return Err(coded(p.code, &p.why));
+            }
+            Ok(())
+        }
+        Cmd::Intent {
+            store,
+            dataset,
+            snapshot,
+            keys,
+            max_skew,
+            taken,
+        } => {
+            let io = Io::new(open_store(&store)?);
+            layout::check_dataset(&dataset).map_err(usage)?;
+            layout::check_snapshot(&snapshot).map_err(usage)?;
+            let secrets = secrets(&keys)?;
+            let now = now()?;
+            let object = if io.store.is_vault() {
+                io.store.dest.clone()
+            } else {
+                layout::object_name(&dataset, &snapshot)
+            };
+            let mut run = [0u8; 8];
+            zstream_common::random(&mut run)?;
+            let e = Entry::Intent(Intent {
+                dataset: dataset.clone(),
+                snapshot: snapshot.clone(),
+                object,
+                time: clock::format(now.t),
+                host: host(),
+                run: hex::encode(run),
+                taken,
+            });
+            let written = io.put(&e, &secrets)?;
+            // The store's clock: the date it gave the entry just written (S3's, or the file server's). A drill's
+            // simulated clock is compared only with a simulated store clock (ZSTREAM_STORE_NOW).
+            let store_now = match std::env::var("ZSTREAM_STORE_NOW") {
+                Ok(s) if !s.is_empty() => {
+                    Some(clock::parse(&s).map_err(|e| usage(format!("ZSTREAM_STORE_NOW: {e}")))?)
+                }
+                _ if now.simulated => None,
+                _ => clock::parse(&written.date).ok(),
+            };
+            if let Some(s) = store_now {
+                if (now.t - s).unsigned_abs() > max_skew {
+                    let url = io.store.entry_url(&dataset, &snapshot, Name::Intent);
+                    let _ = io.remove(&url);
+                    return Err(anyhow!(
+                        "this machine's clock says {}, the store's {} ({} apart, more than --max-skew {}): fix the \
+                         clock (NTP); records and ages are measured by it",
+                        clock::format(now.t),
+                        clock::format(s),
+                        clock::human((now.t - s).abs()),
+                        clock::compact(max_skew)
+                    ));
+                }
+            }
+            answer(&e)
+        }
+        Cmd::Commit {
+            store,
+            dataset,
+            keys,
+            plan,
+            hash,
+            stored,
+            guid,
+            createtxg,
+            storage_class,
+            seal_chunk_size,
+            par,
+            policy,
+        } => commit(
+            &open_store(&store)?,
+            &dataset,
+            &secrets(&keys)?,
+            CommitFiles { plan, hash, stored },
+            (guid, createtxg),
+            storage_class,
+            seal_chunk_size,
+            &par,
+            &policy,
+        ),
+        Cmd::Prune {
+            store,
+            dataset,
+            keys,
+            policy,
+            allow_early_delete,
+            accept_shrink,
+            dry_run,
+        } => {
+            let io = Io::new(open_store(&store)?);
+            layout::check_dataset(&dataset).map_err(usage)?;
+            let secrets = secrets(&keys)?;
+            let now = now()?;
+            let cat = io.load(&dataset, &secrets.public())?;
+            if let Some(a) = &accept_shrink {
+                match cat.by_snapshot(a) {
+                    Some(b) if b.kind == record::Kind::Full => {}
+                    _ => {
+                        return Err(usage(format!(
+                            "--accept-shrink {a}: no valid full record of {dataset}@{a}"
+                        )))
+                    }
+                }
+                if !dry_run && !cat.accepts.iter().any(|x| &x.snapshot == a) {
+                    io.put(
+                        &Entry::AcceptShrink(Accept {
+                            dataset: dataset.clone(),
+                            snapshot: a.clone(),
+                            time: clock::format(now.t),
+                            host: host(),
+                        }),
+                        &secrets,
+                    )?;
+                }
+            }
+            let objects = io.objects(&dataset)?;
+            let newest_full_read_back = match (
+                cat.cycles().last().and_then(|c| c.full()),
+                io.store.is_vault(),
+            ) {
+                (Some(f), false) => Some(read_back(&io, f)),
+                _ => None,
+            };
+            let p = prune::prune(&prune::PruneIn {
+                store: &io.store,
+                cat: &cat,
+                objects: objects.as_deref(),
+                now: now.t,
+                newest_full_read_back,
+                opts: &prune::PruneOpts {
+                    keep_cycles: policy.keep_cycles,
+                    min_full_ratio: policy.min_full_ratio,
+                    allow_early_delete,
+                    accept: accept_shrink,
+                },
+            });
+            answer(&p)
+        }
+        Cmd::RestorePlan {
+            store,
+            what,
+            keys,
+            target_exists,
+            restore: args,
+        } => {
+            let io = Io::new(open_store(&store)?);
+            let (dataset, want) = match what.split_once('@') {
+                Some((d, s)) => (d.to_string(), Some(s.to_string())),
+                None => (what.clone(), None),
+            };
+            layout::check_dataset(&dataset).map_err(usage)?;
+            let secrets = secrets(&keys)?;
+            let mut target = restore::Target::default();
+            if target_exists {
+                let mut text = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut text)
+                    .context("reading TARGET's snapshots on stdin")?;
+                target.exists = true;
+                target.snapshots = text
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(|l| {
+                        let (name, guid) = l
+                            .split_once('\t')
+                            .ok_or_else(|| usage(format!("TARGET's snapshots: '{l}'")))?;
+                        let snap = name.split_once('@').map_or(name, |(_, s)| s);
+                        Ok((
+                            snap.to_string(),
+                            guid.trim()
+                                .parse()
+                                .map_err(|_| usage(format!("TARGET's snapshots: '{l}'")))?,
+                        ))
+                    })
+                    .collect::<anyhow::Result<_>>()?;
+            }
+            let cat = io.load(&dataset, &secrets.public())?;
+            let plan = restore::restore(
+                &io.store,
+                &cat,
+                want.as_deref(),
+                &target,
+                (&secrets.key_ids, secrets.passphrases),
+            )
+            .map_err(|(code, why)| coded(code, &why))?;
+            // Each link still to receive, as the store holds it now.
+            let mut states = Vec::new();
+            for l in plan.links.iter().filter(|l| !l.held) {
+                let e = if io.store.is_vault() {
+                    None
+                } else {
+                    Some(io.stat(&l.url).map_err(|e| {
+                        let code = if format!("{e:#}").contains("no such object") {
+                            Code::Integrity
+                        } else {
+                            Code::Runtime
+                        };
+                        anyhow::Error::new(Coded::new(code, anyhow!("link @{}: {e:#}", l.snapshot)))
+                    })?)
+                };
+                states.push(cost::LinkState::of(l, e.as_ref()));
+            }
+            let bill = cost::restore_bill(&states, &args).map_err(usage)?;
+            #[derive(Serialize)]
+            struct Out<'a> {
+                #[serde(flatten)]
+                plan: &'a restore::RestorePlan,
+                states: &'a [cost::LinkState],
+                bill: cost::RestoreBill,
+            }
+            answer(&Out {
+                plan: &plan,
+                states: &states,
+                bill,
+            })
+        }
+        Cmd::Verify {
+            store,
+            dataset,
+            keys,
+            public_key,
+            sample,
+            wait,
+        } => crate::drill::verify(
+            &open_store(&store)?,
+            dataset,
+            &key_of(&keys, public_key.as_deref())?,
+            sample,
+            wait,
+        ),
+        Cmd::VerifyReport {
+            report,
+            json,
+            metrics,
+        } => crate::drill::report(&report, json, metrics.as_deref()),
+        Cmd::Check {
+            store,
+            dataset,
+            keys,
+            public_key,
+            warn,
+            crit,
+        } => crate::drill::check(&store, dataset, &keys, public_key.as_deref(), &warn, &crit),
+        Cmd::BackupMetrics {
+            metrics: file,
+            dataset,
+            dest,
+            start,
+            end,
+            exit_code,
+            bytes,
+        } => {
+            let dest = layout::canonical(&dest).unwrap_or(dest);
+            let s = |n: &str, v: f64| metrics::Sample::new(n, &dataset, &dest, v);
+            let mut samples = vec![
+                s("zstream_backup_run_start_timestamp_seconds", start as f64),
+                s("zstream_backup_run_end_timestamp_seconds", end as f64),
+                s("zstream_backup_run_exit_code", f64::from(exit_code)),
+                s(
+                    "zstream_backup_run_success",
+                    if exit_code == 0 { 1.0 } else { 0.0 },
+                ),
+                s("zstream_backup_run_bytes", bytes as f64),
+            ];
+            if exit_code == 0 {
+                samples.push(s(
+                    "zstream_backup_last_success_timestamp_seconds",
+                    end as f64,
+                ));
+            }
+            metrics::write(&file, &samples, &metrics::backup_families())
+        }
+        Cmd::Adopt {
+            store,
+            dataset,
+            keys,
+            policy,
+        } => adopt(
+            &Io::new(open_store(&store)?),
+            &dataset,
+            &secrets(&keys)?,
+            &policy,
+        ),
+        Cmd::Cost {
+            store,
+            dataset,
+            keys,
+            public_key,
+            restore: args,
+        } => crate::cost::run(
+            &Io::new(open_store(&store)?),
+            dataset,
+            &key_of(&keys, public_key.as_deref())?,
+            &args,
+        ),
+        Cmd::Recommend(args) => answer(&crate::cost::recommend(&args).map_err(usage)?),
+    }
+}
+
+pub fn open_store(a: &StoreArgs) -> anyhow::Result<Store> {
+    Store::new(&a.dest, a.catalog.as_deref()).map_err(usage)
+}
+
+pub fn secrets(k: &KeyArgs) -> anyhow::Result<Secrets> {
+    Secrets::load(&k.keys, &k.passphrase_files)
+}
+
+/// The key to check records with: given, or derived from the keys.
+pub fn key_of(k: &KeyArgs, public: Option<&str>) -> anyhow::Result<PublicKey> {
+    match public {
+        Some(h) if k.keys.is_empty() && k.passphrase_files.is_empty() => {
+            PublicKey::from_hex(h).map_err(usage)
+        }
+        Some(_) => Err(usage("give --public-key or the keys, not both")),
+        None => Ok(secrets(k)?.public()),
+    }
+}
+
+pub fn now() -> anyhow::Result<clock::Now> {
+    clock::now().map_err(usage)
+}
+
+pub fn host() -> String {
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// One JSON object on stdout.
+pub fn answer(v: &impl Serialize) -> anyhow::Result<()> {
+    pipe::print_line(serde_json::to_string(v)?)
+}
+
+pub fn coded(code: i32, why: &str) -> anyhow::Error {
+    let c = match code {
+        2 => Code::Usage,
+        3 => Code::Integrity,
+        75 => Code::TempFail,
+        _ => Code::Runtime,
+    };
+    anyhow::Error::new(Coded::new(c, anyhow!("{why}")))
+}
+
+fn policy_of(p: &PolicyArgs) -> Policy {
+    Policy {
+        full_every: p.full_every,
+        keep_cycles: p.keep_cycles,
+        min_full_ratio: p.min_full_ratio,
+    }
+}
+
+/// A record's object read back now and compared with the record: Ok, or why not.
+pub fn read_back(io: &Io, b: &Backup) -> Result<(), String> {
+    let url = io.store.url_of(&b.object.name);
+    let e = io.stat(&url).map_err(|e| format!("{e:#}"))?;
+    if e.size != b.object.bytes {
+        return Err(format!(
+            "{url} holds {} bytes, its record {}",
+            e.size, b.object.bytes
+        ));
+    }
+    match e.checksum {
+        Some(c) if zstream_ship::backend::same_checksum(&c, &b.object.checksum) => Ok(()),
+        Some(c) => Err(format!(
+            "{url}: stored checksum {c}, its record {}",
+            b.object.checksum
+        )),
+        None => Err(format!("{url}: the store keeps no checksum for it")),
+    }
+}
+
+struct CommitFiles {
+    plan: std::path::PathBuf,
+    hash: std::path::PathBuf,
+    stored: std::path::PathBuf,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn commit(
+    store: &Store,
+    dataset: &str,
+    secrets: &Secrets,
+    files: CommitFiles,
+    (guid, createtxg): (u64, u64),
+    storage_class: String,
+    seal_chunk_size: u64,
+    par: &ParArgs,
+    policy: &PolicyArgs,
+) -> anyhow::Result<()> {
+    let io = Io::new(store.clone());
+    let read = |p: &std::path::Path| -> anyhow::Result<serde_json::Value> {
+        let t = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        serde_json::from_str(&t).with_context(|| format!("{} is not JSON", p.display()))
+    };
+    let plan = read(&files.plan)?;
+    let hash = read(&files.hash)?;
+    let put = read(&files.stored)?;
+    let s = |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+    let n = |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_u64());
+    let snapshot = s(&plan, "snapshot").context("the plan names no snapshot")?;
+    if s(&plan, "dataset").as_deref() != Some(dataset)
+        || s(&plan, "action").as_deref() != Some("backup")
+    {
+        return Err(usage("the plan is not a backup of this dataset"));
+    }
+    let kind: record::Kind =
+        serde_json::from_value(plan["kind"].clone()).context("the plan's kind")?;
+    let base = plan.get("base").filter(|b| !b.is_null());
+    let from_guid = base.and_then(|b| n(b, "guid"));
+    let from_snapshot = base.and_then(|b| s(b, "snapshot"));
+    // The stream is the snapshot the plan named, from the base it named.
+    let toname = format!("{dataset}@{snapshot}");
+    let want = |what: &str, got: Option<String>, expected: String| -> anyhow::Result<()> {
+        if got.as_deref() == Some(expected.as_str()) {
+            Ok(())
+        } else {
+            Err(integrity(format!(
+                "the stream's {what} is {}, expected {expected}: no record written",
+                got.unwrap_or_else(|| "missing".into())
+            )))
+        }
+    };
+    want("toname", s(&hash, "toname"), toname)?;
+    want("toguid", s(&hash, "toguid"), guid.to_string())?;
+    want(
+        "fromguid",
+        s(&hash, "fromguid"),
+        from_guid.unwrap_or(0).to_string(),
+    )?;
+    let sha256 = s(&hash, "sha256").context("the hash file has no sha256")?;
+    let raw_bytes = n(&hash, "bytes").context("the hash file has no bytes")?;
+    let url = s(&put, "url").context("put's output has no url")?;
+    let bytes = n(&put, "bytes").context("put's output has no bytes")?;
+    let checksum = s(&put, "checksum").context("put's output has no checksum")?;
+    let object = if store.is_vault() {
+        url.strip_prefix(&format!("{}/", store.dest))
+            .filter(|id| !id.is_empty() && !id.contains('/'))
+            .with_context(|| format!("{url} is not an archive of {}", store.dest))?
+            .to_string()
+    } else {
+        let name = layout::object_name(dataset, &snapshot);
+        if url != store.url_of(&name) {
+            return Err(integrity(format!(
+                "put stored {url}, not {}",
+                store.url_of(&name)
+            )));
+        }
+        name
+    };
+    let b = Backup {
+        dataset: dataset.to_string(),
+        snapshot: snapshot.clone(),
+        guid,
+        createtxg,
+        kind,
+        from_snapshot,
+        from_guid,
+        cycle: s(&plan, "cycle").context("the plan names no cycle")?,
+        seq: n(&plan, "seq").context("the plan has no seq")?,
+        raw: Raw {
+            bytes: raw_bytes,
+            sha256,
+        },
+        object: Object {
+            name: object,
+            bytes,
+            checksum,
+            storage_class,
+        },
+        seal: Seal {
+            key_ids: secrets.key_ids.clone(),
+            passphrases: secrets.passphrases,
+            chunk_size: seal_chunk_size,
+        },
+        par: Par {
+            version: par.par_version,
+            data: par.par_data,
+            parity: par.par_parity,
+            block_size: par.par_block_size,
+            interleave: par.par_interleave,
+        },
+        policy: policy_of(policy),
+        tools: [("zstream".to_string(), zstream_common::VERSION.to_string())].into(),
+        time: s(&plan, "now").context("the plan has no time")?,
+        host: host(),
+    };
+    // The commit check: what the store holds now is what put says it stored (a vault names an archive only after
+    // checking its tree hash: that stands for the read-back there).
+    if !store.is_vault() {
+        read_back(&io, &b).map_err(|why| {
+            integrity(format!(
+                "read back, the object differs: {why}; no record written"
+            ))
+        })?;
+    }
+    let e = Entry::Backup(b);
+    // A record is only ever written once: a second commit of one snapshot is refused by the store (put never
+    // replaces).
+    io.put(&e, secrets)?;
+    let intent = store.entry_url(dataset, &snapshot, Name::Intent);
+    if let Err(err) = io.remove(&intent) {
+        zstream_common::say!(
+            "{intent}: removing the intent failed ({err:#}); the next run removes it"
+        );
+    }
+    pipe::print_line(e.body())
+}
+
+/// Signs v1 records after checking each against its object: the user's one act of trust in what the old catalog
+/// says, made where the user can see it.
+fn adopt(io: &Io, dataset: &str, secrets: &Secrets, policy: &PolicyArgs) -> anyhow::Result<()> {
+    layout::check_dataset(dataset).map_err(usage)?;
+    let cat: Catalog = io.load(dataset, &secrets.public())?;
+    if !cat.v1 {
+        return Err(usage(format!(
+            "{dataset}: the catalog holds no version 1 records to adopt"
+        )));
+    }
+    let mut n = 0;
+    for b in &cat.backups {
+        if let Err(why) = read_back(io, b) {
+            return Err(integrity(format!(
+                "@{}: {why}; nothing adopted after it",
+                b.snapshot
+            )));
+        }
+        if b.seal.key_ids != secrets.key_ids || b.seal.passphrases != secrets.passphrases {
+            return Err(integrity(format!(
+                "@{} was sealed with keys {:?} and {} passphrases, not the ones given",
+                b.snapshot, b.seal.key_ids, b.seal.passphrases
+            )));
+        }
+    }
+    for b in &cat.backups {
+        let mut v2 = b.clone();
+        v2.policy = policy_of(policy);
+        let url = io.store.entry_url(dataset, &b.snapshot, Name::Backup);
+        // The v1 file is replaced by its signed form: removed, then written anew (put never replaces).
+        io.remove(&url)?;
+        io.put(&Entry::Backup(v2), secrets)?;
+        n += 1;
+    }
+    zstream_common::say!(
+        "{dataset}: {n} version 1 records checked against their objects and signed"
+    );
+    answer(&serde_json::json!({ "dataset": dataset, "adopted": n }))
+}
+
+/// Why `seen` could not read an object, for the verify table.
+pub fn seen_all(io: &Io, cat: &Catalog) -> HashMap<String, Result<verify::Seen, String>> {
+    cat.backups
+        .iter()
+        .map(|b| (b.snapshot.clone(), io.seen(b)))
+        .collect()
+}

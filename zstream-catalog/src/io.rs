@@ -1,0 +1,203 @@
+//! The catalog's reads and writes, through zstream-ship's library: one listing of a dataset's entries, then all of
+//! them read at once (a batch of small GETs on one client), each checked (signature, shape, name) before anything
+//! is built from it. The store is read only here; every decision is made elsewhere, on what this returns.
+
+use crate::layout::{Kind as Name, Store};
+use crate::plan::Listed;
+use crate::record::{self, Backup, Entry, MAX_ENTRY_BYTES};
+use crate::sign::{PublicKey, Secrets};
+use crate::verify::Seen;
+use crate::view::{Catalog, Problem};
+use anyhow::Context;
+use sha2::{Digest, Sha256};
+use std::io::Read;
+use zstream_ship::app::{backend, Use};
+use zstream_ship::backend::{same_checksum, Backend, Entry as ShipEntry, Replace};
+use zstream_ship::options::Options;
+
+pub struct Io {
+    pub store: Store,
+    opts: Options,
+}
+
+impl Io {
+    pub fn new(store: Store) -> Io {
+        Io {
+            store,
+            opts: Options::default(),
+        }
+    }
+
+    fn target(&self, url: &str, how: Use) -> anyhow::Result<Box<dyn Backend>> {
+        backend(url, how, &self.opts)
+    }
+
+    /// Every entry of DATASET, checked with `key`. A listing or a read that fails is an error (the caller must
+    /// not take "could not read" for "nothing there"); an entry that fails its checks is a problem, kept apart.
+    pub fn load(&self, dataset: &str, key: &PublicKey) -> anyhow::Result<Catalog> {
+        let prefix = self.store.catalog_prefix(dataset);
+        let listed = self
+            .target(&prefix, Use::Prefix)?
+            .list()
+            .with_context(|| format!("listing the catalog {prefix}"))?;
+        let mut problems = Vec::new();
+        let mut named = Vec::new();
+        for e in listed {
+            match self.store.parse_entry(&e.name) {
+                Some((ds, snap, kind)) if ds == dataset => {
+                    if e.size > MAX_ENTRY_BYTES {
+                        problems.push(Problem {
+                            name: e.name,
+                            why: format!(
+                                "{} bytes: larger than any entry ({MAX_ENTRY_BYTES}); not read",
+                                e.size
+                            ),
+                        });
+                    } else {
+                        named.push((e.name, snap, kind));
+                    }
+                }
+                _ => problems.push(Problem {
+                    name: e.name,
+                    why: "not the name of a catalog entry of this dataset".into(),
+                }),
+            }
+        }
+        let urls: Vec<String> = named.iter().map(|(u, _, _)| u.clone()).collect();
+        let bodies = if urls.is_empty() {
+            Vec::new()
+        } else {
+            self.target(&prefix, Use::Prefix)?
+                .read_many(&urls, MAX_ENTRY_BYTES)
+                .with_context(|| format!("reading the catalog {prefix}"))?
+        };
+        let (mut backups, mut intents, mut accepts, mut v1) = (vec![], vec![], vec![], vec![]);
+        for ((url, snap, kind), body) in named.into_iter().zip(bodies) {
+            let bytes = body.with_context(|| format!("reading {url}"))?;
+            match record::open(&bytes, key, (dataset, &snap, kind)) {
+                Ok(Entry::Backup(b)) => backups.push(b),
+                Ok(Entry::Intent(i)) => intents.push(i),
+                Ok(Entry::AcceptShrink(a)) => accepts.push(a),
+                Err(why) => match (kind, record::open_v1(&bytes, (dataset, &snap))) {
+                    (Name::Backup, Ok(b)) => v1.push(b),
+                    _ => problems.push(Problem { name: url, why }),
+                },
+            }
+        }
+        let old = !v1.is_empty() && backups.is_empty();
+        if old {
+            backups = number_v1(v1);
+        } else {
+            for b in v1 {
+                problems.push(Problem {
+                    name: self.store.entry_url(dataset, &b.snapshot, Name::Backup),
+                    why: "an unsigned version 1 record beside signed ones: not used".into(),
+                });
+            }
+        }
+        Ok(Catalog::new(
+            dataset, backups, intents, accepts, problems, old,
+        ))
+    }
+
+    /// The dataset's objects in DEST; None for a vault, whose inventory is a day old.
+    pub fn objects(&self, dataset: &str) -> anyhow::Result<Option<Vec<Listed>>> {
+        if self.store.is_vault() {
+            return Ok(None);
+        }
+        let prefix = self.store.data_prefix(dataset);
+        let listed = self
+            .target(&prefix, Use::Prefix)?
+            .list()
+            .with_context(|| format!("listing {prefix}"))?;
+        Ok(Some(
+            listed
+                .into_iter()
+                .map(|e| Listed {
+                    snapshot: self.store.parse_object(dataset, &e.name),
+                    url: e.name,
+                    size: e.size,
+                    storage_class: e.storage_class,
+                })
+                .collect(),
+        ))
+    }
+
+    /// The datasets CATALOG holds entries of.
+    pub fn datasets(&self) -> anyhow::Result<Vec<String>> {
+        let prefix = format!("{}/catalog/", self.store.catalog);
+        let mut out: Vec<String> = self
+            .target(&prefix, Use::Prefix)?
+            .list()
+            .with_context(|| format!("listing the catalog {prefix}"))?
+            .into_iter()
+            .filter_map(|e| self.store.parse_entry(&e.name).map(|(ds, _, _)| ds))
+            .collect();
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    pub fn stat(&self, url: &str) -> anyhow::Result<ShipEntry> {
+        self.target(url, Use::Object)?.stat()
+    }
+
+    /// A backup's object as the store holds it now. On file:// the bytes themselves are hashed: the checksum kept
+    /// beside the file is what put computed, and would still match a file overwritten in place.
+    pub fn seen(&self, b: &Backup) -> Result<Seen, String> {
+        let url = self.store.url_of(&b.object.name);
+        let e = self.stat(&url).map_err(|e| format!("{e:#}"))?;
+        let checksum = match url.strip_prefix("file://") {
+            Some(path) => file_sha256(path).map_err(|e| format!("{e:#}"))?,
+            None => e.checksum.clone().unwrap_or_default(),
+        };
+        Ok(Seen {
+            size: e.size,
+            checksum_matches: same_checksum(&checksum, &b.object.checksum),
+            checksum,
+            restore: e.restore,
+        })
+    }
+
+    /// Writes a signed entry (never over an existing one) and returns the store's entry for it as written: its
+    /// date is the store's clock.
+    pub fn put(&self, entry: &Entry, secrets: &Secrets) -> anyhow::Result<ShipEntry> {
+        let url = self
+            .store
+            .entry_url(entry.dataset(), entry.snapshot(), entry.name_kind());
+        let text = entry.signed(secrets);
+        self.target(&url, Use::Upload)?
+            .put(&mut text.as_bytes(), Replace::No)
+            .with_context(|| format!("writing {url}"))?;
+        self.stat(&url)
+    }
+
+    pub fn remove(&self, url: &str) -> anyhow::Result<()> {
+        self.target(url, Use::Object)?.remove()
+    }
+}
+
+/// v1 records numbered in their own order (time, then name), which is all v1 had.
+fn number_v1(mut v1: Vec<Backup>) -> Vec<Backup> {
+    v1.sort_by(|a, b| a.time.cmp(&b.time).then(a.snapshot.cmp(&b.snapshot)));
+    for (n, b) in v1.iter_mut().enumerate() {
+        b.seq = n as u64 + 1;
+    }
+    v1
+}
+
+fn file_sha256(path: &str) -> anyhow::Result<String> {
+    let mut f = std::fs::File::open(path).with_context(|| format!("reading file://{path}"))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; zstream_common::BUF_SIZE];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .with_context(|| format!("reading file://{path}"))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(format!("sha256:{}", hex::encode(h.finalize())))
+}

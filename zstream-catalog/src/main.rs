@@ -1,0 +1,3 @@
+fn main() {
+    zstream_common::cli::main(zstream_catalog::app::NAME, zstream_catalog::app::run)
+}

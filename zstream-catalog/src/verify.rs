@@ -1,0 +1,255 @@
+//! The drill's verdict on one dataset of a store: every entry that fails its signature, every valid record against
+//! its object as the store holds it now, every chain, every object for a record or an intent. It fails closed:
+//! healthy only when something was checked and nothing was found wrong; a dataset with no valid record is not
+//! healthy, and neither is an object nothing names.
+
+use crate::layout::Store;
+use crate::plan::Listed;
+use crate::prune::{self, PruneOpts, Verdict};
+use crate::record::{Backup, Kind};
+use crate::view::Catalog;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+
+/// An object as the store holds it now (`stat`, or a vault's inventory line).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Seen {
+    pub size: u64,
+    /// The stored checksum, compared with the record's by zstream-ship's rule (`same_checksum`).
+    pub checksum_matches: bool,
+    pub checksum: String,
+    /// Readable now ("available", "restored"), or an archive state.
+    pub restore: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    pub dataset: String,
+    pub snapshot: Option<String>,
+    pub kind: Option<Kind>,
+    pub class: Option<String>,
+    pub bytes: Option<u64>,
+    pub url: String,
+    pub sha256: Option<String>,
+    pub state: String,
+    pub ok: bool,
+    /// Its object can be read now (a sample may read it without asking for a restore).
+    pub readable: bool,
+}
+
+/// What monitoring needs of a dataset: counts, the newest backup and full, the newest chain, broken links, bytes
+/// by class (README, "Monitoring").
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub records: usize,
+    pub last: Option<(String, String)>,
+    pub last_full: Option<(String, String)>,
+    pub chain_records: usize,
+    pub chain_bytes: u64,
+    pub broken: usize,
+    pub by_class: BTreeMap<String, u64>,
+}
+
+pub struct VerifyIn<'a> {
+    pub store: &'a Store,
+    pub cat: &'a Catalog,
+    /// The listing of the dataset's objects (None: a vault, checked through `seen` from its inventory).
+    pub objects: Option<&'a [Listed]>,
+    /// Each valid record's object as seen now, by snapshot: Ok, or why it could not be (no such object...).
+    pub seen: &'a HashMap<String, Result<Seen, String>>,
+    pub now: i64,
+}
+
+pub fn summary(cat: &Catalog) -> Summary {
+    let mut s = Summary {
+        records: cat.backups.len(),
+        last: cat.newest().map(|b| (b.snapshot.clone(), b.time.clone())),
+        last_full: cat
+            .newest_full()
+            .map(|b| (b.snapshot.clone(), b.time.clone())),
+        broken: cat.broken().len(),
+        ..Summary::default()
+    };
+    if let Some(chain) = cat.newest().and_then(|n| cat.chain(n).ok()) {
+        s.chain_records = chain.len();
+        s.chain_bytes = chain.iter().map(|b| b.object.bytes).sum();
+    }
+    for b in &cat.backups {
+        *s.by_class
+            .entry(b.object.storage_class.clone())
+            .or_default() += b.object.bytes;
+    }
+    s
+}
+
+pub fn verify(i: &VerifyIn) -> Vec<Row> {
+    let cat = i.cat;
+    let ds = &cat.dataset;
+    let mut rows = Vec::new();
+    let row = |snapshot: Option<&Backup>, url: String, state: String, ok: bool| Row {
+        dataset: ds.clone(),
+        snapshot: snapshot.map(|b| b.snapshot.clone()),
+        kind: snapshot.map(|b| b.kind),
+        class: snapshot.map(|b| b.object.storage_class.clone()),
+        bytes: snapshot.map(|b| b.object.bytes),
+        url,
+        sha256: snapshot.map(|b| b.raw.sha256.clone()),
+        state,
+        ok,
+        readable: false,
+    };
+    for p in &cat.problems {
+        rows.push(row(
+            None,
+            p.name.clone(),
+            format!("not used: {}", p.why),
+            false,
+        ));
+    }
+    if cat.backups.is_empty() {
+        rows.push(row(
+            None,
+            i.store.catalog_prefix(ds),
+            format!("no valid record of {ds}"),
+            false,
+        ));
+    }
+    if cat.v1 {
+        rows.push(row(
+            None,
+            i.store.catalog_prefix(ds),
+            "version 1 records, unsigned: sign them once with `zstream-catalog adopt`".into(),
+            false,
+        ));
+    }
+    // Cycles the newest record's retention lets go: a missing object there is a prune cut short, which the next
+    // backup finishes, not damage.
+    let (pruning, held): (Vec<String>, Option<String>) = match cat.newest() {
+        Some(n) if !cat.v1 => {
+            let opts = PruneOpts {
+                keep_cycles: n.policy.keep_cycles,
+                min_full_ratio: n.policy.min_full_ratio,
+                allow_early_delete: false,
+                accept: None,
+            };
+            let plan = prune::prune(&prune::PruneIn {
+                store: i.store,
+                cat,
+                objects: None,
+                now: i.now,
+                newest_full_read_back: None,
+                opts: &opts,
+            });
+            let go = plan
+                .cycles
+                .into_iter()
+                .filter(|c| c.verdict == Verdict::Go)
+                .map(|c| c.cycle)
+                .collect();
+            (go, plan.held)
+        }
+        _ => (Vec::new(), None),
+    };
+    // Pruning held back by a shrink is for the user to look at: the source may have lost its data.
+    if let Some(h) = held.filter(|h| h.contains("--accept-shrink")) {
+        rows.push(row(
+            None,
+            i.store.catalog_prefix(ds),
+            format!("prune held: {h}"),
+            false,
+        ));
+    }
+    let broken: HashMap<String, String> = cat
+        .broken()
+        .into_iter()
+        .map(|(b, e)| (b.snapshot.clone(), e.to_string()))
+        .collect();
+    for b in &cat.backups {
+        let url = i.store.url_of(&b.object.name);
+        let mut r = row(Some(b), url, "ok".into(), true);
+        let due = pruning.contains(&b.cycle);
+        match i.seen.get(&b.snapshot) {
+            None => {
+                r.state = "not checked".into();
+                r.ok = false;
+            }
+            Some(Err(why)) if due => {
+                r.state = format!("prune cut short ({why}): the next backup finishes it");
+            }
+            Some(Err(why)) => {
+                r.state = why.clone();
+                r.ok = false;
+            }
+            Some(Ok(s)) if s.size != b.object.bytes => {
+                r.state = format!("differs: {} bytes, its record {}", s.size, b.object.bytes);
+                r.ok = false;
+            }
+            Some(Ok(s)) if !s.checksum_matches => {
+                r.state = format!(
+                    "differs: stored checksum {}, its record {}",
+                    s.checksum, b.object.checksum
+                );
+                r.ok = false;
+            }
+            Some(Ok(s)) => {
+                r.readable = matches!(s.restore.as_str(), "available" | "restored");
+            }
+        }
+        if let Some(e) = broken.get(&b.snapshot) {
+            if !due {
+                r.state = format!("broken chain: {e}");
+                r.ok = false;
+            }
+        }
+        rows.push(r);
+    }
+    if let Some(objs) = i.objects {
+        for o in objs {
+            let snap = o.snapshot.as_deref();
+            if snap.is_some_and(|s| cat.by_snapshot(s).is_some()) {
+                continue;
+            }
+            let intent = snap.and_then(|s| cat.intents.iter().find(|it| it.snapshot == s));
+            let (state, ok) = match intent {
+                Some(it) => (
+                    format!(
+                        "a backup under way, or cut short (its intent: {} on {}); the next backup removes it if it \
+                         never commits",
+                        it.time, it.host
+                    ),
+                    true,
+                ),
+                None => (
+                    "object without a valid record or intent: kept; not this store's, or its record is lost"
+                        .into(),
+                    false,
+                ),
+            };
+            rows.push(Row {
+                dataset: ds.clone(),
+                snapshot: None,
+                kind: None,
+                class: Some(o.storage_class.clone()),
+                bytes: Some(o.size),
+                url: o.url.clone(),
+                sha256: None,
+                state,
+                ok,
+                readable: false,
+            });
+        }
+    }
+    rows
+}
+
+/// Objects nothing names (what `zstream_orphan_objects` counts).
+pub fn orphans(rows: &[Row]) -> usize {
+    rows.iter()
+        .filter(|r| r.snapshot.is_none() && r.state.starts_with("object without"))
+        .count()
+}
+
+/// Healthy: something was checked, and nothing is wrong.
+pub fn healthy(rows: &[Row]) -> bool {
+    rows.iter().any(|r| r.snapshot.is_some()) && rows.iter().all(|r| r.ok)
+}
