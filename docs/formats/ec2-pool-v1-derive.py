@@ -4,6 +4,8 @@ key"): the reference implementation, standard library only.
 
     python3 ec2-pool-v1-derive.py NAME a.key b.key | sudo zfs load-key NAME     # the 32 raw bytes on stdout
     python3 ec2-pool-v1-derive.py --hex NAME a.key b.key                        # the same as hex, to compare
+    python3 ec2-pool-v1-derive.py --luks NAME a.key b.key | sudo cryptsetup open --key-file - DEV ec2pool-VOL
+                                              # a LUKS pool's passphrase (64 hex digits, no newline) on stdout
 
 Key files are zstream-seal's (docs/formats/seal-v1.md, "Key files"); every line's check is verified. The key is
 written to stdout only, which must not be a terminal without --hex.
@@ -58,25 +60,36 @@ def key_id(material):
     return hashlib.sha256(b"zstream-seal key id v1" + material).digest()[:8]
 
 
-def raw_key(name, materials):
-    """Steps 1-3: HKDF-SHA256 over the materials in ascending order of their ids."""
+def pool_key(name, materials, label):
+    """Steps 1-3: HKDF-SHA256 over the materials in ascending order of their ids, the label then NAME as info."""
     ikm = b"".join(sorted(materials, key=key_id))
     prk = hmac.new(b"zstream ec2-pool v1", ikm, hashlib.sha256).digest()
     # One HKDF-Expand block is 32 bytes: T(1) = HMAC(PRK, info || 0x01).
-    info = b"zstream ec2-pool v1 raw key " + name.encode()
+    info = label + name.encode()
     return hmac.new(prk, info + b"\x01", hashlib.sha256).digest()
 
 
+def raw_key(name, materials):
+    return pool_key(name, materials, b"zstream ec2-pool v1 raw key ")
+
+
+def luks_passphrase(name, materials):
+    return pool_key(name, materials, b"zstream ec2-pool v1 luks key ").hex().encode()
+
+
 def main(argv):
-    as_hex = argv[:1] == ["--hex"]
-    args = argv[1:] if as_hex else argv
+    mode = argv[0] if argv[:1] in (["--hex"], ["--luks"]) else None
+    args = argv[1:] if mode else argv
     if len(args) < 2:
-        sys.exit("usage: ec2-pool-v1-derive.py [--hex] NAME KEYFILE...")
+        sys.exit("usage: ec2-pool-v1-derive.py [--hex|--luks] NAME KEYFILE...")
     materials = [key_from_file(p) for p in args[1:]]
     if len({key_id(m) for m in materials}) != len(materials):
         sys.exit("the same key file is given twice; each must be a different key")
+    if mode == "--luks":
+        sys.stdout.buffer.write(luks_passphrase(args[0], materials))
+        return
     key = raw_key(args[0], materials)
-    if as_hex:
+    if mode == "--hex":
         print(key.hex())
     elif sys.stdout.isatty():
         sys.exit("stdout is a terminal: the raw key goes to `zfs load-key` (or give --hex)")

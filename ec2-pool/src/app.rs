@@ -79,7 +79,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Cmd::Send(a) => datasets::send(&ctx, a),
         Cmd::Snapshots(a) => datasets::snapshots(&ctx, a),
         Cmd::DestroySnapshots(a) => datasets::destroy_snapshots(&ctx, a),
-        Cmd::Scrub(a) => session::scrub(&ctx, &a.name),
+        Cmd::Scrub(a) => session::scrub(&ctx, &a.name, opt_key(&a.name, &a.keys)?.as_ref()),
         Cmd::Cost(a) => report::cost_of_pool(&ctx, &a),
         Cmd::Destroy(a) => create::destroy(&ctx, a),
         Cmd::Ls(a) => report::ls(&ctx, a.json),
@@ -125,8 +125,11 @@ impl Ctx {
             .unwrap_or_else(|| config::DEFAULT_TEMPLATE.to_string())
     }
 
-    /// The directory `zpool import -d` searches.
+    /// The directory `zpool import -d` searches: the volumes' own, or /dev/mapper under LUKS.
     pub fn device_dir(&self, inst: &Instance) -> String {
+        if luks(inst) {
+            return "/dev/mapper".into();
+        }
         let t = self.template_of(inst);
         t.rsplit_once('/')
             .map_or(".".to_string(), |(d, _)| d.to_string())
@@ -135,6 +138,29 @@ impl Ctx {
     /// Where each of `volumes` appears on `inst`, in the pool's order.
     pub fn devices(&self, volumes: &[crate::ec2::Volume], inst: &Instance) -> Vec<String> {
         volumes.iter().map(|v| self.device(inst, &v.id)).collect()
+    }
+
+    /// What the pool is made of: the volumes, or under LUKS their mappings (/dev/mapper/ec2pool-VOLUMEID).
+    pub fn pool_devices(&self, volumes: &[crate::ec2::Volume], inst: &Instance) -> Vec<String> {
+        if luks(inst) {
+            return mappers(volumes)
+                .iter()
+                .map(|m| format!("/dev/mapper/{m}"))
+                .collect();
+        }
+        self.devices(volumes, inst)
+    }
+
+    /// Each volume's device and its LUKS mapping's name, for `script::luks_open`.
+    pub fn luks_pairs(
+        &self,
+        volumes: &[crate::ec2::Volume],
+        inst: &Instance,
+    ) -> Vec<(String, String)> {
+        self.devices(volumes, inst)
+            .into_iter()
+            .zip(mappers(volumes))
+            .collect()
     }
 
     /// How SSH reaches `inst`: its address, and the host key pinned at create.
@@ -180,6 +206,27 @@ pub fn check_dataset(d: &str) -> anyhow::Result<()> {
         return Err(usage(format!("'{d}' is not a dataset name (tank/home)")));
     }
     Ok(())
+}
+
+/// Whether the pool is encrypted by LUKS under its volumes (`create --encryption luks`) rather than by ZFS.
+pub fn luks(inst: &Instance) -> bool {
+    inst.tag(tags::ENCRYPTION) == Some("luks")
+}
+
+/// The LUKS mappings' names of `volumes`: ec2pool-VOLUMEID, the id without its dash.
+pub fn mappers(volumes: &[crate::ec2::Volume]) -> Vec<String> {
+    volumes
+        .iter()
+        .map(|v| format!("ec2pool-{}", v.id.replace('-', "")))
+        .collect()
+}
+
+/// The pool's key from key files given where only a LUKS pool needs them; None when none were given.
+pub fn opt_key(name: &str, keys: &crate::cli::OptKeys) -> anyhow::Result<Option<PoolKey>> {
+    if keys.key_files.is_empty() {
+        return Ok(None);
+    }
+    PoolKey::load(name, &keys.key_files).map(Some)
 }
 
 pub fn layout_of(inst: &Instance) -> anyhow::Result<crate::layout::Layout> {

@@ -121,7 +121,7 @@ pub enum Cmd {
     /// Destroy snapshots of DATASET in the pool (the backup cycle's pruning).
     DestroySnapshots(DestroySnapshotsArgs),
     /// Scrub the pool now: up if down, `zpool scrub` to the end, the result in a tag, down again.
-    Scrub(NameArg),
+    Scrub(ScrubArgs),
     /// What a pool costs a month, beside S3's classes for the same data.
     Cost(CostArgs),
     /// Cancel the pool's Spot request, terminate the instance, delete the pool's volumes and its security group.
@@ -137,10 +137,37 @@ pub struct NameArg {
 }
 
 #[derive(ClapArgs, Debug)]
+pub struct ScrubArgs {
+    pub name: String,
+    #[command(flatten)]
+    pub keys: OptKeys,
+}
+
+#[derive(ClapArgs, Debug)]
 pub struct JsonArg {
     /// Print the result as one JSON object.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Key files where only a pool made with `--encryption luks` needs them, and only when it is down: its volumes
+/// open with them.
+#[derive(ClapArgs, Debug, Clone, Default)]
+pub struct OptKeys {
+    /// A zstream-seal key file (give every one): a LUKS pool's volumes open with them.
+    #[arg(long = "key-file", value_name = "FILE")]
+    pub key_files: Vec<PathBuf>,
+}
+
+/// What encrypts the pool.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Encryption {
+    /// ZFS's own (`encryption=on`): file contents and names hidden; dataset and snapshot names, properties and
+    /// sizes in the clear.
+    #[default]
+    Native,
+    /// LUKS2 (dm-crypt) under every volume, ZFS on top: everything on the volumes hidden.
+    Luks,
 }
 
 #[derive(ClapArgs, Debug, Clone)]
@@ -228,6 +255,9 @@ pub struct CreateArgs {
     /// A persistent Spot request that stops, not terminates, on interruption.
     #[arg(long)]
     pub spot: bool,
+    /// What encrypts the pool: ZFS's native encryption, or LUKS2 under every volume.
+    #[arg(long, value_enum, default_value_t = Encryption::Native)]
+    pub encryption: Encryption,
     /// The KMS key EBS encrypts the volumes with [default: the account's EBS key, aws/ebs].
     #[arg(long, value_name = "KEY")]
     pub ebs_kms_key_id: Option<String>,
@@ -323,6 +353,8 @@ pub struct SnapshotsArgs {
     pub name: String,
     /// The dataset below the pool, as `receive` took it.
     pub dataset: String,
+    #[command(flatten)]
+    pub keys: OptKeys,
 }
 
 #[derive(ClapArgs, Debug)]
@@ -333,6 +365,8 @@ pub struct ResumeTokenArgs {
     /// Drop the partial receive (`zfs receive -A`) instead of printing its token.
     #[arg(long)]
     pub discard: bool,
+    #[command(flatten)]
+    pub keys: OptKeys,
 }
 
 #[derive(ClapArgs, Debug)]
@@ -342,6 +376,8 @@ pub struct DestroySnapshotsArgs {
     /// Snapshot names (after the @).
     #[arg(required = true)]
     pub snapshots: Vec<String>,
+    #[command(flatten)]
+    pub keys: OptKeys,
 }
 
 #[derive(ClapArgs, Debug)]
@@ -362,6 +398,8 @@ pub struct GrowArgs {
     pub add_vdev: bool,
     #[command(flatten)]
     pub wait: WaitArg,
+    #[command(flatten)]
+    pub keys: OptKeys,
     #[arg(long)]
     pub dry_run: bool,
 }

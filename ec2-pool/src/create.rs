@@ -3,7 +3,7 @@
 //! removes); destroy cancels the Spot request before it terminates the instance, so nothing launches again.
 
 use crate::app::{check_name, layout_of, Ctx};
-use crate::cli::{CreateArgs, DestroyArgs};
+use crate::cli::{CreateArgs, DestroyArgs, Encryption};
 use crate::ec2::{Instance, Launch, Pool, RootDevice, VolumeSpec};
 use crate::key::PoolKey;
 use crate::remote::Input;
@@ -125,6 +125,12 @@ fn build(
                 )));
             }
             key.check_against(i.tag(tags::KEY_IDS))?;
+            if crate::app::luks(&i) != (a.encryption == Encryption::Luks) {
+                return Err(usage(format!(
+                    "pool {} is being created with the other encryption; give the --encryption it was started with",
+                    a.name
+                )));
+            }
             say!(
                 "pool {} has instance {} already, its creation unfinished; finishing it",
                 a.name,
@@ -179,6 +185,13 @@ fn build(
                 (tags::CREATED, created),
                 (tags::RUN_SECONDS, "0".into()),
                 (tags::STATE, "creating".into()),
+                (
+                    tags::ENCRYPTION,
+                    match a.encryption {
+                        Encryption::Native => "native".into(),
+                        Encryption::Luks => "luks".into(),
+                    },
+                ),
             ];
             if let Some(k) = &a.host_key {
                 tags.push((tags::HOST_KEY, crate::hostkey::parse(k).map_err(usage)?));
@@ -209,7 +222,7 @@ fn build(
             }
             ctx.ec2.wait_running(&id)?;
             if ctx.ec2.dry_run {
-                dry_instance(&id, &a.shape.instance_type)
+                dry_instance(&id, &a.shape.instance_type, &launch.tags)
             } else {
                 ctx.ec2.find(&a.name)?.existing()?.instance
             }
@@ -248,23 +261,45 @@ fn build(
     session::attach_missing(ctx, &a.name, &pool.volumes, &inst)?;
     let inst = session::ensure_running(ctx, &a.name, &inst)?;
     let host = ctx.host(&inst)?;
-    let devs: Vec<String> = if ctx.ec2.dry_run && pool.volumes.is_empty() {
+    let dry_placeholders = ctx.ec2.dry_run && pool.volumes.is_empty();
+    let placeholders = |what: &str| -> Vec<String> {
         (0..layout.volumes())
-            .map(|i| format!("<device of new volume {i}>"))
+            .map(|i| format!("<{what} of new volume {i}>"))
             .collect()
+    };
+    let devs = if dry_placeholders {
+        placeholders("device")
     } else {
         ctx.devices(&pool.volumes, &inst)
     };
     session::ready(ctx, &host, info.mem_mib, &devs)?;
-    let vdevs: Vec<Vec<String>> = devs
+    let existing = crate::ec2::Existing {
+        name: a.name.clone(),
+        instance: inst.clone(),
+        volumes: pool.volumes.clone(),
+    };
+    let luks = a.encryption == Encryption::Luks;
+    if luks {
+        session::open_volumes(ctx, &host, &existing, &inst, Some(key), true)?;
+    }
+    let members = if dry_placeholders {
+        placeholders(if luks { "mapping" } else { "device" })
+    } else {
+        ctx.pool_devices(&pool.volumes, &inst)
+    };
+    let vdevs: Vec<Vec<String>> = members
         .chunks(layout.disks as usize)
         .map(<[String]>::to_vec)
         .collect();
     let made_pool = ctx.ssh.run(
         &host,
         "creating the pool",
-        &script::create(&a.name, &ctx.device_dir(&inst), layout.raidz, &vdevs),
-        Input::Key(key.raw()),
+        &script::create(&a.name, &ctx.device_dir(&inst), layout.raidz, &vdevs, !luks),
+        if luks {
+            Input::Nothing
+        } else {
+            Input::Key(key.raw())
+        },
     )?;
     say!(
         "pool {} {}: {layout}, {} volumes of {gib} GiB on {}; bringing it down",
@@ -277,11 +312,6 @@ fn build(
         layout.volumes(),
         inst.id
     );
-    let existing = crate::ec2::Existing {
-        name: a.name.clone(),
-        instance: inst.clone(),
-        volumes: pool.volumes.clone(),
-    };
     session::down(ctx, &existing, false)?;
     ctx.ec2
         .set_tags(&inst.id, &[(tags::STATE, "ready".into())])?;
@@ -319,14 +349,18 @@ fn undo(ctx: &Ctx, name: &str, made: &Made) -> anyhow::Result<String> {
 }
 
 /// What a dry run's new instance stands for.
-fn dry_instance(id: &str, instance_type: &str) -> Instance {
+fn dry_instance(id: &str, instance_type: &str, tags: &[(&str, String)]) -> Instance {
     Instance {
         id: id.to_string(),
         state: "running".into(),
         instance_type: instance_type.to_string(),
         address: None,
         zone: "<its zone>".into(),
-        tags: Default::default(),
+        tags: tags
+            .iter()
+            .filter(|(k, _)| *k != tags::HOST_KEY)
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
         launched: None,
         devices: vec![],
         spot: false,

@@ -1,7 +1,7 @@
 //! What the backup cycle does with the pool's datasets, each in a window of its own (`session::with_up`):
 //! receive a stream, finish or drop a cut receive, send one back, list and destroy snapshots.
 
-use crate::app::{check_dataset, Ctx};
+use crate::app::{check_dataset, opt_key, Ctx};
 use crate::cli::{DestroySnapshotsArgs, ReceiveArgs, ResumeTokenArgs, SendArgs, SnapshotsArgs};
 use crate::key::PoolKey;
 use crate::remote::Input;
@@ -28,7 +28,8 @@ pub fn receive(ctx: &Ctx, a: ReceiveArgs) -> anyhow::Result<()> {
 pub fn resume_token(ctx: &Ctx, a: ResumeTokenArgs) -> anyhow::Result<()> {
     check_dataset(&a.dataset)?;
     let target = format!("{}/{}", a.name, a.dataset);
-    let out = session::with_up(ctx, &a.name, None, |host| {
+    let key = opt_key(&a.name, &a.keys)?;
+    let out = session::with_up(ctx, &a.name, key.as_ref(), |host| {
         if a.discard {
             ctx.ssh.run(
                 host,
@@ -76,7 +77,8 @@ pub fn send(ctx: &Ctx, a: SendArgs) -> anyhow::Result<()> {
 pub fn snapshots(ctx: &Ctx, a: SnapshotsArgs) -> anyhow::Result<()> {
     check_dataset(&a.dataset)?;
     let ds = format!("{}/{}", a.name, a.dataset);
-    let out = session::with_up(ctx, &a.name, None, |host| {
+    let key = opt_key(&a.name, &a.keys)?;
+    let out = session::with_up(ctx, &a.name, key.as_ref(), |host| {
         ctx.ssh.run(
             host,
             &format!("listing the snapshots of {ds}"),
@@ -123,7 +125,8 @@ pub fn destroy_snapshots(ctx: &Ctx, a: DestroySnapshotsArgs) -> anyhow::Result<(
         .iter()
         .map(|s| format!("{}/{}@{s}", a.name, a.dataset))
         .collect();
-    session::with_up(ctx, &a.name, None, |host| {
+    let key = opt_key(&a.name, &a.keys)?;
+    session::with_up(ctx, &a.name, key.as_ref(), |host| {
         ctx.ssh.run(
             host,
             "destroying snapshots",

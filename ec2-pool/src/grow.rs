@@ -4,10 +4,11 @@
 //! (a modification not yet complete, four in a day) is found before any volume is changed: a grow that stopped
 //! after some volumes would leave the pool unbalanced until EBS allowed the rest.
 
-use crate::app::{layout_of, Ctx};
+use crate::app::{self, layout_of, Ctx};
 use crate::cli::GrowArgs;
 use crate::create::volume_tags;
 use crate::ec2::{Existing, Instance, VolumeSpec};
+use crate::key::PoolKey;
 use crate::layout::{self, Layout};
 use crate::remote::Input;
 use crate::rules::{self, Readiness, Refusal, Step};
@@ -21,6 +22,13 @@ fn later(msg: String) -> anyhow::Error {
 
 pub fn run(ctx: &Ctx, a: GrowArgs) -> anyhow::Result<()> {
     let pool = ctx.existing(&a.name)?;
+    let key = app::opt_key(&a.name, &a.keys)?;
+    if app::luks(&pool.instance) && key.is_none() {
+        return Err(usage(format!(
+            "pool {} is encrypted by LUKS under its volumes: growing opens and resizes them, give its --key-file",
+            a.name
+        )));
+    }
     let was_running = pool.instance.state == "running";
     // A signal brings the pool down as a finished grow would (the grow itself resumes on the next run).
     let armed = (!was_running && !ctx.ec2.dry_run).then(|| {
@@ -32,9 +40,9 @@ pub fn run(ctx: &Ctx, a: GrowArgs) -> anyhow::Result<()> {
         )
     });
     let done = if a.add_vdev {
-        add_vdev(ctx, &pool)
+        add_vdev(ctx, &pool, key.as_ref())
     } else {
-        grow(ctx, &a, &pool)
+        grow(ctx, &a, &pool, key.as_ref())
     };
     drop(armed);
     // Down again however the grow ended, if it was down before.
@@ -45,7 +53,7 @@ pub fn run(ctx: &Ctx, a: GrowArgs) -> anyhow::Result<()> {
     }
 }
 
-fn grow(ctx: &Ctx, a: &GrowArgs, pool: &Existing) -> anyhow::Result<()> {
+fn grow(ctx: &Ctx, a: &GrowArgs, pool: &Existing, key: Option<&PoolKey>) -> anyhow::Result<()> {
     let inst = &pool.instance;
     let layout = layout_of(inst)?;
     let max = pool.size_gib();
@@ -67,7 +75,7 @@ fn grow(ctx: &Ctx, a: &GrowArgs, pool: &Existing) -> anyhow::Result<()> {
         max + layout::whole_gib(by, "--by").map_err(usage)?
     } else {
         let pct = a.keep_free.expect("the group requires one");
-        let up = session::up(ctx, pool, None, false)?;
+        let up = session::up(ctx, pool, key, false)?;
         let use_ = session::usage_of(ctx, &a.name, &up)?;
         brought_up = Some(up);
         let Some(u) = use_ else {
@@ -180,16 +188,19 @@ fn grow(ctx: &Ctx, a: &GrowArgs, pool: &Existing) -> anyhow::Result<()> {
         .or_else(|| (inst.state == "running").then(|| inst.clone()));
     let inst = match running {
         Some(i) => {
-            let devs = ctx.devices(&pool.volumes, &i);
+            let host = ctx.host(&i)?;
+            if app::luks(&i) {
+                session::open_volumes(ctx, &host, pool, &i, key, false)?;
+            }
             ctx.ssh.run(
-                &ctx.host(&i)?,
+                &host,
                 "growing the devices to their volumes",
-                &script::expand(&a.name, &devs),
+                &script::expand(&a.name, &ctx.pool_devices(&pool.volumes, &i)),
                 Input::Nothing,
             )?;
             i
         }
-        None => session::up(ctx, pool, None, false)?,
+        None => session::up(ctx, pool, key, false)?,
     };
     let after = session::usage_of(ctx, &a.name, &inst)?;
     ctx.ec2
@@ -263,7 +274,7 @@ fn wait_usable(ctx: &Ctx, pool: &Existing, target: u64, within: Duration) -> any
 /// A new vdev of `disks` volumes at the pool's current size, made as the others are (type, IOPS, encryption).
 /// The pool is unbalanced after it: ZFS fills the new, empty vdev faster, so reads and writes lean on its disks
 /// until the vdevs even out.
-fn add_vdev(ctx: &Ctx, pool: &Existing) -> anyhow::Result<()> {
+fn add_vdev(ctx: &Ctx, pool: &Existing, key: Option<&PoolKey>) -> anyhow::Result<()> {
     let inst = &pool.instance;
     let layout = layout_of(inst)?;
     let size = pool.size_gib();
@@ -324,19 +335,30 @@ fn add_vdev(ctx: &Ctx, pool: &Existing) -> anyhow::Result<()> {
             .collect(),
         ..pool.clone()
     };
-    let running = session::up(ctx, &old, None, false)?;
-    let devs: Vec<String> = pool
-        .volumes
-        .iter()
-        .filter(|v| v.vdev == vdev)
-        .map(|v| ctx.device(&running, &v.id))
-        .collect();
+    let running = session::up(ctx, &old, key, false)?;
+    let new = Existing {
+        volumes: pool
+            .volumes
+            .iter()
+            .filter(|v| v.vdev == vdev)
+            .cloned()
+            .collect(),
+        ..pool.clone()
+    };
     let host = ctx.host(&running)?;
-    session::await_devices(ctx, &host, &devs)?;
+    session::await_devices(ctx, &host, &ctx.devices(&new.volumes, &running))?;
+    if app::luks(&running) {
+        // The new volumes get their LUKS encryption first, with the pool's key.
+        session::open_volumes(ctx, &host, &new, &running, key, true)?;
+    }
     ctx.ssh.run(
         &host,
         "adding the vdev",
-        &script::add_vdev(&pool.name, layout.raidz, &devs),
+        &script::add_vdev(
+            &pool.name,
+            layout.raidz,
+            &ctx.pool_devices(&new.volumes, &running),
+        ),
         Input::Nothing,
     )?;
     let grown = Layout {

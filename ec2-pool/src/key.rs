@@ -9,12 +9,16 @@ use zstream_seal::key::Key;
 /// What `keyformat=raw` takes: exactly 32 bytes.
 pub const RAW_KEY_LEN: usize = 32;
 
-/// HKDF's salt and the label the pool's name follows (docs/formats/ec2-pool-v1.md).
+/// HKDF's salt and the labels the pool's name follows (docs/formats/ec2-pool-v1.md).
 const SALT: &[u8] = b"zstream ec2-pool v1";
 const INFO: &[u8] = b"zstream ec2-pool v1 raw key ";
+const LUKS_INFO: &[u8] = b"zstream ec2-pool v1 luks key ";
 
 pub struct PoolKey {
     raw: Zeroizing<[u8; RAW_KEY_LEN]>,
+    /// The key of every volume's LUKS2 encryption (`--encryption luks`): its 64 lowercase hex digits are the
+    /// passphrase cryptsetup reads on stdin.
+    luks: Zeroizing<[u8; RAW_KEY_LEN]>,
     /// The key files' ids, sorted, in hex: public names, stored in the pool's tags so that a wrong or missing key
     /// file is named before anything starts.
     pub ids: Vec<String>,
@@ -42,13 +46,20 @@ impl PoolKey {
         if ids.windows(2).any(|w| w[0] == w[1]) {
             return Err("the same key file is given twice; each must be a different key".into());
         }
-        let info = [INFO, name.as_bytes()].concat();
-        let raw = zstream_seal::kdf::purpose_key(keys, SALT, &info);
-        Ok(PoolKey { raw, ids })
+        let raw = zstream_seal::kdf::purpose_key(keys, SALT, &[INFO, name.as_bytes()].concat());
+        let luks =
+            zstream_seal::kdf::purpose_key(keys, SALT, &[LUKS_INFO, name.as_bytes()].concat());
+        Ok(PoolKey { raw, luks, ids })
     }
 
     pub fn raw(&self) -> &[u8; RAW_KEY_LEN] {
         &self.raw
+    }
+
+    /// The LUKS2 passphrase: the LUKS key's 64 lowercase hex digits (text, so that a shell can hand it to each
+    /// volume's cryptsetup in turn from one read of stdin).
+    pub fn luks_passphrase(&self) -> Zeroizing<Vec<u8>> {
+        Zeroizing::new(hex::encode(&self.luks[..]).into_bytes())
     }
 
     /// The ids as one tag value.
@@ -122,6 +133,10 @@ mod tests {
             .collect();
         let k = PoolKey::derive(v["pool"].as_str().unwrap(), &keys).unwrap();
         assert_eq!(hex::encode(k.raw()), v["raw_key"].as_str().unwrap());
+        assert_eq!(
+            String::from_utf8(k.luks_passphrase().to_vec()).unwrap(),
+            v["luks_passphrase"].as_str().unwrap()
+        );
     }
 
     /// The format page's way to unlock a pool without ec2-pool (docs/formats/ec2-pool-v1-derive.py, Python's
@@ -163,6 +178,15 @@ mod tests {
             .output()
             .unwrap();
         assert_eq!(raw.stdout, ours.raw().to_vec());
+        // A LUKS pool's passphrase: the hex of its own key, no newline, as cryptsetup's --key-file - reads it.
+        let luks = std::process::Command::new("python3")
+            .args([script, "--luks", "offsite"])
+            .args(&files)
+            .output()
+            .unwrap();
+        assert!(luks.status.success());
+        assert_eq!(luks.stdout, ours.luks_passphrase().to_vec());
+        assert_ne!(luks.stdout, hex::encode(ours.raw()).into_bytes());
         // A key file with a typing mistake is refused.
         let text = std::fs::read_to_string(&files[0]).unwrap();
         let line = text.lines().find(|l| l.starts_with("2 ")).unwrap();

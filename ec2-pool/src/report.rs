@@ -44,6 +44,7 @@ pub fn status(ctx: &Ctx, name: &str, json: bool) -> anyhow::Result<()> {
                      "zone": inst.zone, "spot": inst.spot, "spot_request": inst.spot_request,
                      "host_key": inst.tag(tags::HOST_KEY), "creation": inst.tag(tags::STATE).unwrap_or("ready")},
         "layout": layout.tag(),
+        "encryption": if crate::app::luks(inst) { "luks" } else { "native" },
         "volumes": pool.volumes.len(),
         "volume_size_gib": size,
         "iops": iops,
@@ -61,8 +62,9 @@ pub fn status(ctx: &Ctx, name: &str, json: bool) -> anyhow::Result<()> {
     }
     let mut lines = vec![
         format!(
-            "pool {name}: {layout}, {} volumes of {size} GiB{}{}",
+            "pool {name}: {layout}, {} volumes of {size} GiB, {} encryption{}{}",
             pool.volumes.len(),
+            v["encryption"].as_str().unwrap_or(""),
             if v["balanced"] == true {
                 ""
             } else {

@@ -40,6 +40,7 @@ pub fn prepare(swap_file: &str, swap_mib: u64, arc_max: u64) -> String {
          \x20     $s chmod 600 {tmp}\n\
          \x20     $s mv {tmp} {f}\n\
          \x20   fi\n\
+         \x20   $s modprobe -q loop 2>/dev/null || true\n\
          \x20   l=$($s losetup -j {f} | cut -d: -f1 | head -n 1)\n\
          \x20   [ -n \"$l\" ] || l=$($s losetup --find --show {f})\n\
          \x20   $s cryptsetup open --type plain --cipher aes-xts-plain64 --key-size 512 --key-file /dev/urandom \"$l\" $m\n\
@@ -67,23 +68,71 @@ pub fn await_devices(devs: &[String]) -> String {
     )
 }
 
-/// Creates the pool with its top dataset encrypted (the raw key on stdin), unless it exists already.
-pub fn create(pool: &str, dir: &str, raidz: u32, vdevs: &[Vec<String>]) -> String {
+/// Creates the pool unless it exists already: with `native`, its top dataset encrypted (the raw key on stdin);
+/// else on devices that are encrypted underneath (LUKS), without ZFS's own encryption.
+pub fn create(pool: &str, dir: &str, raidz: u32, vdevs: &[Vec<String>], native: bool) -> String {
     let p = quote(pool);
     let groups: Vec<String> = vdevs
         .iter()
         .map(|v| format!("raidz{raidz} {}", list(v)))
         .collect();
+    let encryption = if native {
+        "-O encryption=on -O keyformat=raw -O keylocation=prompt "
+    } else {
+        ""
+    };
     format!(
         "if $s zpool list -H -o name {p} >/dev/null 2>&1 || $s zpool import -N -d {d} {p} 2>/dev/null; then\n\
          \x20 echo exists\n\
          else\n\
-         \x20 $s zpool create -O encryption=on -O keyformat=raw -O keylocation=prompt -O compression=on \
-         -O atime=off {p} {}\n\
+         \x20 $s zpool create {encryption}-O compression=on -O atime=off {p} {}\n\
          \x20 echo created\n\
          fi\n",
         groups.join(" "),
         d = quote(dir)
+    )
+}
+
+/// Opens each device's LUKS2 encryption as /dev/mapper/NAME (`pairs`: device, name), the passphrase (64 hex
+/// digits, no newline) read once from stdin by the shell's own `read` into its memory and handed to each
+/// cryptsetup on its stdin by the shell's own printf: in no argv, environment or file. With `format`, a device
+/// that is not LUKS yet is formatted first (new volumes only: `up` never formats). Every mapping is then resized
+/// to its device, which finishes a grow underneath.
+/// PBKDF2 at its minimum: the passphrase is 256 random bits, which no key stretching makes stronger, and Argon2's
+/// default would take a small instance's memory.
+pub fn luks_open(pairs: &[(String, String)], format: bool) -> String {
+    let args: Vec<String> = pairs
+        .iter()
+        .flat_map(|(d, m)| [quote(d), quote(m)])
+        .collect();
+    format!(
+        "k=; IFS= read -r k || true\n\
+         [ ${{#k}} -eq 64 ] || {{ echo \"the LUKS passphrase did not arrive on stdin\" >&2; exit 1; }}\n\
+         set -- {}\n\
+         while [ $# -gt 0 ]; do\n\
+         \x20 d=$1; m=$2; shift 2\n\
+         \x20 if [ ! -e \"/dev/mapper/$m\" ]; then\n\
+         \x20   if ! $s cryptsetup isLuks \"$d\"; then\n\
+         \x20     [ {format} = 1 ] || {{ echo \"$d is not a LUKS volume: not formatting it outside create\" >&2; exit 1; }}\n\
+         \x20     printf %s \"$k\" | $s cryptsetup luksFormat --batch-mode --type luks2 --pbkdf pbkdf2 \
+         --pbkdf-force-iterations 1000 --key-file - \"$d\"\n\
+         \x20   fi\n\
+         \x20   printf %s \"$k\" | $s cryptsetup open --key-file - \"$d\" \"$m\"\n\
+         \x20 fi\n\
+         \x20 printf %s \"$k\" | $s cryptsetup resize --key-file - \"$m\"\n\
+         done\n",
+        args.join(" "),
+        format = u8::from(format)
+    )
+}
+
+/// Fails, naming them, unless every LUKS mapping is open (a step without the key on a running pool).
+pub fn luks_opened(names: &[String]) -> String {
+    format!(
+        "for m in {}; do\n\
+         \x20 [ -e \"/dev/mapper/$m\" ] || {{ echo \"/dev/mapper/$m is not open: give --key-file\" >&2; exit 1; }}\n\
+         done\n",
+        list(names)
     )
 }
 
@@ -96,29 +145,31 @@ pub fn import(pool: &str, dir: &str) -> String {
     )
 }
 
-/// Loads the key from stdin unless it is loaded; with `mount`, then mounts what can be. Without, nothing is
-/// mounted: a mounted dataset counts as modified since its newest snapshot, and an incremental receive into it
-/// then needs -F.
-pub fn unlock(pool: &str, mount: bool) -> String {
-    let p = quote(pool);
-    let mut s = format!(
-        "if [ \"$($s zfs get -H -o value keystatus {p})\" != available ]; then $s zfs load-key {p}; fi\n"
-    );
-    if mount {
-        s.push_str(&format!(
-            "$s zfs list -H -o name,canmount,mounted -t filesystem -r {p} | while read -r ds can mounted; do\n\
-             \x20 if [ \"$can\" = on ] && [ \"$mounted\" = no ]; then $s zfs mount \"$ds\"; fi\n\
-             done\n"
-        ));
-    }
-    s
-}
-
-/// Unmounts every dataset (children first), unloads the key and exports the pool, if it is imported. The
-/// export is tried for 20 s: right after a receive ends (or is killed) the pool can be busy for a moment.
-pub fn lock(pool: &str) -> String {
+/// Loads the key from stdin unless it is loaded. Nothing is mounted: a mounted dataset counts as modified since
+/// its newest snapshot, and an incremental receive into it then needs -F.
+pub fn unlock(pool: &str) -> String {
     let p = quote(pool);
     format!(
+        "if [ \"$($s zfs get -H -o value keystatus {p})\" != available ]; then $s zfs load-key {p}; fi\n"
+    )
+}
+
+/// Mounts what can be (for looking at files: `up --mount`).
+pub fn mount(pool: &str) -> String {
+    format!(
+        "$s zfs list -H -o name,canmount,mounted -t filesystem -r {} | while read -r ds can mounted; do\n\
+         \x20 if [ \"$can\" = on ] && [ \"$mounted\" = no ]; then $s zfs mount \"$ds\"; fi\n\
+         done\n",
+        quote(pool)
+    )
+}
+
+/// Unmounts every dataset (children first), unloads the key and exports the pool, if it is imported, then
+/// closes the LUKS mappings `mappers` (none for a natively encrypted pool). The export is tried for 20 s: right
+/// after a receive ends (or is killed) the pool can be busy for a moment.
+pub fn lock(pool: &str, mappers: &[String]) -> String {
+    let p = quote(pool);
+    let mut s = format!(
         "if $s zpool list -H -o name {p} >/dev/null 2>&1; then\n\
          \x20 $s zfs list -H -o name,mounted -t filesystem -r {p} | sort -r | while read -r ds mounted; do\n\
          \x20   if [ \"$mounted\" = yes ]; then $s zfs unmount \"$ds\"; fi\n\
@@ -129,7 +180,14 @@ pub fn lock(pool: &str) -> String {
          \x20   i=$((i + 1)); [ $i -lt 10 ] || exit 1; sleep 2\n\
          \x20 done\n\
          fi\n"
-    )
+    );
+    if !mappers.is_empty() {
+        s.push_str(&format!(
+            "for m in {}; do if [ -e \"/dev/mapper/$m\" ]; then $s cryptsetup close \"$m\"; fi; done\n",
+            list(mappers)
+        ));
+    }
+    s
 }
 
 /// Lets every device use its new size.
@@ -267,11 +325,21 @@ mod tests {
         for s in [
             prepare("/var/lib/ec2-pool/swap", 1024, 1 << 28),
             await_devices(&devs),
-            create("p", "/dev/disk/by-id", 1, &[devs.clone(), devs.clone()]),
+            create(
+                "p",
+                "/dev/disk/by-id",
+                1,
+                &[devs.clone(), devs.clone()],
+                true,
+            ),
+            create("p", "/dev/mapper", 1, std::slice::from_ref(&devs), false),
+            luks_open(&[("/dev/y".into(), "ec2pool-vol1".into())], true),
+            luks_opened(&["ec2pool-vol1".into()]),
+            lock("p", &["ec2pool-vol1".into()]),
             import("p", "/d"),
-            unlock("p", true),
-            unlock("p", false),
-            lock("p"),
+            unlock("p"),
+            mount("p"),
+            lock("p", &[]),
             expand("p", &devs),
             add_vdev("p", 1, &devs),
             usage("p"),

@@ -2,7 +2,7 @@
 //! imported and unlocked), `down` (a due scrub, locked, exported, stopped), and `with_up`, which brings the pool
 //! down again after a step whatever the step did, and on a signal.
 
-use crate::app::Ctx;
+use crate::app::{self, Ctx};
 use crate::ec2::{Existing, Instance, Volume};
 use crate::key::PoolKey;
 use crate::remote::{Host, Input};
@@ -24,11 +24,21 @@ pub fn up(
         k.check_against(pool.instance.tag(tags::KEY_IDS))?;
     }
     let mem_mib = ctx.ec2.instance_type(&pool.instance.instance_type)?.mem_mib;
+    let luks = app::luks(&pool.instance);
+    if luks && key.is_none() && pool.instance.state != "running" {
+        return Err(zstream_common::usage(format!(
+            "pool {} is encrypted by LUKS under its volumes: give its --key-file to open them",
+            pool.name
+        )));
+    }
     let inst = ensure_running(ctx, &pool.name, &pool.instance)?;
     let inst = learn_host_key(ctx, inst, None)?;
     let host = ctx.host(&inst)?;
     let devs = ctx.devices(&pool.volumes, &inst);
     ready(ctx, &host, mem_mib, &devs)?;
+    if luks {
+        open_volumes(ctx, &host, pool, &inst, key, false)?;
+    }
     ctx.ssh.run(
         &host,
         "importing the pool",
@@ -38,23 +48,61 @@ pub fn up(
     ctx.ssh.run(
         &host,
         "growing the devices to their volumes",
-        &script::expand(&pool.name, &devs),
+        &script::expand(&pool.name, &ctx.pool_devices(&pool.volumes, &inst)),
         Input::Nothing,
     )?;
     if let Some(k) = key {
-        ctx.ssh.run(
-            &host,
-            if mount {
-                "loading the key and mounting"
-            } else {
-                "loading the key"
-            },
-            &script::unlock(&pool.name, mount),
-            Input::Key(k.raw()),
-        )?;
+        if !luks {
+            ctx.ssh.run(
+                &host,
+                "loading the key",
+                &script::unlock(&pool.name),
+                Input::Key(k.raw()),
+            )?;
+        }
+        if mount {
+            ctx.ssh.run(
+                &host,
+                "mounting",
+                &script::mount(&pool.name),
+                Input::Nothing,
+            )?;
+        }
         say!("pool {} is up on {} ({host})", pool.name, inst.id);
     }
     Ok(inst)
+}
+
+/// A LUKS pool's volumes opened (with `format`, new ones formatted first) and resized to their devices: with the
+/// key when there is one, else only checked to be open already.
+pub fn open_volumes(
+    ctx: &Ctx,
+    host: &Host,
+    pool: &Existing,
+    inst: &Instance,
+    key: Option<&PoolKey>,
+    format: bool,
+) -> anyhow::Result<()> {
+    match key {
+        Some(k) => {
+            let pass = k.luks_passphrase();
+            ctx.ssh.run(
+                host,
+                "opening the volumes' encryption",
+                &script::luks_open(&ctx.luks_pairs(&pool.volumes, inst), format),
+                Input::Key(&pass),
+            )?;
+        }
+        None => {
+            ctx.ssh.run(
+                host,
+                "checking that the volumes' encryption is open",
+                &script::luks_opened(&app::mappers(&pool.volumes)),
+                Input::Nothing,
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// Brings the pool down: a scrub first when one is due (and `scrub`), then unmounted, key unloaded, exported,
@@ -77,11 +125,16 @@ pub fn down(ctx: &Ctx, pool: &Existing, scrub: bool) -> anyhow::Result<()> {
             if scrub {
                 scrub_if_due(ctx, pool, &host);
             }
+            let mappers = if app::luks(inst) {
+                app::mappers(&pool.volumes)
+            } else {
+                vec![]
+            };
             ctx.ssh
                 .run(
                     &host,
                     "unloading the key and exporting the pool",
-                    &script::lock(&pool.name),
+                    &script::lock(&pool.name, &mappers),
                     Input::Nothing,
                 )
                 .map(|_| ())
@@ -351,9 +404,10 @@ pub fn usage_of(ctx: &Ctx, pool: &str, inst: &Instance) -> anyhow::Result<Option
     }))
 }
 
-/// `ec2-pool scrub`: up (imported, no key needed: a scrub checks what is stored), a scrub to the end, down.
-pub fn scrub(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
-    let rec = with_up(ctx, name, None, |host| {
+/// `ec2-pool scrub`: up (imported; a natively encrypted pool's key is not needed to check what is stored), a
+/// scrub to the end, down.
+pub fn scrub(ctx: &Ctx, name: &str, key: Option<&PoolKey>) -> anyhow::Result<()> {
+    let rec = with_up(ctx, name, key, |host| {
         let pool = ctx.existing(name)?;
         scrub_now(ctx, &pool, host)
     })?;

@@ -32,3 +32,6 @@ pub const MODIFIED: &str = "zstream:modified";
 /// On the instance: `creating` until `create` has finished, then `ready`. A pool left `creating` by a killed
 /// create is what `destroy --unfinished` removes.
 pub const STATE: &str = "zstream:state";
+/// On the instance: what encrypts the pool, `native` (ZFS's encryption; also when absent) or `luks` (LUKS2 under
+/// every volume, opened as /dev/mapper/ec2pool-VOLUMEID).
+pub const ENCRYPTION: &str = "zstream:encryption";
