@@ -373,24 +373,46 @@ fn the_readmes_alert_rules_fire_when_backups_stop() {
     }
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("rules.yml"), rules).unwrap();
-    // The last backup at time 0 and never again; promtool's clock starts at 0 too.
-    let test = r#"rule_files: [rules.yml]
+    // The README's schedule, hour by hour from midnight (promtool's clock starts at 0): backups at 02:00 on days 0
+    // and 1 and never again, verify at 06:00 every day, and the metric is what verify last read (the newest
+    // backup's time). Just before a verify it is 28 hours old on a good night: quiet. The night that is missed
+    // (day 2) fires by 08:00 of that day, 30 hours after the last backup.
+    let values: Vec<String> = (0..72i64)
+        .map(|h| {
+            let verified = h - (h - 6).rem_euclid(24);
+            if verified < 0 {
+                return "_".to_string();
+            }
+            let newest = [2i64, 26].into_iter().filter(|b| *b <= verified).max();
+            newest.map_or("_".into(), |b| (b * 3600).to_string())
+        })
+        .collect();
+    let test = format!(
+        r#"rule_files: [rules.yml]
 evaluation_interval: 1m
 tests:
   - interval: 1h
     input_series:
-      - series: 'zstream_last_backup_timestamp_seconds{dataset="tank/home",dest="s3://bucket/offsite"}'
-        values: '0x40'
+      - series: 'zstream_last_backup_timestamp_seconds{{dataset="tank/home",dest="s3://bucket/offsite"}}'
+        values: '{}'
     alert_rule_test:
-      - eval_time: 25h
+      - eval_time: 29h
         alertname: ZstreamNoBackup
         exp_alerts: []
-      - eval_time: 27h
+      - eval_time: 53h
+        alertname: ZstreamNoBackup
+        exp_alerts: []
+      - eval_time: 55h
+        alertname: ZstreamNoBackup
+        exp_alerts: []
+      - eval_time: 57h
         alertname: ZstreamNoBackup
         exp_alerts:
-          - exp_labels: {dataset: tank/home, dest: "s3://bucket/offsite"}
-            exp_annotations: {summary: "no backup of tank/home in s3://bucket/offsite for 26 hours"}
-"#;
+          - exp_labels: {{dataset: tank/home, dest: "s3://bucket/offsite"}}
+            exp_annotations: {{summary: "no backup of tank/home in s3://bucket/offsite for 30 hours"}}
+"#,
+        values.join(" ")
+    );
     std::fs::write(dir.path().join("test.yml"), test).unwrap();
     let d = dir.path().to_str().unwrap();
     let check = zstream_tests::proc::sh(&format!("cd {d} && {promtool} check rules rules.yml"));

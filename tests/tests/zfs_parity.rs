@@ -44,14 +44,17 @@ fn damaged_archives_repair_themselves_on_the_way_to_zfs_receive() {
         .expect_code(0);
     }
 
-    // Damage every stored stream: in each group of 10 frames (~655 KiB), wreck a range inside two frames.
+    // Damage every stored stream: in each full group of 10 frames (~655 KiB), wreck a range inside two frames.
+    // (The final group's frames are shorter, its shards sized to what it holds: par-v2.md; a range of this length
+    // there would touch more than two.)
     let frame = 64 * 1024 + 64;
     for name in ["full", "incr"] {
         let path = f(&format!("{name}.par"));
         let mut d = std::fs::read(&path).unwrap();
         let mut g = Gen::new(name.len() as u64);
         let mut at = 200;
-        while at + 2 * frame < d.len() {
+        let tail = final_group_start(&d);
+        while at + 2 * frame < tail {
             let start = at + g.below(frame as u64 / 2) as usize;
             let len = frame + g.below(frame as u64 / 2) as usize; // touches two frames, at most
             d[start..start + len].fill(0);
@@ -105,4 +108,17 @@ fn damaged_archives_repair_themselves_on_the_way_to_zfs_receive() {
         sh(&format!("zfs list {}", p.ds("never"))).code() != Some(0),
         "a dataset appeared from a broken restore"
     );
+}
+
+/// Where a clean parity stream's final group begins: the first frame whose flags (header byte 27) say so, walking
+/// the frames by their payload lengths (header bytes 44..48), as par-v2.md lays them out.
+fn final_group_start(s: &[u8]) -> usize {
+    let mut at = 0;
+    while at + 64 <= s.len() {
+        if s[at + 27] == 1 {
+            return at;
+        }
+        at += 64 + u32::from_be_bytes(s[at + 44..at + 48].try_into().unwrap()) as usize;
+    }
+    s.len()
 }

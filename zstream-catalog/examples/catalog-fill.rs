@@ -36,6 +36,7 @@ fn main() -> anyhow::Result<()> {
         let stored = backend(&store.url_of(&name), Use::Upload, &Default::default())?
             .put(&mut &payload[..], Replace::No)?;
         let b = Backup {
+            store: store.id(),
             dataset: dataset.clone(),
             snapshot: snap.clone(),
             guid: 1_000_000 + i,

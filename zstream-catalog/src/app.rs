@@ -124,6 +124,11 @@ pub enum Cmd {
         /// The run took the snapshot (a later run destroys it if this one never commits).
         #[arg(long)]
         taken: bool,
+        /// The snapshot's guid and createtxg at the source.
+        #[arg(long, value_name = "GUID")]
+        guid: u64,
+        #[arg(long, value_name = "TXG")]
+        createtxg: u64,
     },
     /// Commit a stored stream: check that the stream is the snapshot the plan named (its guids and name, from
     /// zstream-hash --zfs --json) and that the object reads back as put stored it, then write its signed record.
@@ -189,6 +194,12 @@ pub enum Cmd {
         /// TARGET exists: its snapshots come on stdin.
         #[arg(long)]
         target_exists: bool,
+        /// Restore from the records of this store id (when the store holds records of several stores).
+        #[arg(long, value_name = "ID")]
+        store_id: Option<String>,
+        /// Read version 1 records (unsigned), when the catalog holds only those.
+        #[arg(long)]
+        v1: bool,
         #[command(flatten)]
         restore: crate::cost::RestoreArgs,
     },
@@ -253,8 +264,9 @@ pub enum Cmd {
         #[arg(long, default_value_t = 0)]
         bytes: u64,
     },
-    /// Sign the version 1 records of DATASET once, after checking each against its object, so the cycle can act
-    /// on them (docs/formats/catalog-v2.md, "From version 1").
+    /// Sign the version 1 records of DATASET once, after reading every backup back whole (the stream must be the
+    /// one its record names, and open with the keys), ordered by the streams' own creation times, so the cycle
+    /// can act on them (docs/formats/catalog-v2.md, "From version 1").
     Adopt {
         #[command(flatten)]
         store: StoreArgs,
@@ -263,6 +275,9 @@ pub enum Cmd {
         keys: KeyArgs,
         #[command(flatten)]
         policy: PolicyArgs,
+        /// Archived objects: wait for their restores instead of exiting 75.
+        #[arg(long)]
+        wait: bool,
     },
     /// What the store costs a month and what a full restore would cost, from the catalog's own records.
     Cost {

@@ -40,6 +40,15 @@ pub fn run(cmd: Cmd) -> anyhow::Result<()> {
         }
         Cmd::Key { keys } => {
             let s = secrets(&keys)?;
+            // Which keys made it, on stderr: a key set missing one gives another public key, and a check given
+            // that one would call every genuine record forged.
+            zstream_common::say!(
+                "the catalog's public key of {} key(s) ({}) and {} passphrase(s); every key the streams are sealed \
+                 with is needed",
+                s.key_ids.len(),
+                s.key_ids.join(", "),
+                s.passphrases
+            );
             pipe::print_line(s.public().hex())
         }
         Cmd::Plan {
@@ -62,7 +71,7 @@ pub fn run(cmd: Cmd) -> anyhow::Result<()> {
                 .read_to_string(&mut text)
                 .context("reading the source's snapshots on stdin")?;
             let source = plan::parse_source(&dataset, &text).map_err(usage)?;
-            let cat = io.load(&dataset, &secrets.public())?;
+            let cat = io.load(&dataset, &secrets.public(), Some(&io.store.id()))?;
             let objects = io.objects(&dataset)?;
             let newest_read_back = match (cat.newest(), io.store.is_vault()) {
                 (Some(n), false) => Some(read_back(&io, n)),
@@ -109,6 +118,8 @@ pub fn run(cmd: Cmd) -> anyhow::Result<()> {
             keys,
             max_skew,
             taken,
+            guid,
+            createtxg,
         } => {
             let io = Io::new(open_store(&store)?);
             layout::check_dataset(&dataset).map_err(usage)?;
@@ -123,6 +134,9 @@ pub fn run(cmd: Cmd) -> anyhow::Result<()> {
             let mut run = [0u8; 8];
             zstream_common::random(&mut run)?;
             let e = Entry::Intent(Intent {
+                store: io.store.id(),
+                guid,
+                createtxg,
                 dataset: dataset.clone(),
                 snapshot: snapshot.clone(),
                 object,
@@ -194,7 +208,7 @@ pub fn run(cmd: Cmd) -> anyhow::Result<()> {
             layout::check_dataset(&dataset).map_err(usage)?;
             let secrets = secrets(&keys)?;
             let now = now()?;
-            let cat = io.load(&dataset, &secrets.public())?;
+            let cat = io.load(&dataset, &secrets.public(), Some(&io.store.id()))?;
             if let Some(a) = &accept_shrink {
                 match cat.by_snapshot(a) {
                     Some(b) if b.kind == record::Kind::Full => {}
@@ -207,6 +221,7 @@ pub fn run(cmd: Cmd) -> anyhow::Result<()> {
                 if !dry_run && !cat.accepts.iter().any(|x| &x.snapshot == a) {
                     io.put(
                         &Entry::AcceptShrink(Accept {
+                            store: io.store.id(),
                             dataset: dataset.clone(),
                             snapshot: a.clone(),
                             time: clock::format(now.t),
@@ -244,6 +259,8 @@ pub fn run(cmd: Cmd) -> anyhow::Result<()> {
             what,
             keys,
             target_exists,
+            store_id,
+            v1,
             restore: args,
         } => {
             let io = Io::new(open_store(&store)?);
@@ -277,7 +294,17 @@ pub fn run(cmd: Cmd) -> anyhow::Result<()> {
                     })
                     .collect::<anyhow::Result<_>>()?;
             }
-            let cat = io.load(&dataset, &secrets.public())?;
+            let cat = load_for_restore(&io, &dataset, &secrets.public(), store_id.as_deref())?;
+            if cat.v1 && !v1 {
+                return Err(coded(
+                    3,
+                    &format!(
+                        "the records of {dataset} are version 1, unsigned (anyone who can write the store could have \
+                         written them): give --v1 to read them anyway; each stream's own names and guids, its seal and \
+                         its digest are still checked as it is read"
+                    ),
+                ));
+            }
             let plan = restore::restore(
                 &io.store,
                 &cat,
@@ -378,11 +405,14 @@ pub fn run(cmd: Cmd) -> anyhow::Result<()> {
             dataset,
             keys,
             policy,
+            wait,
         } => adopt(
             &Io::new(open_store(&store)?),
             &dataset,
+            &keys,
             &secrets(&keys)?,
             &policy,
+            wait,
         ),
         Cmd::Cost {
             store,
@@ -450,6 +480,47 @@ fn policy_of(p: &PolicyArgs) -> Policy {
         full_every: p.full_every,
         keep_cycles: p.keep_cycles,
         min_full_ratio: p.min_full_ratio,
+    }
+}
+
+/// The catalog a restore reads: this store's records; when it holds none but holds records of exactly one other
+/// store (this is a copy of that store: a replica, a bucket moved), those, said; when it holds several other
+/// stores' records, the one `--store-id` names, or a refusal that names them.
+fn load_for_restore(
+    io: &Io,
+    dataset: &str,
+    key: &PublicKey,
+    chosen: Option<&str>,
+) -> anyhow::Result<Catalog> {
+    let id = chosen.map_or_else(|| io.store.id(), str::to_string);
+    let cat = io.load(dataset, key, Some(&id))?;
+    if !cat.backups.is_empty() || chosen.is_some() {
+        return Ok(cat);
+    }
+    let all = io.load(dataset, key, None)?;
+    let mut ids: Vec<&str> = all.backups.iter().map(|b| b.store.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    match ids[..] {
+        [] => Ok(cat),
+        [other] => {
+            zstream_common::say!(
+                "{dataset}: {} holds no record of its own store (id {id}) but {} of store {other}: read as a copy of \
+                 that store",
+                io.store.dest,
+                all.backups.len()
+            );
+            io.load(dataset, key, Some(other))
+        }
+        _ => Err(coded(
+            3,
+            &format!(
+                "{dataset}: {} holds records of several other stores ({}), none of its own (id {id}): name the one to \
+                 restore from with --store-id (zstream-verify lists them)",
+                io.store.dest,
+                ids.join(", ")
+            ),
+        )),
     }
 }
 
@@ -552,6 +623,7 @@ fn commit(
         name
     };
     let b = Backup {
+        store: store.id(),
         dataset: dataset.to_string(),
         snapshot: snapshot.clone(),
         guid,
@@ -610,44 +682,124 @@ fn commit(
     pipe::print_line(e.body())
 }
 
-/// Signs v1 records after checking each against its object: the user's one act of trust in what the old catalog
-/// says, made where the user can see it.
-fn adopt(io: &Io, dataset: &str, secrets: &Secrets, policy: &PolicyArgs) -> anyhow::Result<()> {
+/// Signs v1 records, the user's one act of trust in an old catalog, made as safe as it can be: every record's
+/// object is read back whole through the restore pipe (parity, the seal with the keys given, the recorded digest,
+/// and the stream's own name and guids against the record), so only backups these keys sealed, of this dataset,
+/// are adopted; and they are ordered by the streams' own creation times (authenticated by the seal), never by the
+/// records' times, which anyone could have written.
+fn adopt(
+    io: &Io,
+    dataset: &str,
+    keys: &KeyArgs,
+    secrets: &Secrets,
+    policy: &PolicyArgs,
+    wait: bool,
+) -> anyhow::Result<()> {
     layout::check_dataset(dataset).map_err(usage)?;
-    let cat: Catalog = io.load(dataset, &secrets.public())?;
+    let cat: Catalog = io.load(dataset, &secrets.public(), Some(&io.store.id()))?;
     if !cat.v1 {
         return Err(usage(format!(
             "{dataset}: the catalog holds no version 1 records to adopt"
         )));
     }
-    let mut n = 0;
+    let mut seal_keys: Vec<String> = Vec::new();
+    for k in &keys.keys {
+        seal_keys.extend(["--key-file".into(), k.display().to_string()]);
+    }
+    for p in &keys.passphrase_files {
+        seal_keys.extend(["--passphrase-file".into(), p.display().to_string()]);
+    }
+    let work = tempdir()?;
+    let mut adopted = Vec::new();
     for b in &cat.backups {
         if let Err(why) = read_back(io, b) {
             return Err(integrity(format!(
-                "@{}: {why}; nothing adopted after it",
+                "@{}: {why}; nothing adopted",
                 b.snapshot
             )));
         }
-        if b.seal.key_ids != secrets.key_ids || b.seal.passphrases != secrets.passphrases {
-            return Err(integrity(format!(
-                "@{} was sealed with keys {:?} and {} passphrases, not the ones given",
-                b.snapshot, b.seal.key_ids, b.seal.passphrases
-            )));
+        let json = work.join("hash.json");
+        let url = io.store.url_of(&b.object.name);
+        let out = std::process::Command::new("bash")
+            .arg("-o")
+            .arg("pipefail")
+            .arg("-c")
+            .arg(
+                "url=$1 sha=$2 name=$3 guid=$4 from=$5 json=$6 wait=$7; shift 7; \
+                 zstream-ship get $wait \"$url\" | zstream-par -d | zstream-seal -d \"$@\" \
+                 | zstream-hash --check \"$sha\" --zfs --expect-toname \"$name\" --expect-toguid \"$guid\" \
+                   --expect-fromguid \"$from\" --json \"$json\" -q >/dev/null",
+            )
+            .arg("adopt")
+            .args([
+                url.as_str(),
+                &b.raw.sha256,
+                &format!("{}@{}", b.dataset, b.snapshot),
+                &b.guid.to_string(),
+                &b.from_guid.unwrap_or(0).to_string(),
+                &json.display().to_string(),
+                if wait { "--wait" } else { "" },
+            ])
+            .args(&seal_keys)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .context("running the read-back pipe")?;
+        if !out.status.success() {
+            let why = String::from_utf8_lossy(&out.stderr);
+            let code = out.status.code().unwrap_or(1);
+            return Err(coded(
+                if code == 75 { 75 } else { 3 },
+                &format!(
+                    "@{}: reading it back failed ({}); nothing adopted",
+                    b.snapshot,
+                    why.lines().last().unwrap_or("no message").trim()
+                ),
+            ));
         }
+        let info: serde_json::Value = serde_json::from_slice(&std::fs::read(&json)?)?;
+        let created = info["creation_time"].as_u64().unwrap_or(0);
+        adopted.push((created, b.clone()));
     }
-    for b in &cat.backups {
-        let mut v2 = b.clone();
+    // The streams' own order: their creation times, a base before what builds on it.
+    adopted.sort_by_key(|(t, b)| (*t, b.kind == record::Kind::Incremental));
+    let n = adopted.len();
+    for (seq, (_, b)) in adopted.into_iter().enumerate() {
+        let mut v2 = b;
+        v2.seq = seq as u64 + 1;
+        v2.store = io.store.id();
         v2.policy = policy_of(policy);
-        let url = io.store.entry_url(dataset, &b.snapshot, Name::Backup);
-        // The v1 file is replaced by its signed form: removed, then written anew (put never replaces).
-        io.remove(&url)?;
-        io.put(&Entry::Backup(v2), secrets)?;
-        n += 1;
+        let url = io.store.entry_url(dataset, &v2.snapshot, Name::Backup);
+        // The v1 file is replaced by its signed form (in one step: a run cut here leaves one or the other).
+        io.replace(&Entry::Backup(v2), secrets)
+            .with_context(|| format!("writing {url}"))?;
     }
     zstream_common::say!(
-        "{dataset}: {n} version 1 records checked against their objects and signed"
+        "{dataset}: {n} version 1 records read back whole through the restore pipe and signed, in their streams' order"
     );
     answer(&serde_json::json!({ "dataset": dataset, "adopted": n }))
+}
+
+/// A scratch directory, removed when dropped.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn join(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tempdir() -> anyhow::Result<TempDir> {
+    let mut r = [0u8; 8];
+    zstream_common::random(&mut r)?;
+    let d = std::env::temp_dir().join(format!("zstream-catalog-{}", hex::encode(r)));
+    std::fs::create_dir(&d).with_context(|| format!("creating {}", d.display()))?;
+    Ok(TempDir(d))
 }
 
 /// Why `seen` could not read an object, for the verify table.

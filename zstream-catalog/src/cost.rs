@@ -195,7 +195,7 @@ pub fn run(
     };
     let mut out = Vec::new();
     for ds in datasets {
-        let cat = io.load(&ds, key)?;
+        let cat = io.load(&ds, key, Some(&io.store.id()))?;
         let all: Vec<&crate::record::Backup> = cat.backups.iter().collect();
         let chain = match cat.newest() {
             Some(n) => cat.chain(n).unwrap_or_default(),

@@ -89,7 +89,7 @@ pub fn verify(
     for ds in datasets {
         zstream_common::say!("{ds}: checking its records against {}", store.dest);
         let loaded = io
-            .load(&ds, key)
+            .load(&ds, key, Some(&store.id()))
             .and_then(|cat| Ok((io.objects(&ds)?, cat)));
         let (objects, cat) = match loaded {
             Ok(x) => x,
@@ -175,12 +175,20 @@ fn seen_in_inventory(
         .collect()
 }
 
-/// N objects to read back: those readable now first, then archived ones (whose restores the script asks for);
-/// the choice varies from run to run but stays among good rows.
+/// The objects to read back: every object whose stored bytes differ from its record (whether parity still repairs
+/// it is what the user needs to know; a drill with the keys always reads those), then N good ones, readable now
+/// first, then archived ones (whose restores the script asks for). The choice among good ones varies from run to
+/// run.
 fn choose(datasets: &[DatasetReport], n: usize) -> Vec<SampleChoice> {
-    let mut good: Vec<&Row> = datasets
-        .iter()
-        .flat_map(|d| d.rows.iter())
+    let rows = || datasets.iter().flat_map(|d| d.rows.iter());
+    let damaged: Vec<&Row> = if n == 0 {
+        Vec::new()
+    } else {
+        rows()
+            .filter(|r| r.snapshot.is_some() && r.state.starts_with("differs"))
+            .collect()
+    };
+    let mut good: Vec<&Row> = rows()
         .filter(|r| r.ok && r.snapshot.is_some() && r.state == "ok")
         .collect();
     let mut seed = [0u8; 8];
@@ -194,14 +202,15 @@ fn choose(datasets: &[DatasetReport], n: usize) -> Vec<SampleChoice> {
         good.swap(i, (x % (i as u64 + 1)) as usize);
     }
     good.sort_by_key(|r| !r.readable);
-    good.into_iter()
-        .take(n)
+    damaged
+        .into_iter()
+        .chain(good.into_iter().take(n))
         .map(|r| SampleChoice {
             dataset: r.dataset.clone(),
             snapshot: r.snapshot.clone().unwrap_or_default(),
             url: r.url.clone(),
             sha256: r.sha256.clone().unwrap_or_default(),
-            readable: r.readable,
+            readable: r.readable || r.class.as_deref() == Some("FILE"),
         })
         .collect()
 }
@@ -229,6 +238,15 @@ pub fn report(file: &Path, json: bool, metrics_file: Option<&Path>) -> anyhow::R
                 .filter(|row| row.url == url && row.snapshot.is_some())
             {
                 match what {
+                    // A damaged object that still reads back whole: said, and still a problem (the store no
+                    // longer holds what was recorded, and parity's margin is spent on it).
+                    w if (w == "ok" || w.starts_with("ok:")) && !row.ok => {
+                        row.state = format!(
+                            "{}; read back whole{} (parity repairs it): store it again",
+                            row.state,
+                            w.strip_prefix("ok").unwrap_or_default()
+                        );
+                    }
                     w if w == "ok" || w.starts_with("ok:") => {
                         row.state =
                             format!("ok, read back{}", w.strip_prefix("ok").unwrap_or_default());
@@ -238,6 +256,9 @@ pub fn report(file: &Path, json: bool, metrics_file: Option<&Path>) -> anyhow::R
                         row.state =
                             "ok; its restore is asked for: a later --sample reads it".into();
                         pending += 1;
+                    }
+                    why if !row.ok => {
+                        row.state = format!("{}; read back, it FAILED: {why}", row.state);
                     }
                     why => {
                         row.state = format!("sample FAILED: {why}");
@@ -364,7 +385,7 @@ pub fn check(
         }
         let (mut worst, mut bad, mut good, mut perf) = (0, Vec::new(), Vec::new(), Vec::new());
         for ds in datasets {
-            let cat = io.load(&ds, &key)?;
+            let cat = io.load(&ds, &key, Some(&io.store.id()))?;
             let s = verify::summary(&cat);
             let mut v = 0;
             if !cat.problems.is_empty() {

@@ -15,6 +15,41 @@ use zstream_ship::app::{backend, Use};
 use zstream_ship::backend::{same_checksum, Backend, Entry as ShipEntry, Replace};
 use zstream_ship::options::Options;
 
+/// Entries read at once: memory holds at most this many bodies, whatever the catalog holds.
+const BATCH: usize = 256;
+/// Unusable entries described one by one; the rest are counted in one more.
+const MAX_PROBLEMS: usize = 1000;
+
+/// The problems of a load, bounded: planted names cannot fill memory with descriptions of themselves.
+#[derive(Default)]
+struct Problems {
+    list: Vec<Problem>,
+    more: usize,
+}
+
+impl Problems {
+    fn push(&mut self, name: &str, why: String) {
+        if self.list.len() < MAX_PROBLEMS {
+            self.list.push(Problem {
+                name: crate::layout::printable(name),
+                why: crate::layout::printable(&why),
+            });
+        } else {
+            self.more += 1;
+        }
+    }
+
+    fn done(mut self) -> Vec<Problem> {
+        if self.more > 0 {
+            self.list.push(Problem {
+                name: format!("{} more entries", self.more),
+                why: "not used either (not described one by one)".into(),
+            });
+        }
+        self.list
+    }
+}
+
 pub struct Io {
     pub store: Store,
     opts: Options,
@@ -32,56 +67,74 @@ impl Io {
         backend(url, how, &self.opts)
     }
 
-    /// Every entry of DATASET, checked with `key`. A listing or a read that fails is an error (the caller must
-    /// not take "could not read" for "nothing there"); an entry that fails its checks is a problem, kept apart.
-    pub fn load(&self, dataset: &str, key: &PublicKey) -> anyhow::Result<Catalog> {
+    /// Every entry of DATASET, checked with `key`, of the store `store` (its id; None: of any store, for a restore
+    /// that must find out whose records a copied store holds). A listing that fails is an error (the caller must
+    /// not take "could not read" for "nothing there"); an entry that cannot be read, or fails its checks, or is
+    /// another store's, is a problem, kept apart. Entries are read in batches and opened as they come: memory
+    /// holds the valid entries and a bounded list of problems, whatever was planted under the prefix.
+    pub fn load(
+        &self,
+        dataset: &str,
+        key: &PublicKey,
+        store: Option<&str>,
+    ) -> anyhow::Result<Catalog> {
         let prefix = self.store.catalog_prefix(dataset);
         let listed = self
             .target(&prefix, Use::Prefix)?
             .list()
             .with_context(|| format!("listing the catalog {prefix}"))?;
-        let mut problems = Vec::new();
+        let mut problems = Problems::default();
         let mut named = Vec::new();
         for e in listed {
             match self.store.parse_entry(&e.name) {
-                Some((ds, snap, kind)) if ds == dataset => {
-                    if e.size > MAX_ENTRY_BYTES {
-                        problems.push(Problem {
-                            name: e.name,
-                            why: format!(
-                                "{} bytes: larger than any entry ({MAX_ENTRY_BYTES}); not read",
-                                e.size
-                            ),
-                        });
-                    } else {
-                        named.push((e.name, snap, kind));
-                    }
+                Some((ds, snap, kind)) if ds == dataset && e.size <= MAX_ENTRY_BYTES => {
+                    named.push((e.name, snap, kind))
                 }
-                _ => problems.push(Problem {
-                    name: e.name,
-                    why: "not the name of a catalog entry of this dataset".into(),
-                }),
+                Some((ds, _, _)) if ds == dataset => problems.push(
+                    &e.name,
+                    format!(
+                        "{} bytes: larger than any entry ({MAX_ENTRY_BYTES}); not read",
+                        e.size
+                    ),
+                ),
+                _ => problems.push(
+                    &e.name,
+                    "not the name of a catalog entry of this dataset".into(),
+                ),
             }
         }
-        let urls: Vec<String> = named.iter().map(|(u, _, _)| u.clone()).collect();
-        let bodies = if urls.is_empty() {
-            Vec::new()
-        } else {
-            self.target(&prefix, Use::Prefix)?
-                .read_many(&urls, MAX_ENTRY_BYTES)
-                .with_context(|| format!("reading the catalog {prefix}"))?
-        };
+        let target = self.target(&prefix, Use::Prefix)?;
         let (mut backups, mut intents, mut accepts, mut v1) = (vec![], vec![], vec![], vec![]);
-        for ((url, snap, kind), body) in named.into_iter().zip(bodies) {
-            let bytes = body.with_context(|| format!("reading {url}"))?;
-            match record::open(&bytes, key, (dataset, &snap, kind)) {
-                Ok(Entry::Backup(b)) => backups.push(b),
-                Ok(Entry::Intent(i)) => intents.push(i),
-                Ok(Entry::AcceptShrink(a)) => accepts.push(a),
-                Err(why) => match (kind, record::open_v1(&bytes, (dataset, &snap))) {
-                    (Name::Backup, Ok(b)) => v1.push(b),
-                    _ => problems.push(Problem { name: url, why }),
-                },
+        for batch in named.chunks(BATCH) {
+            let urls: Vec<String> = batch.iter().map(|(u, _, _)| u.clone()).collect();
+            let bodies = target
+                .read_many(&urls, MAX_ENTRY_BYTES)
+                .with_context(|| format!("reading the catalog {prefix}"))?;
+            for ((url, snap, kind), body) in batch.iter().zip(bodies) {
+                let bytes = match body {
+                    Ok(b) => b,
+                    Err(e) => {
+                        problems.push(url, format!("could not be read: {e:#}"));
+                        continue;
+                    }
+                };
+                match record::open(&bytes, key, (dataset, snap, *kind)) {
+                    Ok(e) if store.is_some_and(|id| e.store() != id) => problems.push(
+                        url,
+                        format!(
+                            "an entry of another store (id {}, this one is {}): copied in, not this store's history",
+                            e.store(),
+                            store.unwrap_or_default()
+                        ),
+                    ),
+                    Ok(Entry::Backup(b)) => backups.push(b),
+                    Ok(Entry::Intent(i)) => intents.push(i),
+                    Ok(Entry::AcceptShrink(a)) => accepts.push(a),
+                    Err(why) => match (kind, record::open_v1(&bytes, (dataset, snap))) {
+                        (Name::Backup, Ok(b)) => v1.push(b),
+                        _ => problems.push(url, why),
+                    },
+                }
             }
         }
         let old = !v1.is_empty() && backups.is_empty();
@@ -89,14 +142,19 @@ impl Io {
             backups = number_v1(v1);
         } else {
             for b in v1 {
-                problems.push(Problem {
-                    name: self.store.entry_url(dataset, &b.snapshot, Name::Backup),
-                    why: "an unsigned version 1 record beside signed ones: not used".into(),
-                });
+                problems.push(
+                    &self.store.entry_url(dataset, &b.snapshot, Name::Backup),
+                    "an unsigned version 1 record beside signed ones: not used".into(),
+                );
             }
         }
         Ok(Catalog::new(
-            dataset, backups, intents, accepts, problems, old,
+            dataset,
+            backups,
+            intents,
+            accepts,
+            problems.done(),
+            old,
         ))
     }
 
@@ -172,6 +230,18 @@ impl Io {
         self.stat(&url)
     }
 
+    /// Writes a signed entry over the one at its name (adopt's v1 records, replaced by their signed form).
+    pub fn replace(&self, entry: &Entry, secrets: &Secrets) -> anyhow::Result<()> {
+        let url = self
+            .store
+            .entry_url(entry.dataset(), entry.snapshot(), entry.name_kind());
+        let text = entry.signed(secrets);
+        self.target(&url, Use::Upload)?
+            .put(&mut text.as_bytes(), Replace::Yes)
+            .with_context(|| format!("writing {url}"))?;
+        Ok(())
+    }
+
     pub fn remove(&self, url: &str) -> anyhow::Result<()> {
         self.target(url, Use::Object)?.remove()
     }
@@ -187,7 +257,7 @@ fn number_v1(mut v1: Vec<Backup>) -> Vec<Backup> {
 }
 
 fn file_sha256(path: &str) -> anyhow::Result<String> {
-    let mut f = std::fs::File::open(path).with_context(|| format!("reading file://{path}"))?;
+    let mut f = zstream_ship::file::open_regular(std::path::Path::new(path))?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; zstream_common::BUF_SIZE];
     loop {

@@ -114,6 +114,13 @@ impl Store {
         check_snapshot(snap).is_ok().then(|| snap.to_string())
     }
 
+    /// The store's id, signed into every entry it holds: 16 hex digits of SHA-256 of the canonical DEST. Entries
+    /// of another store (copied in by someone who can write this one) are not this store's history.
+    pub fn id(&self) -> String {
+        let h = Sha256::digest(format!("zstream-catalog store\n{}", self.dest));
+        hex::encode(h)[..16].to_string()
+    }
+
     /// The tag of the `zfs hold` this store keeps on its base snapshot: one per store, so that two stores backing
     /// up one dataset do not release each other's holds.
     pub fn hold_tag(&self) -> String {
@@ -125,6 +132,20 @@ impl Store {
         let h = Sha256::digest(format!("{dataset}\n{}", self.dest));
         format!("{}.lock", &hex::encode(h)[..16])
     }
+}
+
+/// A name or message as it may be printed: control characters (a newline, an escape sequence in a planted name)
+/// written as `\xNN`, so nothing listed from a store can forge a line of a run's output or drive a terminal.
+pub fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out += &format!("\\x{:02x}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The object's name under DEST (what a record binds, so a store can move or be copied whole).

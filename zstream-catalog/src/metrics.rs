@@ -228,6 +228,11 @@ pub fn write(file: &Path, new: &[Sample], owned: &[&str]) -> anyhow::Result<()> 
     let tmp = dir.join(format!(".{base}.{}.tmp", std::process::id()));
     let mut f =
         std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+    // Readable by all (0644) whatever the umask: node_exporter reads it as its own user, and the shipped units
+    // run the jobs with UMask=0077. It holds counts, times and the store's URL, nothing secret.
+    use std::os::unix::fs::PermissionsExt;
+    f.set_permissions(std::fs::Permissions::from_mode(0o644))
+        .with_context(|| format!("writing {}", tmp.display()))?;
     f.write_all(text.as_bytes())
         .and_then(|_| f.sync_all())
         .with_context(|| format!("writing {}", tmp.display()))?;
@@ -285,6 +290,26 @@ mod tests {
             "the other script's family stays"
         );
         assert!(new.contains("# HELP zstream_records "));
+    }
+
+    #[test]
+    fn the_file_is_readable_by_all_whatever_the_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join("zstream.prom");
+        // A file left 0600 by an earlier version, and a umask of 0077 (the shipped units'): 0644 after a run.
+        std::fs::write(&file, "").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+        let r = write(
+            &file,
+            &[Sample::new("zstream_records", "p/a", "s3://b/x", 1.0)],
+            &verify_families(),
+        );
+        rustix::process::umask(old);
+        r.unwrap();
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644);
     }
 
     #[test]

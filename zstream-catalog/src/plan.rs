@@ -154,8 +154,9 @@ pub fn backup(i: &BackupIn) -> BackupPlan {
         return p.stop(
             2,
             format!(
-                "the catalog of {ds} holds version 1 records, which are not signed: check them and sign them once \
-                 with `zstream-catalog adopt` (docs/formats/catalog-v2.md), then run again"
+                "the catalog of {ds} holds only version 1 records, which are not signed. If zstream wrote this store \
+                 before catalog version 2, `zstream-catalog adopt` reads every backup back and signs its record \
+                 (docs/formats/catalog-v2.md); if it ever held version 2 records, someone replaced them: do not adopt"
             ),
         );
     }
@@ -175,8 +176,21 @@ pub fn backup(i: &BackupIn) -> BackupPlan {
     }
 
     // Leftovers: an intent with no record is a put that never committed; its object is this store's to remove.
+    // Only an intent of a snapshot newer at the source than every committed backup can be that (runs go forward):
+    // an older one is stale, or replayed by someone who kept a copy, and nothing it names is touched.
     for it in &cat.intents {
         let committed = cat.by_snapshot(&it.snapshot).is_some();
+        if !committed && !cat.live(it) {
+            p.remove.push(Removal {
+                url: i.store.entry_url(ds, &it.snapshot, Name::Intent),
+                why: format!(
+                    "@{}: an intent older at the source than the newest backup (stale, or replayed): removed; \
+                     nothing it names is touched",
+                    it.snapshot
+                ),
+            });
+            continue;
+        }
         let listed = i.objects.and_then(|objs| {
             objs.iter()
                 .find(|o| o.snapshot.as_deref() == Some(it.snapshot.as_str()))
@@ -185,7 +199,7 @@ pub fn backup(i: &BackupIn) -> BackupPlan {
             let at_source = i
                 .source
                 .iter()
-                .any(|s| !s.bookmark && s.name == it.snapshot);
+                .any(|s| !s.bookmark && s.name == it.snapshot && s.guid == it.guid);
             if it.taken && at_source {
                 p.drop.push(it.snapshot.clone());
             }
@@ -218,11 +232,15 @@ pub fn backup(i: &BackupIn) -> BackupPlan {
     if let Some(objs) = i.objects {
         for o in objs {
             let named = o.snapshot.as_deref().is_some_and(|s| {
-                cat.by_snapshot(s).is_some() || cat.intents.iter().any(|it| it.snapshot == s)
+                cat.by_snapshot(s).is_some()
+                    || cat
+                        .intents
+                        .iter()
+                        .any(|it| it.snapshot == s && cat.live(it))
             });
             if !named {
                 p.unknown.push(Removal {
-                    url: o.url.clone(),
+                    url: crate::layout::printable(&o.url),
                     why: "no valid record or intent names it: kept (a run of another key set, a lost record, or \
                           not ours); zstream-verify reports it"
                         .into(),
@@ -300,10 +318,23 @@ pub fn backup(i: &BackupIn) -> BackupPlan {
         None => {
             let stamp = time_stamp(i.now);
             let base = format!("{}{stamp}", i.opts.prefix);
+            // A name is taken by anything that bears it: a snapshot or bookmark at the source, an entry (valid or
+            // not: one planted under tomorrow's name must not make tomorrow's put fail), a stored object.
+            let planted: Vec<String> = cat
+                .problems
+                .iter()
+                .filter_map(|pr| pr.name.rsplit_once('@').map(|(_, t)| t.to_string()))
+                .collect();
             let taken = |name: &str| {
                 i.source.iter().any(|s| s.name == name)
                     || cat.by_snapshot(name).is_some()
                     || cat.intents.iter().any(|it| it.snapshot == name)
+                    || planted
+                        .iter()
+                        .any(|t| t.strip_prefix(name).is_some_and(|ext| ext.starts_with('.')))
+                    || i.objects.is_some_and(|objs| {
+                        objs.iter().any(|o| o.snapshot.as_deref() == Some(name))
+                    })
             };
             // Two stores of one dataset in one second, or a second run in it: -2, -3, ... rather than a collision.
             p.snapshot = (1..)

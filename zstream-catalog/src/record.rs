@@ -13,8 +13,9 @@ use std::collections::BTreeMap;
 
 pub const FORMAT: &str = "zstream-catalog";
 pub const VERSION: u32 = 2;
-/// The most an entry may hold; an object under the catalog prefix that is larger is refused unread.
-pub const MAX_ENTRY_BYTES: u64 = 64 << 10;
+/// The most an entry may hold (a record is about 1.5 KB); an object under the catalog prefix that is larger is
+/// refused unread, so that planted entries cost a reader little memory each.
+pub const MAX_ENTRY_BYTES: u64 = 16 << 10;
 
 /// A 64-bit guid (or txg), written as a decimal string: JSON readers such as jq round large numbers.
 pub mod dec {
@@ -111,6 +112,9 @@ pub struct Policy {
 /// A stored snapshot: the commit point.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Backup {
+    /// The store it belongs to (`Store::id`: from the canonical DEST): another store's records, copied in by
+    /// someone with write access, are not this store's history.
+    pub store: String,
     pub dataset: String,
     pub snapshot: String,
     #[serde(with = "dec")]
@@ -141,8 +145,16 @@ pub struct Backup {
 /// A put under way.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Intent {
+    pub store: String,
     pub dataset: String,
     pub snapshot: String,
+    /// The snapshot's guid and createtxg at the source (the intent is written once the snapshot exists): a later
+    /// run destroys a snapshot only when it is this one, and newer than every committed backup (a replayed old
+    /// intent names an old snapshot, which is left alone).
+    #[serde(with = "dec")]
+    pub guid: u64,
+    #[serde(with = "dec")]
+    pub createtxg: u64,
     /// The object the put writes (as `Object::name`; for a vault, the vault: its archive id is not known yet).
     pub object: String,
     pub time: String,
@@ -157,6 +169,7 @@ pub struct Intent {
 /// longer hold pruning back.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Accept {
+    pub store: String,
     pub dataset: String,
     pub snapshot: String,
     pub time: String,
@@ -188,6 +201,14 @@ impl Entry {
             Entry::Backup(b) => &b.snapshot,
             Entry::Intent(i) => &i.snapshot,
             Entry::AcceptShrink(a) => &a.snapshot,
+        }
+    }
+
+    pub fn store(&self) -> &str {
+        match self {
+            Entry::Backup(b) => &b.store,
+            Entry::Intent(i) => &i.store,
+            Entry::AcceptShrink(a) => &a.store,
         }
     }
 
@@ -241,6 +262,14 @@ pub fn open(stored: &[u8], key: &PublicKey, name: (&str, &str, Name)) -> Result<
     }
     let e: Entry = serde_json::from_value(v).map_err(|e| format!("its fields: {e}"))?;
     check(&e, name)?;
+    if e.store().len() != 16
+        || !e
+            .store()
+            .bytes()
+            .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+    {
+        return Err("its store is not 16 lowercase hex digits".into());
+    }
     Ok(e)
 }
 
@@ -365,6 +394,7 @@ pub fn open_v1(stored: &[u8], name: (&str, &str)) -> Result<Backup, String> {
             .unwrap_or_default(),
     };
     let b = Backup {
+        store: String::new(),
         dataset: r.dataset,
         snapshot: r.snapshot,
         guid: r.guid,
@@ -426,7 +456,7 @@ pub mod tests {
         let body = e.body();
         assert!(
             body.starts_with(
-                r#"{"format":"zstream-catalog","version":2,"type":"backup","dataset":"tank/home""#
+                r#"{"format":"zstream-catalog","version":2,"type":"backup","store":""#
             ),
             "{body}"
         );

@@ -22,6 +22,11 @@ use crate::sign::{PublicKey, Secrets};
 use crate::view::{Catalog, Problem};
 use zstream_seal::key::Key;
 
+/// The store of the example and the cases: `s3://offsite/site`.
+pub fn store() -> Store {
+    Store::new("s3://offsite/site", None).expect("a store")
+}
+
 /// The vectors' key materials: 0x01 x 32 and 0x02 x 32.
 pub fn keys() -> Vec<Key> {
     vec![Key::from_bytes([1; 32]), Key::from_bytes([2; 32])]
@@ -35,6 +40,7 @@ pub fn secrets() -> Secrets {
 pub fn example() -> Backup {
     use crate::record::{Object, Par, Policy, Raw, Seal};
     Backup {
+        store: store().id(),
         dataset: "tank/home".into(),
         snapshot: "zstream-20270131T020000Z".into(),
         guid: 924_954_103_637_443_553,
@@ -245,6 +251,9 @@ pub fn cases() -> Vec<Case> {
         ),
         {
             let i = Entry::Intent(Intent {
+                store: store().id(),
+                guid: 924_954_103_637_443_553,
+                createtxg: 4_711,
                 dataset: DS.into(),
                 snapshot: b.snapshot.clone(),
                 object: format!("data/{DS}@{}.zstream", b.snapshot),
@@ -308,7 +317,26 @@ fn views(s: &Secrets) -> Vec<Case> {
     let twin = rec(3, "x", 31, Some(20), "2027-01-03T03:00:00Z");
     let forged = rec(4, "z", 40, Some(30), "2027-01-04T02:00:00Z");
     let other = Secrets::derive(&[Key::from_bytes([3; 32])], &[]).expect("a key");
+    // Another store's genuine records (same keys, same dataset name: another host's store), copied in.
+    let foreign = |e: Entry| match e {
+        Entry::Backup(mut b) => {
+            b.store = Store::new("s3://other-host/site", None)
+                .expect("a store")
+                .id();
+            Entry::Backup(b)
+        }
+        e => e,
+    };
+    let f4 = foreign(rec(4, "y", 41, Some(30), "2027-01-04T02:00:00Z"));
+    let f5 = foreign(rec(5, "z", 51, Some(41), "2027-01-05T02:00:00Z"));
     vec![
+        view(
+            "view-foreign-store",
+            "c",
+            2,
+            "two genuine records of another store (same keys, same dataset name) with higher seq: not this store's",
+            vec![signed(&a), signed(&b), signed(&c), signed(&f4), signed(&f5)],
+        ),
         view(
             "view-order-by-seq",
             "c",
@@ -364,6 +392,10 @@ pub fn open_view(body: &[u8], key: &PublicKey) -> Catalog {
     for part in text.split("=== ").filter(|p| !p.is_empty()) {
         let (name, entry) = part.split_once('\n').unwrap_or((part, ""));
         match open_single(entry.as_bytes(), name, key) {
+            Ok(e) if e.store() != store().id() => problems.push(Problem {
+                name: name.to_string(),
+                why: format!("an entry of another store (id {})", e.store()),
+            }),
             Ok(Entry::Backup(b)) => backups.push(b),
             Ok(_) => {}
             Err(why) => problems.push(Problem {
@@ -380,7 +412,7 @@ pub fn vectors() -> String {
     let s = secrets();
     let e = Entry::Backup(example());
     serde_json::to_string_pretty(&serde_json::json!({
-        "comment": "zstream-catalog v2 test vectors (docs/formats/catalog-v2.md): the signing key derived from two key files' materials, its public key, and the example record signed with it. Ed25519 is deterministic: the signature is reproducible.",
+        "comment": "zstream-catalog v2 test vectors (docs/formats/catalog-v2.md): the signing key derived from two key files' materials, its public key, the store id of the example's store, and the example record signed with it. Ed25519 is deterministic: the signature is reproducible.",
         "key_materials": keys().iter().map(|k| hex::encode(k.bytes())).collect::<Vec<_>>(),
         "key_ids": s.key_ids,
         "hkdf_salt": "zstream-catalog v2",
@@ -388,6 +420,8 @@ pub fn vectors() -> String {
         "seed": hex::encode(&s.seed()[..]),
         "public_key": s.public().hex(),
         "signed_prefix": "zstream-catalog v2\\n",
+        "store_dest": store().dest,
+        "store_id": store().id(),
         "body": e.body(),
         "stored": e.signed(&s),
     }))

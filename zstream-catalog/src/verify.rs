@@ -209,7 +209,11 @@ pub fn verify(i: &VerifyIn) -> Vec<Row> {
             if snap.is_some_and(|s| cat.by_snapshot(s).is_some()) {
                 continue;
             }
-            let intent = snap.and_then(|s| cat.intents.iter().find(|it| it.snapshot == s));
+            let intent = snap.and_then(|s| {
+                cat.intents
+                    .iter()
+                    .find(|it| it.snapshot == s && cat.live(it))
+            });
             let (state, ok) = match intent {
                 Some(it) => (
                     format!(
@@ -231,7 +235,7 @@ pub fn verify(i: &VerifyIn) -> Vec<Row> {
                 kind: None,
                 class: Some(o.storage_class.clone()),
                 bytes: Some(o.size),
-                url: o.url.clone(),
+                url: crate::layout::printable(&o.url),
                 sha256: None,
                 state,
                 ok,

@@ -145,6 +145,12 @@ impl Catalog {
             .map_or_else(|_| b.time(), |i| self.bounded[i])
     }
 
+    /// Whether an intent can be a run's that never committed: its snapshot is newer at the source than every
+    /// committed backup's (runs go forward). An older one is stale or replayed, and names nothing to act on.
+    pub fn live(&self, it: &Intent) -> bool {
+        self.newest().is_none_or(|n| it.createtxg > n.createtxg)
+    }
+
     /// The newest committed backup: the highest `seq`.
     pub fn newest(&self) -> Option<&Backup> {
         self.backups.last()

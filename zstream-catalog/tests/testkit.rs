@@ -84,6 +84,15 @@ fn vectors_follow_the_spec() {
     )
     .unwrap();
     assert_eq!(derived.public().hex(), v["public_key"]);
+    // The store id: the first 16 hex digits of SHA-256 of the prefix and the canonical DEST; the body carries it.
+    {
+        use sha2::{Digest, Sha256};
+        let dest = v["store_dest"].as_str().unwrap();
+        let id = hex::encode(Sha256::digest(format!("zstream-catalog store\n{dest}")));
+        assert_eq!(&id[..16], v["store_id"]);
+        let body: serde_json::Value = serde_json::from_str(v["body"].as_str().unwrap()).unwrap();
+        assert_eq!(body["store"], v["store_id"]);
+    }
     // The stored form is the body, then a signature line that verifies over the prefix and the body.
     let stored = v["stored"].as_str().unwrap();
     let (body, _) = stored.split_once('\n').unwrap();

@@ -64,6 +64,8 @@ enum Fault {
     Replay,
     /// Copies another dataset's genuine record under this dataset's name (refused by its name: a problem).
     CopyForeign,
+    /// Puts back a genuine intent written on an earlier night (a copy kept by someone who listed the bucket).
+    ReplayIntent(usize),
 }
 
 fn fault() -> impl Strategy<Value = Fault> {
@@ -80,6 +82,7 @@ fn fault() -> impl Strategy<Value = Fault> {
         1 => Just(Fault::Forge),
         1 => Just(Fault::Replay),
         1 => Just(Fault::CopyForeign),
+        2 => (0usize..400).prop_map(Fault::ReplayIntent),
     ]
 }
 
@@ -113,6 +116,8 @@ struct World {
     clock_ok: bool,
     /// Why the last prune held every deletion back, if it did (what the run warns of).
     held: Option<String>,
+    /// Every intent ever written (what an attacker listing the bucket could have kept).
+    intent_log: Vec<Intent>,
 }
 
 impl World {
@@ -144,6 +149,7 @@ impl World {
             store_clock: false,
             clock_ok: false,
             held: None,
+            intent_log: Vec::new(),
         }
     }
 
@@ -223,16 +229,16 @@ impl World {
                 self.intents.remove(&snap);
             } else {
                 assert!(
-                    !self.records.contains_key(&snap),
-                    "night {night}: a leftover removal names a committed object: {r:?}"
+                    !self.committed.iter().any(|c| c.snapshot == snap),
+                    "night {night}: a leftover removal names an object that was once committed: {r:?}"
                 );
                 self.objects.remove(&snap);
             }
         }
         for d in &p.drop {
             assert!(
-                !self.records.contains_key(d),
-                "night {night}: a committed snapshot is to be dropped: {d}"
+                !self.committed.iter().any(|c| &c.snapshot == d),
+                "night {night}: a snapshot that was once committed is to be destroyed at the source: {d}"
             );
             self.source.retain(|(s, _)| &s.name != d);
         }
@@ -262,6 +268,9 @@ impl World {
         self.intents.insert(
             snap.clone(),
             Intent {
+                store: self.store.id(),
+                guid,
+                createtxg: self.txg,
                 dataset: DS.into(),
                 snapshot: snap.clone(),
                 object: object_name(DS, &snap),
@@ -271,6 +280,7 @@ impl World {
                 taken: true,
             },
         );
+        self.intent_log.push(self.intents[&snap].clone());
         if kill == Some(0) {
             return;
         }
@@ -297,6 +307,7 @@ impl World {
             return;
         }
         let b = Backup {
+            store: self.store.id(),
             dataset: DS.into(),
             snapshot: snap.clone(),
             guid,
@@ -457,8 +468,16 @@ impl World {
             Fault::Replay => {
                 if let Some(r) = self.pruned.pop() {
                     if !self.records.contains_key(&r.snapshot) {
+                        // Its object was pruned with it: a restore of it fails, which is all that can be asked.
+                        self.damaged.push(r.snapshot.clone());
                         self.records.insert(r.snapshot.clone(), r);
                     }
+                }
+            }
+            Fault::ReplayIntent(n) => {
+                if !self.intent_log.is_empty() {
+                    let it = self.intent_log[n % self.intent_log.len()].clone();
+                    self.intents.insert(it.snapshot.clone(), it);
                 }
             }
             Fault::CopyForeign => self.problems.push(Problem {
@@ -587,7 +606,7 @@ proptest! {
             match (accept, warned) {
                 (Some(snap), Some(since)) if night - since >= 7 => {
                     w.accepts.insert(snap.clone(), Accept {
-                        dataset: DS.into(), snapshot: snap,
+                        store: w.store.id(), dataset: DS.into(), snapshot: snap,
                         time: zstream_catalog::clock::format(T0 + night * DAY), host: "h".into(),
                     });
                     warned = None;

@@ -17,8 +17,9 @@ Examples:
 
 Each group of --data blocks gets --parity parity blocks: any --parity blocks of a group may be lost or damaged.
 --interleave D writes D groups' blocks in turn, so one burst of up to (parity x D - 1) frames stays repairable
-(a frame is a block plus 64 bytes).
-Exit codes: 0 ok (repairs are reported on stderr), 1 I/O error, 2 usage error, 3 damage beyond repair.";
+(a frame is a block plus 64 bytes; the last D groups' frames can be shorter: docs/formats/par-v2.md).
+Exit codes: 0 ok (repairs are reported on stderr), 1 I/O error, 2 usage error, 3 damage beyond repair, or frames
+of several streams none of which lies inside another's (the message names them; choose one with --stream).";
 
 /// Reed-Solomon parity inside a stream (stdin to stdout); -d checks, repairs and restores the original.
 #[derive(Parser, Debug)]
@@ -35,6 +36,16 @@ pub struct Args {
     /// With --verify, the report as JSON on stdout.
     #[arg(long, requires = "verify")]
     pub json: bool,
+
+    /// Print the format version the encoder writes (docs/formats/par-vN.md) and exit; `--verify --json` says a
+    /// stored stream's.
+    #[arg(long, conflicts_with_all = ["decode", "verify", "stream"])]
+    pub format_version: bool,
+
+    /// Decode or verify the stream with this id (16 hex digits), ignoring frames of any other: for an input that
+    /// holds frames of several streams none of which lies inside another's (the decoder then names them).
+    #[arg(long, value_name = "ID", value_parser = parse_id)]
+    pub stream: Option<u64>,
 
     /// Data blocks per group.
     #[arg(long, default_value_t = 10, value_name = "N", conflicts_with_all = ["decode", "verify"])]
@@ -60,7 +71,17 @@ pub struct Args {
     pub progress: ProgressArg,
 }
 
+fn parse_id(s: &str) -> Result<u64, String> {
+    if s.len() != 16 {
+        return Err("a stream id is 16 hex digits".into());
+    }
+    u64::from_str_radix(s, 16).map_err(|_| "a stream id is 16 hex digits".into())
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.format_version {
+        return pipe::print_line(format_args!("{}", crate::format::VERSION));
+    }
     // A worker holds an interleaved set of groups; decoding reads the geometry from the stream, so the
     // default is sized by the options' geometry (the defaults, unless given).
     let set = u64::from(args.interleave)
@@ -71,11 +92,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut progress = Progress::new(NAME, args.progress.progress, pipe::known_size(&*input));
     if args.verify {
         pipe::grow(std::io::stdin());
-        let r = decode::decode(
+        let r = decode::decode_stream(
             &mut *input,
             &mut std::io::sink(),
             Mode::Verify,
             threads,
+            args.stream,
             |n| progress.add(n),
         );
         progress.finish();
@@ -96,7 +118,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .worst_group
                 .map_or("none".into(), |(g, n)| format!("group {g} ({n} blocks)"));
             zstream_common::say!(
-                "{verdict}: {} groups, {} bytes of original; {} damaged or missing blocks, {} unreadable input bytes; worst {worst}",
+                "{verdict}: par-v{} stream {}, {} groups, {} bytes of original; {} damaged or missing blocks, {} unreadable input bytes; worst {worst}",
+                report.version.unwrap_or(0), report.stream_id.as_deref().unwrap_or("?"),
                 report.groups, report.bytes, report.damaged_blocks, report.skipped_bytes
             );
         }
@@ -110,16 +133,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     pipe::hint_terminal_input();
     let mut output = pipe::stdout();
     if args.decode {
-        decode::decode(&mut *input, &mut *output, Mode::Decode, threads, |n| {
-            progress.add(n)
-        })?;
+        decode::decode_stream(
+            &mut *input,
+            &mut *output,
+            Mode::Decode,
+            threads,
+            args.stream,
+            |n| progress.add(n),
+        )?;
     } else {
+        if args.stream.is_some() {
+            return Err(usage("--stream is for decoding (-d) or --verify"));
+        }
         let p = Params {
             data: args.data,
             parity: args.parity,
             block_size: u32::try_from(args.block_size)
                 .map_err(|_| usage("--block-size is too large"))?,
             interleave: args.interleave,
+            version: crate::format::VERSION,
         };
         p.check().map_err(usage)?;
         let mut id = [0u8; 8];

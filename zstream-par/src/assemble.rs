@@ -26,6 +26,10 @@ pub struct Group {
     /// Groups this one stands for: more than 1 when a run of groups left no frame at all (they are reported as
     /// one lost range, so a crafted jump in group numbers cannot make a line per group without end).
     pub(crate) run: u64,
+    /// What of the shards is the original, once repaired: (shard, bytes from its start), in order.
+    pub(crate) pieces: Vec<(u8, u32)>,
+    /// The final group's trailer: the original's length and BLAKE3 digest.
+    pub(crate) trailer: Option<(u64, [u8; 32])>,
     /// The BLAKE3 digest of the whole output, on the final group.
     pub(crate) digest: Option<[u8; 32]>,
     /// Whether later frames or the input's end show that the stream goes on after this group (or ends here).
@@ -63,6 +67,11 @@ impl<R: Read> Assembler<R> {
             skipped: 0,
             want_parity,
         }
+    }
+
+    /// The parameters of the stream being decoded, once a frame of it came.
+    pub(crate) fn params(&self) -> Option<Frame> {
+        self.params
     }
 
     pub(crate) fn recycle(&mut self, g: Group) {
@@ -134,8 +143,8 @@ impl<R: Read> Assembler<R> {
 
     fn take_frame(&mut self, f: Frame, at: u64, ok: bool, payload: Vec<u8>) {
         let p = *self.params.get_or_insert(f);
-        if (f.stream_id, f.data, f.parity, f.block_size, f.interleave)
-            != (p.stream_id, p.data, p.parity, p.block_size, p.interleave)
+        if (f.key(), f.data, f.parity, f.block_size, f.interleave)
+            != (p.key(), p.data, p.parity, p.block_size, p.interleave)
         {
             return; // another stream's frame, or not of this stream's shape: not this stream's damage
         }
@@ -149,6 +158,7 @@ impl<R: Read> Assembler<R> {
             );
         }
         self.scan.stream_id = Some(f.stream_id);
+        self.scan.version = Some(f.version);
         if f.index == STREAM_HEADER_INDEX || f.group < self.next_emit {
             self.spare.push(payload);
             return; // the stream header, or a duplicate of a group already written
@@ -162,6 +172,12 @@ impl<R: Read> Assembler<R> {
             ..Group::default()
         });
         g.shards.resize_with(total, || None);
+        // Every frame of a group says the group's shape; one that says another (only a broken or forged
+        // encoder writes that) is not taken.
+        if g.shape.is_some_and(|s| group_shape(&s) != group_shape(&f)) {
+            self.spare.push(payload);
+            return;
+        }
         g.frames_seen += 1;
         g.bad_parity += (!ok && f.is_parity()) as u32;
         if g.shape.is_none() || ok {
@@ -189,7 +205,7 @@ impl<R: Read> Assembler<R> {
             .and_then(|g| g.shape.map(|f| (g, f)))
             .is_some_and(|(g, f)| {
                 let needed = |i: &usize| {
-                    *i < f.group_blocks as usize || want_parity && *i >= f.data as usize
+                    *i < f.data_frames() as usize || want_parity && *i >= f.data as usize
                 };
                 (0..f.data as usize + f.parity as usize)
                     .filter(needed)
@@ -232,7 +248,7 @@ impl<R: Read> Assembler<R> {
             let missing = |range: std::ops::Range<usize>| {
                 range.filter(|&i| g.shards[i].is_none()).count() as u32
             };
-            g.damaged = missing(0..f.group_blocks as usize)
+            g.damaged = missing(0..f.data_frames() as usize)
                 + if self.want_parity {
                     missing(f.data as usize..total)
                 } else {
@@ -248,4 +264,9 @@ impl<R: Read> Assembler<R> {
         }
         Some(g)
     }
+}
+
+/// What a frame says about its group's shape (beyond the stream's parameters).
+fn group_shape(f: &Frame) -> (bool, u8, u32, u32) {
+    (f.is_final_group(), f.group_blocks, f.shard_len, f.last_len)
 }

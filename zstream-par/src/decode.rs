@@ -5,10 +5,12 @@
 
 use crate::assemble::{Assembler, Group};
 use crate::codec::Codec;
-use crate::format;
+use crate::content;
+use crate::format::StreamKey;
+use crate::probe::{self, Choice, Replay};
 use crate::repair::repair;
 pub use crate::report::Report;
-use crate::report::{block_range, Stats};
+use crate::report::Stats;
 use crate::scan::Scanner;
 use std::io::{Read, Write};
 use zstream_common::integrity;
@@ -28,17 +30,51 @@ pub fn decode<R: Read, W: Write + Send>(
     output: &mut W,
     mode: Mode,
     threads: usize,
+    progress: impl FnMut(u64) + Send,
+) -> anyhow::Result<Report> {
+    decode_stream(input, output, mode, threads, None, progress)
+}
+
+/// `decode`, of the stream with id `stream` when one is given: the input then needs no choosing, and frames of any
+/// other id are ignored.
+pub fn decode_stream<R: Read, W: Write + Send>(
+    input: R,
+    output: &mut W,
+    mode: Mode,
+    threads: usize,
+    stream: Option<u64>,
     mut progress: impl FnMut(u64) + Send,
 ) -> anyhow::Result<Report> {
-    // Which stream this is, from where each stream's frames say it began (a nested one cannot win); the probe
-    // hands back the whole input.
-    let (id, input) = crate::probe::stream_id(input).map_err(in_error)?;
-    let mut scan = Scanner::new(input);
-    scan.stream_id = id;
+    let (scan, before) = match stream {
+        Some(id) => {
+            let mut scan = Scanner::new(Replay::new(Default::default(), input));
+            scan.stream_id = Some(id);
+            (scan, 0)
+        }
+        None => {
+            // Which stream this is, by which stream's frames lie inside another's (a nested one cannot win); the
+            // probe hands back the input from the first intact frame header on.
+            let probed = probe::choose(input).map_err(in_error)?;
+            let key = match probed.choice {
+                Choice::NoFrame => return Err(integrity(
+                    "no zstream-par frame found: not a parity stream, or damaged beyond recognition",
+                )),
+                Choice::Ambiguous(streams) => return Err(ambiguous(&streams)),
+                Choice::Stream(key) => key,
+            };
+            let mut scan = Scanner::at(probed.input, probed.start);
+            scan.stream_id = Some(key.id);
+            scan.version = Some(key.version);
+            (scan, probed.start)
+        }
+    };
+    if before > 0 {
+        zstream_common::say!("input bytes 0..{before} hold no usable frame (damage); skipped");
+    }
     let mut asm = Assembler::new(scan, mode == Mode::Verify);
     // BLAKE3 of the output, on the workers in stream order; None once a group is lost (verify goes on past it).
     let digest = ordered::InOrder::new(Some(blake3::Hasher::new()));
-    // Every frame the assembler takes has the stream's shape, so one codec serves the whole stream.
+    // Every frame the assembler takes is of one stream and has its shape, so one codec serves it all.
     let codec = std::sync::OnceLock::<Codec>::new();
     let mut stats = Stats::default();
 
@@ -75,10 +111,9 @@ pub fn decode<R: Read, W: Write + Send>(
                     *digest = None;
                     return;
                 };
-                for i in 0..f.real_blocks() {
+                for &(i, len) in &g.pieces {
                     h.update(
-                        &g.shards[i as usize].as_ref().expect("present or rebuilt")
-                            [..f.block_len(i) as usize],
+                        &g.shards[i as usize].as_ref().expect("present or rebuilt")[..len as usize],
                     );
                 }
                 if f.is_final_group() {
@@ -102,17 +137,11 @@ pub fn decode<R: Read, W: Write + Send>(
             };
             stats.seen(g);
             if !g.lost.is_empty() {
-                let ranges = g
-                    .lost
-                    .iter()
-                    .filter(|&&i| i < f.real_blocks())
-                    .map(|&i| block_range(&f, g.number, i))
-                    .collect();
-                return stats.unrepairable(g.number, 1, ranges, mode);
+                return stats.unrepairable(g.number, 1, content::lost_ranges(&f, g), mode);
             }
-            for i in 0..f.real_blocks() {
-                let len = f.block_len(i) as usize;
-                let block = &g.shards[i as usize].as_ref().expect("present or rebuilt")[..len];
+            for &(i, len) in &g.pieces {
+                let block =
+                    &g.shards[i as usize].as_ref().expect("present or rebuilt")[..len as usize];
                 if mode == Mode::Decode {
                     write_out(output, block)?;
                 }
@@ -120,15 +149,11 @@ pub fn decode<R: Read, W: Write + Send>(
                 progress(len as u64);
             }
             // After a group that could not be repaired (verifying goes on past it) the digest cannot match.
-            if let (true, Some(got)) = (
+            if let (true, Some(got), Some((total, want))) = (
                 f.is_final_group() && stats.report.unrepairable.is_empty(),
                 g.digest,
+                g.trailer,
             ) {
-                let t = g.shards[f.real_blocks() as usize]
-                    .as_ref()
-                    .expect("present or rebuilt");
-                let (total, want) =
-                    format::parse_trailer(&t[..format::TRAILER_LEN]).expect("40 bytes");
                 stats.report.blake3 = Some(hex::encode(got));
                 if total != stats.report.bytes || want != got {
                     return Err(integrity(format!(
@@ -148,7 +173,30 @@ pub fn decode<R: Read, W: Write + Send>(
         asm.discard_rest()?;
     }
     let mut report = stats.report;
-    report.skipped_bytes = asm.skipped;
+    report.skipped_bytes = before + asm.skipped;
+    if let Some(p) = asm.params() {
+        report.version = Some(p.version);
+        report.stream_id = Some(format!("{:016x}", p.stream_id));
+    }
     result?;
     Ok(report)
+}
+
+/// The refusal when several streams could each be the outer one.
+fn ambiguous(streams: &[(StreamKey, u64)]) -> anyhow::Error {
+    let list = streams
+        .iter()
+        .map(|(k, at)| {
+            format!(
+                "{:016x} (version {}, first intact frame at input byte {at})",
+                k.id, k.version
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    integrity(format!(
+        "the input holds frames of {} parity streams, and no frame of all but one lies inside an intact frame of \
+         another, so which is the outer stream cannot be told: {list}; to decode one, name it with --stream ID",
+        streams.len()
+    ))
 }

@@ -2,133 +2,231 @@
 //! frames are damaged, the first intact frames may be those of a par stream nested in its original (inside one of
 //! its payloads), and decoding that would write the nested stream's original with exit 0.
 //!
-//! Evidence a nested stream cannot win: where a stream began. A frame's offset within its own stream follows
-//! from its header (its group, index and the stream's shape), so each intact frame tells where its stream must
-//! have started: its input position minus that offset. A nested stream lies inside the outer stream's payloads,
-//! so it starts after the outer one; bytes deleted or inserted before both shift both alike. The stream with the
-//! earliest start wins. A frame at input byte 0 decides at once (nothing can be nested there); otherwise the
-//! probe reads on for up to `WINDOW` bytes past the first intact frame (the outer frame that holds a nested
-//! stream is at most a maximal frame long, so the outer stream's next frame comes within it), keeping what it
-//! read to hand on to the decoder. Only an input whose start is damaged costs that memory, and never more than
-//! the window: without any intact frame the probe gives up after the window's length from the start.
+//! The evidence used is containment, which damage cannot fake: a frame whose header lies inside the payload of
+//! another stream's frame, and that payload's checksum holds, was in that stream's original when it was encoded,
+//! so its stream is nested (an older stream inside a newer one; the newer one's id was drawn at random after the
+//! older one's bytes existed, so the reverse cannot also hold). The probe reads a window of the input from the
+//! first intact frame header on, notes every stream with an intact header in it, and every stream shown nested;
+//! exactly one stream left is the one to decode, anything else is a refusal. Version 2 masks its payloads, so a
+//! version 2 stream never shows what its original holds and only a version 1 stream can have a stream seen
+//! nested in it. The window's bytes are kept, to hand on to the decoder, and given back as it decodes them;
+//! nothing before the first intact header is kept. Rule and proof: docs/formats/par-v2.md, "Which stream".
 
-use crate::format::{Frame, FRAME_HEADER, MAX_BLOCK, STREAM_HEADER_LEN};
-use crate::scan::{Item, Scanner};
-use std::collections::VecDeque;
+use crate::format::{Frame, StreamKey, FRAME_HEADER, MAGIC, SEED_PAYLOAD};
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, Read};
+use xxhash_rust::xxh3::Xxh3;
 
-/// How far past the first intact frame the probe looks: a maximal frame and the next frame's header (the outer
-/// frame holding a nested stream began before the nested stream's first frame).
-pub const WINDOW: u64 = 2 * FRAME_HEADER as u64 + MAX_BLOCK as u64;
+/// How far past the first intact frame header the probe looks for other streams' headers (a frame whose header
+/// begins inside the window is then read to its end, so the probe holds at most the window and one frame).
+pub const WINDOW: u64 = 64 << 20;
+/// More streams than this in the window is a refusal (an input crafted to exhaust memory, not a backup).
+pub const MAX_STREAMS: usize = 256;
+/// Payloads checked at once for what they hold (nested streams, one per level, and overlapping frames); past
+/// this a payload is not checked, which can only leave a stream unshown nested, never shown nested wrongly.
+const MAX_OPEN: usize = 64;
+/// Bytes read at a time.
+const CHUNK: usize = 1 << 20;
 
-/// The stream id to decode (None: no intact frame at all) and the whole input again, from its first byte.
-pub fn stream_id<R: Read>(input: R) -> io::Result<(Option<u64>, impl Read)> {
-    let mut scan = Scanner::new(Keep {
-        inner: input,
-        kept: VecDeque::new(),
-        held: 0,
-        limit: WINDOW,
-    });
-    let mut best: Option<(i128, u64)> = None;
-    let mut first = true;
+/// What the probe decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Choice {
+    /// No intact frame header anywhere in the input.
+    NoFrame,
+    /// The one stream with an intact header in the window that is not nested in another.
+    Stream(StreamKey),
+    /// Streams none of which is shown nested in another (or too many to tell): which is the outer one cannot be
+    /// told. Each with the input byte of its first header.
+    Ambiguous(Vec<(StreamKey, u64)>),
+}
+
+/// The probe's decision, where the first intact header is (`start`; what came before it holds no frame and was
+/// not kept), and the input from `start` on.
+pub struct Probed<R> {
+    pub choice: Choice,
+    pub start: u64,
+    pub input: Replay<R>,
+}
+
+/// A payload being checked: its stream, its input range, its checksum so far, and the streams whose headers lie
+/// inside it.
+struct Open {
+    key: StreamKey,
+    from: u64,
+    to: u64,
+    next: u64,
+    want: u64,
+    sum: Xxh3,
+    inside: Vec<StreamKey>,
+}
+
+struct Seen {
+    first: u64,
+    nested: bool,
+}
+
+/// Reads the window and decides which stream to decode (see the module's comment).
+pub fn choose<R: Read>(mut input: R) -> io::Result<Probed<R>> {
+    let mut buf = vec![0u8; FRAME_HEADER - 1 + CHUNK];
+    // buf[..carry] is the end of the previous read (a header may straddle two reads); buf[carry] is input byte
+    // `pos`.
+    let (mut carry, mut pos) = (0usize, 0u64);
+    let mut kept = VecDeque::new();
+    let mut kept_to: Option<u64> = None;
+    let mut start: Option<u64> = None;
+    let mut seen: BTreeMap<StreamKey, Seen> = BTreeMap::new();
+    let mut overflow = false;
+    let mut open: Vec<Open> = Vec::new();
     loop {
-        let (f, at) = match scan.next(Vec::new())? {
-            Item::End => break,
-            Item::Skipped { .. } => continue,
-            Item::Frame { frame, at, .. } => (frame, at),
+        if let Some(s) = start {
+            // Every header that begins in the window has been read whole, and every payload checked.
+            if pos >= s + WINDOW + FRAME_HEADER as u64 && open.is_empty() {
+                break;
+            }
+        }
+        let n = match input.read(&mut buf[carry..]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
         };
-        if at == 0 {
-            best = Some((0, f.stream_id));
-            break;
-        }
-        if first {
-            first = false;
-            // From the first intact frame on, the window counts from there.
-            scan.inner_mut().limit = at + WINDOW;
-        }
-        if let Some(start) = began_at(&f, at) {
-            if best.is_none_or(|(s, _)| start < s) {
-                best = Some((start, f.stream_id));
+        let base = pos - carry as u64;
+        let data = &buf[..carry + n];
+        let mut i = 0;
+        while let Some(k) = memchr::memmem::find(&data[i..], &MAGIC) {
+            let at = i + k;
+            if at + FRAME_HEADER > data.len() {
+                break; // the rest of this header comes with the next read
             }
-        } else if best.is_none() {
-            // A frame whose offset cannot be told (the final batch of an interleaved stream): a candidate of
-            // last resort.
-            best = Some((i128::MAX, f.stream_id));
+            i = at + 1;
+            let Some(f) = Frame::decode(&data[at..at + FRAME_HEADER]) else {
+                continue;
+            };
+            let a = base + at as u64;
+            let key = f.key();
+            for o in &mut open {
+                if o.key != key
+                    && o.from <= a
+                    && a + FRAME_HEADER as u64 <= o.to
+                    && !o.inside.contains(&key)
+                {
+                    o.inside.push(key);
+                }
+            }
+            let s = *start.get_or_insert(a);
+            if a >= s + WINDOW {
+                continue; // past the window: evidence only
+            }
+            if !seen.contains_key(&key) && seen.len() >= MAX_STREAMS {
+                overflow = true;
+                continue;
+            }
+            seen.entry(key).or_insert(Seen {
+                first: a,
+                nested: false,
+            });
+            if f.payload_len > 0 && open.len() < MAX_OPEN {
+                let from = a + FRAME_HEADER as u64;
+                open.push(Open {
+                    key,
+                    from,
+                    to: from + f.payload_len as u64,
+                    next: from,
+                    want: f.payload_sum,
+                    sum: Xxh3::with_seed(SEED_PAYLOAD),
+                    inside: Vec::new(),
+                });
+            }
         }
+        let end = base + data.len() as u64;
+        if let Some(s) = start {
+            // Kept from the first intact header on: from it, then each read's new bytes.
+            let from = kept_to.unwrap_or(s);
+            kept.push_back(data[(from - base) as usize..].to_vec());
+            kept_to = Some(end);
+        }
+        // Feed each payload the bytes of it this read brought, and settle those that are complete.
+        open.retain_mut(|o| {
+            let upto = o.to.min(end);
+            if upto > o.next {
+                o.sum
+                    .update(&data[(o.next - base) as usize..(upto - base) as usize]);
+                o.next = upto;
+            }
+            if o.next < o.to {
+                return true;
+            }
+            if o.sum.digest() == o.want {
+                for k in &o.inside {
+                    if let Some(s) = seen.get_mut(k) {
+                        s.nested = true;
+                    }
+                }
+            }
+            false
+        });
+        let keep = data.len().min(FRAME_HEADER - 1);
+        buf.copy_within(carry + n - keep..carry + n, 0);
+        carry = keep;
+        pos += n as u64;
     }
-    let keep = scan.into_inner();
-    Ok((
-        best.map(|(_, id)| id),
-        Replay {
-            kept: keep.kept,
-            at: 0,
-            inner: keep.inner,
-        },
-    ))
-}
-
-/// Where the stream of frame `f`, found at input byte `at`, began; None when its offset cannot be told.
-fn began_at(f: &Frame, at: u64) -> Option<i128> {
-    let frame = FRAME_HEADER as u128 + f.block_size as u128;
-    let per_group = f.data as u128 + f.parity as u128;
-    let d = f.interleave as u128;
-    let header = (FRAME_HEADER + STREAM_HEADER_LEN) as u128;
-    let (g, i) = (f.group as u128, f.index as u128);
-    let offset = if f.index == crate::format::STREAM_HEADER_INDEX {
-        0
-    } else if !f.is_final_group() {
-        // Full batches of D groups before it; within its batch, index i of each group in turn. (A full group
-        // in the last batch of an interleaved stream is placed as if the batch were full: off by less than a
-        // batch, which no nesting can make up.)
-        let batch = g / d;
-        header + (batch * d * per_group + i * d + g % d) * frame
-    } else if d == 1 {
-        // The final group: its frames in index order, data blocks of their own lengths, then parity.
-        let mut o = header + g * per_group * frame;
-        for k in 0..f.index {
-            let len = f.block_len(k);
-            if len > 0 {
-                o += FRAME_HEADER as u128 + len as u128;
-            }
-        }
-        o
-    } else {
-        return None;
+    let Some(start) = start else {
+        return Ok(Probed {
+            choice: Choice::NoFrame,
+            start: pos,
+            input: Replay::new(kept, input),
+        });
     };
-    Some(at as i128 - offset as i128)
-}
-
-/// A reader that keeps everything it reads, in the pieces it read them, to be read again, and ends (for the probe)
-/// at `limit` bytes: the scanner skips frameless input inside one call, so the bound must be here. What lies past
-/// it is read later, by the decoder, from the reader itself.
-struct Keep<R> {
-    inner: R,
-    kept: VecDeque<Vec<u8>>,
-    held: u64,
-    limit: u64,
-}
-
-impl<R: Read> Read for Keep<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let room = self.limit.saturating_sub(self.held);
-        let want = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
-        if want == 0 {
-            return Ok(0);
+    let outer: Vec<(StreamKey, u64)> = seen
+        .iter()
+        .filter(|(_, s)| !s.nested)
+        .map(|(k, s)| (*k, s.first))
+        .collect();
+    let choice = match (&outer[..], overflow) {
+        ([(k, _)], false) => Choice::Stream(*k),
+        _ => {
+            let mut all = if outer.is_empty() || overflow {
+                seen.iter().map(|(k, s)| (*k, s.first)).collect()
+            } else {
+                outer
+            };
+            all.sort_by_key(|&(_, at)| at);
+            Choice::Ambiguous(all)
         }
-        let n = self.inner.read(&mut buf[..want])?;
-        self.kept.push_back(buf[..n].to_vec());
-        self.held += n as u64;
-        Ok(n)
-    }
+    };
+    Ok(Probed {
+        choice,
+        start,
+        input: Replay::new(kept, input),
+    })
+}
+
+/// The version the first intact frame header in `bytes` declares (1 or 2), or None when `bytes` hold none. A fresh
+/// stream's first frame is its stream-header frame, at byte 0: its first 64 bytes tell its version.
+pub fn version_of(bytes: &[u8]) -> Option<u8> {
+    first_frame(bytes).map(|f| f.version)
+}
+
+/// The first intact frame header in `bytes`.
+pub fn first_frame(bytes: &[u8]) -> Option<Frame> {
+    memchr::memmem::find_iter(bytes, &MAGIC)
+        .filter_map(|at| bytes.get(at..at + FRAME_HEADER))
+        .find_map(Frame::decode)
 }
 
 /// The kept pieces, then the rest of the input. Each piece is freed as soon as it has been read again, so the
 /// probe's bytes give way to the decoder's buffers as those fill, instead of lying beside them.
-struct Replay<R> {
+pub struct Replay<R> {
     kept: VecDeque<Vec<u8>>,
     /// Read so far of the front piece.
     at: usize,
     inner: R,
+}
+
+impl<R> Replay<R> {
+    pub(crate) fn new(kept: VecDeque<Vec<u8>>, inner: R) -> Self {
+        Replay { kept, at: 0, inner }
+    }
 }
 
 impl<R: Read> Read for Replay<R> {

@@ -2,13 +2,16 @@
 //! and losses happen.
 
 use crate::assemble::Group;
+use crate::content;
 use crate::decode::Mode;
-use crate::format::Frame;
 use zstream_common::integrity;
 
 /// What a decode or verify run found.
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct Report {
+    /// The format version of the stream decoded (1 or 2), and its id (16 hex digits).
+    pub version: Option<u8>,
+    pub stream_id: Option<String>,
     pub groups: u64,
     pub bytes: u64,
     /// Blocks (data and parity) that were damaged or missing.
@@ -30,15 +33,6 @@ impl Report {
     }
 }
 
-/// A group on its way through the decoder.
-/// The original byte range of data block `i` of group `g`.
-pub(crate) fn block_range(f: &Frame, g: u64, i: u8) -> (u64, u64) {
-    let start = g
-        .saturating_mul(f.data as u64 * f.block_size as u64)
-        .saturating_add(i as u64 * f.block_size as u64);
-    (start, start.saturating_add(f.block_len(i) as u64))
-}
-
 #[derive(Default)]
 pub(crate) struct Stats {
     pub(crate) report: Report,
@@ -54,14 +48,27 @@ impl Stats {
             self.report.worst_group = Some((g.number, g.damaged));
         }
         for &i in &g.repaired {
-            let (a, b) = block_range(&f, g.number, i);
-            if i < f.real_blocks() {
-                zstream_common::say!(
-                    "repaired group {} data block {i} (original bytes {a}..{b}) from parity",
+            match g.pieces.iter().find(|p| p.0 == i) {
+                Some(&(_, len)) => {
+                    let a = content::group_start(&f, g.number)
+                        .unwrap_or(u64::MAX)
+                        .saturating_add(
+                            g.pieces
+                                .iter()
+                                .take_while(|p| p.0 < i)
+                                .map(|p| p.1 as u64)
+                                .sum::<u64>(),
+                        );
+                    let b = a.saturating_add(len as u64);
+                    zstream_common::say!(
+                        "repaired group {} data block {i} (original bytes {a}..{b}) from parity",
+                        g.number
+                    );
+                }
+                None => zstream_common::say!(
+                    "repaired group {} data block {i} (its trailer) from parity",
                     g.number
-                );
-            } else {
-                zstream_common::say!("repaired group {} trailer block from parity", g.number);
+                ),
             }
         }
     }

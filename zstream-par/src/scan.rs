@@ -1,14 +1,17 @@
 //! Finds frames in a stream that may be damaged anywhere: a frame is taken only when its header checksum holds and
 //! it belongs to this stream; its payload is taken only when the payload checksum holds. After anything else
-//! (flipped bits, zeroed or overwritten ranges, deleted or inserted bytes, a damaged header) the scanner searches
-//! for the next frame marker, so the decoder finds its place again.
+//! (flipped bits, zeroed or overwritten ranges, deleted or inserted bytes, a damaged header, another stream's
+//! frame) the scanner searches for the next frame marker, so the decoder finds its place again: from the byte
+//! after a marker whose header it cannot use, from the end of the header of one of its frames whose payload does
+//! not hold (par-v2.md, "Finding frames").
 
-use crate::format::{payload_sum, Frame, FRAME_HEADER, MAGIC};
+use crate::format::{payload_sum, Frame, Mask, FRAME_HEADER, MAGIC, V2};
 use std::io::{self, Read};
 use zstream_common::pipe::read_full;
 
 pub enum Item {
-    /// A frame whose header holds. `payload_ok` says whether its payload did too (it is then in `payload`).
+    /// A frame whose header holds. `payload_ok` says whether its payload did too (it is then in `payload`, a
+    /// version 2 payload with its mask taken off).
     Frame {
         frame: Frame,
         at: u64,
@@ -31,23 +34,33 @@ pub struct Scanner<R> {
     eof: bool,
     /// Input offset of buf[0].
     base: u64,
-    /// Only frames of this stream are taken, once it is known (frames of a stream nested inside the payload, or of
-    /// another stream pasted in, carry another id).
+    /// Only frames of this stream (id, and version) are taken, once it is known (frames of a stream nested inside
+    /// the payload, or of another stream pasted in, carry another id).
     pub stream_id: Option<u64>,
+    pub version: Option<u8>,
     skipping_from: Option<u64>,
+    /// The mask of the version 2 stream whose frames are taken (by its id).
+    mask: Option<(u64, Mask)>,
 }
 
 impl<R: Read> Scanner<R> {
     pub fn new(inner: R) -> Self {
+        Self::at(inner, 0)
+    }
+
+    /// A scanner whose input begins at input byte `base` (what came before was read by the probe).
+    pub fn at(inner: R, base: u64) -> Self {
         Scanner {
             inner,
             buf: vec![0; 4 << 20],
             pos: 0,
             end: 0,
             eof: false,
-            base: 0,
+            base,
             stream_id: None,
+            version: None,
             skipping_from: None,
+            mask: None,
         }
     }
 
@@ -119,8 +132,10 @@ impl<R: Read> Scanner<R> {
                 self.pos = self.end;
                 return Ok(self.end_skip(to).unwrap_or(Item::End));
             }
-            let header = Frame::decode(&self.buf[self.pos..self.pos + FRAME_HEADER])
-                .filter(|f| self.stream_id.is_none_or(|id| id == f.stream_id));
+            let header = Frame::decode(&self.buf[self.pos..self.pos + FRAME_HEADER]).filter(|f| {
+                self.stream_id.is_none_or(|id| id == f.stream_id)
+                    && self.version.is_none_or(|v| v == f.version)
+            });
             let Some(frame) = header else {
                 self.skip_to_next_marker();
                 continue;
@@ -135,10 +150,9 @@ impl<R: Read> Scanner<R> {
             }
             let avail = self.fill(need, true)?;
             if avail >= need {
-                let body = &self.buf[self.pos + FRAME_HEADER..self.pos + need];
-                if payload_sum(body) == frame.payload_sum {
-                    payload.clear();
-                    payload.extend_from_slice(body);
+                payload.clear();
+                payload.extend_from_slice(&self.buf[self.pos + FRAME_HEADER..self.pos + need]);
+                if self.check(&frame, &mut payload) {
                     self.pos += need;
                     return Ok(Item::Frame {
                         frame,
@@ -173,7 +187,7 @@ impl<R: Read> Scanner<R> {
         let got = read_full(&mut self.inner, &mut payload[held..])?;
         if held + got < len {
             self.eof = true;
-        } else if payload_sum(&payload) == frame.payload_sum {
+        } else if self.check(&frame, &mut payload) {
             self.base = self.offset(self.end) + got as u64;
             self.pos = 0;
             self.end = 0;
@@ -204,6 +218,24 @@ impl<R: Read> Scanner<R> {
             payload_ok: false,
             payload,
         })
+    }
+
+    /// Whether the payload holds; a version 2 payload that does comes back with its mask taken off (in the same
+    /// pass as its checksum), one that does not with its stored bytes.
+    fn check(&mut self, frame: &Frame, payload: &mut [u8]) -> bool {
+        if frame.version != V2 {
+            return payload_sum(payload) == frame.payload_sum;
+        }
+        let id = frame.stream_id;
+        let mask = match self.mask {
+            Some((i, m)) if i == id => m,
+            _ => self.mask.insert((id, Mask::new(id))).1,
+        };
+        if mask.sum_and_remove(payload) == frame.payload_sum {
+            return true;
+        }
+        mask.apply(payload);
+        false
     }
 
     /// Reads and drops the rest of the input.

@@ -225,13 +225,17 @@ fn duplicated_frames_change_nothing() {
 
 #[test]
 fn interleaving_spreads_a_burst_over_groups() {
-    // With D groups interleaved, a burst touching PARITY x D consecutive frames costs each group PARITY blocks.
+    // With D groups interleaved, a burst touching PARITY x D consecutive frames costs each group PARITY blocks;
+    // in the last batch, of D' groups, PARITY x D' frames (par-v2.md). 10 full groups and the final one: the last
+    // batch holds groups 9 and 10.
     const D: u16 = 3;
     let e = encode(40 * BS, D);
-    for seed in 0..SEEDS {
-        let mut rng = Gen::new(seed);
-        let span = PARITY * D as usize;
-        let first = 1 + rng.below((e.frames.len() - span * 2) as u64) as usize;
+    let last = e
+        .frames
+        .iter()
+        .position(|(_, _, f)| f.index != 255 && f.group >= 9)
+        .unwrap();
+    let burst = |first: usize, span: usize, what: &str| {
         let (a, _, _) = e.frames[first];
         let (b, blen, _) = e.frames[first + span - 1];
         let mut d = e.bytes.clone();
@@ -239,8 +243,20 @@ fn interleaving_spreads_a_burst_over_groups() {
         expect_repaired(
             &decode(&d),
             &e,
-            &format!("burst over {span} frames from {first}, seed {seed}"),
+            &format!("burst over {span} frames from {first}, {what}"),
         );
+    };
+    for seed in 0..SEEDS {
+        let mut rng = Gen::new(seed);
+        let span = PARITY * D as usize;
+        burst(
+            1 + rng.below((last - span) as u64) as usize,
+            span,
+            &format!("seed {seed}"),
+        );
+        let span = PARITY * 2;
+        let first = last - 1 + rng.below((e.frames.len() - last - span + 2) as u64) as usize;
+        burst(first, span, &format!("in the last batch, seed {seed}"));
     }
     // Without interleaving the same burst is fatal.
     let plain = encode(40 * BS, 1);
@@ -300,6 +316,8 @@ fn verify_reports_health_without_output() {
     r.expect_code(0);
     let v: serde_json::Value = serde_json::from_slice(r.stdout()).unwrap();
     assert_eq!(v["verdict"], "damaged, repairable");
+    assert_eq!(v["version"], 2, "the encoder writes par-v2");
+    assert_eq!(v["stream_id"], format!("{:016x}", e.frames[0].2.stream_id));
     assert_eq!(v["damaged_blocks"], PARITY as u64);
     assert_eq!(v["worst_group"][0], 2);
     let d = damage(&e, Kind::Zeroed, 4, PARITY + 1, &mut rng);
@@ -409,6 +427,22 @@ fn a_crafted_jump_in_group_numbers_is_one_lost_range_not_a_line_per_group() {
 }
 
 #[test]
+fn format_version_says_what_the_encoder_writes() {
+    // The backup cycle records it beside each stream; the stream's own first header says the same (byte 29).
+    let r = par(&["--format-version"], b"");
+    r.expect_code(0).expect_clean_stderr("zstream-par");
+    assert_eq!(r.stdout(), b"2\n");
+    let e = encode(100, 1);
+    assert_eq!(e.bytes[29], 2);
+    for bad in [
+        &["--format-version", "-d"][..],
+        &["--format-version", "--verify"],
+    ] {
+        par(bad, b"").expect_code(2);
+    }
+}
+
+#[test]
 fn encode_options_are_refused_when_decoding() {
     for args in [
         &["-d", "--parity", "3"][..],
@@ -470,18 +504,38 @@ fn a_failed_group_says_where_output_stopped_and_the_input_is_read_to_the_end() {
 
 #[test]
 fn a_lost_trailer_and_neighbouring_blocks_are_said_plainly() {
-    // The final group holds one real block (100 bytes), the trailer and parity: lose the trailer and parity.
+    // The final group holds 100 bytes and the trailer in four shards of 35 bytes: the trailer is bytes 100..140,
+    // the last 5 of shard 2 and all of shard 3. Lose shard 3 and the parity: only the trailer is gone.
     let e = encode(DATA * BS + 100, 1);
     let last = e.groups() - 1;
     let fin = e.group(last);
-    assert_eq!(fin.len(), 2 + PARITY);
+    assert_eq!(fin.len(), DATA + PARITY);
+    assert!(fin.iter().all(|(_, len, _)| *len == 64 + 35));
     let idx: Vec<usize> = (0..e.frames.len())
-        .filter(|&k| fin[1..].iter().any(|(at, _, _)| *at == e.frames[k].0))
+        .filter(|&k| {
+            fin[DATA - 1..]
+                .iter()
+                .any(|(at, _, _)| *at == e.frames[k].0)
+        })
         .collect();
     let r = run(Path::new(BIN), &["--verify"], &without(&e, &idx));
     r.expect_code(3);
     assert!(
         r.stderr().contains("its trailer block is lost"),
+        "{}",
+        r.describe()
+    );
+    // Shard 1 too: original bytes 35..70 of the group are lost, and where the original ends (bytes up to 100,
+    // in shard 2, which survived) only the trailer could say.
+    let idx: Vec<usize> = (0..e.frames.len())
+        .filter(|&k| [1, 3, 4, 5].iter().any(|&i| fin[i].0 == e.frames[k].0))
+        .collect();
+    let r = run(Path::new(BIN), &["--verify"], &without(&e, &idx));
+    r.expect_code(3);
+    let g = e.group_start(last);
+    assert!(
+        r.stderr()
+            .contains(&format!("original bytes {}..{} are lost", g + 35, g + 70)),
         "{}",
         r.describe()
     );
@@ -550,7 +604,7 @@ fn a_nested_par_stream_cannot_take_over_the_decode() {
 }
 
 #[test]
-fn another_streams_frames_are_not_reported_as_damage() {
+fn another_streams_frames_are_refused_unless_the_stream_is_named() {
     let e = encode(3 * DATA * BS, 1);
     let other = par(
         &["--data", "4", "--parity", "2", "--block-size", "4096"],
@@ -559,10 +613,42 @@ fn another_streams_frames_are_not_reported_as_damage() {
     let (at, _, _) = e.group(1)[0];
     let mut mixed = e.bytes.clone();
     mixed.splice(at..at, other.stdout().iter().copied());
+    // Two streams, neither inside the other's frames: which one is meant cannot be told, and nothing is written.
+    let id = format!("{:016x}", e.frames[0].2.stream_id);
+    let other_id = format!(
+        "{:016x}",
+        zstream_par::testkit::frames(other.stdout())[0].2.stream_id
+    );
     let r = par(&["-d"], &mixed);
+    r.expect_code(3).expect_clean_stderr("zstream-par");
+    assert!(r.stdout().is_empty());
+    assert!(
+        r.stderr().contains(&id)
+            && r.stderr().contains(&other_id)
+            && r.stderr().contains("--stream"),
+        "{}",
+        r.describe()
+    );
+    par(&["--verify"], &mixed).expect_code(3);
+    // Named, the stream decodes, and the other's frames are not this stream's damage.
+    let r = par(&["-d", "--stream", &id], &mixed);
     r.expect_code(0);
     assert!(r.stdout() == e.input.as_slice());
     assert!(!r.stderr().contains("is damaged"), "{}", r.describe());
+    let r = par(&["--verify", "--json", "--stream", &other_id], &mixed);
+    r.expect_code(0);
+    let v: serde_json::Value = serde_json::from_slice(r.stdout()).unwrap();
+    assert_eq!(v["stream_id"], other_id);
+    assert_eq!(v["bytes"], 2 * DATA * BS);
+    for bad in [
+        &["--stream", &id][..],
+        &["-d", "--stream", "12"],
+        &["-d", "--stream", "xyz0123456789abc"],
+    ] {
+        par(bad, b"")
+            .expect_code(2)
+            .expect_clean_stderr("zstream-par");
+    }
     par(&["--threads", "100000"], b"").expect_code(2);
 }
 

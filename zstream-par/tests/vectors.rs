@@ -1,29 +1,45 @@
-//! The committed vectors are what the generator makes today, each decodes to its input, and the Reed-Solomon
-//! parity matches an independent implementation of the field and matrix that docs/formats/par-v1.md describes.
+//! The committed vectors are what the generator makes today and each decodes to its input; the Reed-Solomon
+//! parity matches an independent implementation of the field and matrix that the specs describe; and every vector
+//! read by the specs' offsets alone (no code of the crate) holds what the specs say: par-v1.md's trailer, and
+//! par-v2.md's whole layout (frame order, the mask, the final group's shards, parity and trailer).
 
 use zstream_par::codec::Codec;
 use zstream_par::decode::{self, Mode};
 
-const COMMITTED: &str = include_str!("../../docs/formats/par-v1-vectors.json");
+const V1: &str = include_str!("../../docs/formats/par-v1-vectors.json");
+const V2: &str = include_str!("../../docs/formats/par-v2-vectors.json");
+
+fn committed(version: u8) -> serde_json::Value {
+    serde_json::from_str(if version == 1 { V1 } else { V2 }).unwrap()
+}
 
 #[test]
 fn committed_vectors_have_not_drifted() {
-    let committed: serde_json::Value = serde_json::from_str(COMMITTED).unwrap();
-    assert!(
-        committed == zstream_par::vectors::generate(),
-        "docs/formats/par-v1-vectors.json differs from the generator: the format changed. If that is intended, bump \
-         the version and run `cargo run -p zstream-par --example par-vectors > docs/formats/par-v1-vectors.json`"
-    );
+    for version in [1, 2] {
+        assert!(
+            committed(version) == zstream_par::vectors::generate(version),
+            "docs/formats/par-v{version}-vectors.json differs from the generator: the format changed. If that is \
+             intended, bump the version and run `cargo run -p zstream-par --example par-vectors {version} > \
+             docs/formats/par-v{version}-vectors.json`"
+        );
+    }
 }
 
 #[test]
 fn committed_vectors_decode() {
-    let v: serde_json::Value = serde_json::from_str(COMMITTED).unwrap();
-    for vec in v["vectors"].as_array().unwrap() {
-        let encoded = hex::decode(vec["encoded"].as_str().unwrap()).unwrap();
-        let mut out = Vec::new();
-        decode::decode(&encoded[..], &mut out, Mode::Decode, 0, |_| {}).unwrap();
-        assert_eq!(hex::encode(&out), vec["input"].as_str().unwrap());
+    for version in [1, 2] {
+        for vec in committed(version)["vectors"].as_array().unwrap() {
+            let encoded = hex::decode(vec["encoded"].as_str().unwrap()).unwrap();
+            let mut out = Vec::new();
+            let r = decode::decode(&encoded[..], &mut out, Mode::Decode, 0, |_| {}).unwrap();
+            assert_eq!(hex::encode(&out), vec["input"].as_str().unwrap());
+            assert_eq!(r.version, Some(version));
+            assert_eq!(
+                zstream_par::probe::version_of(&encoded),
+                Some(version),
+                "the first frame's version"
+            );
+        }
     }
 }
 
@@ -127,14 +143,13 @@ fn parity_matches_the_documented_field_and_matrix() {
 /// at 44, payload after the 64-byte header), holds the input's length and its BLAKE3 digest. BLAKE3's own
 /// published vector pins the mode: plain hash, no key, 32 bytes.
 #[test]
-fn trailer_holds_the_length_and_blake3_of_the_input() {
+fn v1_trailer_holds_the_length_and_blake3_of_the_input() {
     assert_eq!(
         blake3::hash(b"").to_hex().as_str(),
         "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262",
         "BLAKE3 of the empty input (BLAKE3-team/BLAKE3 test_vectors)"
     );
-    let v: serde_json::Value = serde_json::from_str(COMMITTED).unwrap();
-    for vec in v["vectors"].as_array().unwrap() {
+    for vec in committed(1)["vectors"].as_array().unwrap() {
         let encoded = hex::decode(vec["encoded"].as_str().unwrap()).unwrap();
         let input = hex::decode(vec["input"].as_str().unwrap()).unwrap();
         let mut at = 0;
@@ -160,5 +175,148 @@ fn trailer_holds_the_length_and_blake3_of_the_input() {
             "the trailer of a {}-byte input",
             input.len()
         );
+    }
+}
+
+/// A frame as par-v2.md's table lays it out, read without the crate.
+struct Header {
+    id: [u8; 8],
+    group: u64,
+    index: u8,
+    d: usize,
+    p: usize,
+    flags: u8,
+    interleave: u64,
+    block: usize,
+    shard: usize,
+    payload: Vec<u8>,
+}
+
+fn be(b: &[u8]) -> u64 {
+    b.iter().fold(0, |a, &x| a << 8 | x as u64)
+}
+
+/// Every frame of a clean stream, by the spec's offsets; the checksums are checked with the xxhash crate.
+fn read_v2(encoded: &[u8]) -> Vec<Header> {
+    use xxhash_rust::xxh3::xxh3_64_with_seed;
+    let mut at = 0;
+    let mut v = Vec::new();
+    while at < encoded.len() {
+        let h = &encoded[at..at + 64];
+        assert_eq!(&h[..8], b"\x8fZSPAR\r\n");
+        assert_eq!(h[29], 2, "version");
+        assert_eq!((h[28], be(&h[40..44])), (0, 0), "reserved fields");
+        assert_eq!(
+            be(&h[56..64]),
+            xxh3_64_with_seed(&h[..56], 0x7a73_7061_7268_6472),
+            "header checksum"
+        );
+        let len = be(&h[44..48]) as usize;
+        let payload = encoded[at + 64..at + 64 + len].to_vec();
+        assert_eq!(
+            be(&h[48..56]),
+            xxh3_64_with_seed(&payload, 0x7a73_7061_7270_6c64),
+            "payload checksum"
+        );
+        v.push(Header {
+            id: h[8..16].try_into().unwrap(),
+            group: be(&h[16..24]),
+            index: h[24],
+            d: h[25] as usize,
+            p: h[26] as usize,
+            flags: h[27],
+            interleave: be(&h[30..32]),
+            block: be(&h[32..36]) as usize,
+            shard: be(&h[36..40]) as usize,
+            payload,
+        });
+        at += 64 + len;
+    }
+    v
+}
+
+#[test]
+fn v2_vectors_hold_what_the_spec_says() {
+    let all = committed(2);
+    for vec in all["vectors"].as_array().unwrap() {
+        let encoded = hex::decode(vec["encoded"].as_str().unwrap()).unwrap();
+        let input = hex::decode(vec["input"].as_str().unwrap()).unwrap();
+        let frames = read_v2(&encoded);
+        let what = format!("{} bytes, D = {}", input.len(), vec["interleave"]);
+        // The stream-header frame first, its text plain.
+        let h = &frames[0];
+        assert_eq!((h.index, h.flags, h.group), (255, 4, 0), "{what}");
+        assert_eq!(
+            &h.payload[..29],
+            b"zstream-par v2 parity stream\n",
+            "{what}"
+        );
+        let (d, p, b, dd) = (h.d, h.p, h.block, h.interleave);
+        // The mask: BLAKE3 of the context and the id, extended to 64 bytes.
+        let mut mask = [0u8; 64];
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(b"zstream-par v2 mask");
+        hasher.update(&h.id);
+        hasher.finalize_xof().fill(&mut mask);
+        assert_eq!(hex::encode(mask), all["mask"].as_str().unwrap());
+        let unmask = |x: &[u8]| -> Vec<u8> {
+            x.iter()
+                .enumerate()
+                .map(|(k, &c)| c ^ mask[k % 64])
+                .collect()
+        };
+        // Groups: full ones of d x B bytes, then the final one (flag 1) with the rest.
+        let full = input.len() / (d * b);
+        let groups = full + 1;
+        // Order: batches of D groups; in a batch, index 0 of each group, then index 1, ...; every group has d + p
+        // frames.
+        let mut want = Vec::new();
+        for batch in (0..groups).step_by(dd as usize) {
+            for i in 0..d + p {
+                for g in batch..(batch + dd as usize).min(groups) {
+                    want.push((g as u64, i as u8));
+                }
+            }
+        }
+        let got: Vec<(u64, u8)> = frames[1..].iter().map(|f| (f.group, f.index)).collect();
+        assert_eq!(got, want, "{what}: frame order");
+        let rows = parity_rows(d, p);
+        let mut original = Vec::new();
+        for g in 0..groups as u64 {
+            let fs: Vec<&Header> = frames[1..].iter().filter(|f| f.group == g).collect();
+            let last = g as usize == full;
+            assert!(
+                fs.iter().all(|f| f.flags == last as u8),
+                "{what}: group {g}'s flags"
+            );
+            let rest = input.len() - full * d * b;
+            let l = if last { (rest + 40).div_ceil(d) } else { b };
+            assert!(
+                fs.iter().all(|f| f.shard == l && f.payload.len() == l),
+                "{what}: group {g}'s L"
+            );
+            let shards: Vec<Vec<u8>> = fs.iter().map(|f| unmask(&f.payload)).collect();
+            for (j, row) in rows.iter().enumerate() {
+                let par: Vec<u8> = (0..l)
+                    .map(|k| (0..d).fold(0u8, |a, i| a ^ mul(row[i], shards[i][k])))
+                    .collect();
+                assert_eq!(par, shards[d + j], "{what}: group {g} parity {j}");
+            }
+            let content: Vec<u8> = shards[..d].concat();
+            if !last {
+                original.extend_from_slice(&content);
+                continue;
+            }
+            // The final group: the rest, zeros, then the trailer in the last 40 bytes.
+            original.extend_from_slice(&content[..rest]);
+            assert!(
+                content[rest..d * l - 40].iter().all(|&z| z == 0),
+                "{what}: padding"
+            );
+            let mut trailer = (input.len() as u64).to_be_bytes().to_vec();
+            trailer.extend_from_slice(blake3::hash(&input).as_bytes());
+            assert_eq!(content[d * l - 40..], trailer[..], "{what}: trailer");
+        }
+        assert_eq!(original, input, "{what}: the data shards hold the original");
     }
 }

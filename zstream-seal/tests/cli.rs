@@ -469,6 +469,49 @@ fn a_passphrase_line_ends_as_the_spec_says() {
 }
 
 #[test]
+fn an_empty_passphrase_is_refused_as_the_spec_says() {
+    // seal-v1.md: an empty file, or one whose first line is empty, is refused sealing and opening (exit 2) before
+    // any input is read; a lone "\r" is a passphrase.
+    let d = Dir::new("pass-empty");
+    let a = d.keygen("a.key");
+    let s = seal(&["--key-file", &a], b"x");
+    s.expect_code(0);
+    for (name, text) in [("empty", ""), ("lf", "\n"), ("crlf", "\r\nsecond line")] {
+        let f = d.p(name);
+        std::fs::write(&f, text).unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let r = seal(&["--passphrase-file", &f], b"plain");
+        r.expect_code(2).expect_clean_stderr("zstream-seal");
+        assert!(
+            r.stdout().is_empty() && r.stderr().contains("empty"),
+            "{name}: {}",
+            r.describe()
+        );
+        seal(
+            &["-d", "--key-file", &a, "--passphrase-file", &f],
+            s.stdout(),
+        )
+        .expect_code(2)
+        .expect_clean_stderr("zstream-seal");
+    }
+    let cr = d.p("cr");
+    std::fs::write(&cr, "\r").unwrap();
+    std::fs::set_permissions(&cr, std::fs::Permissions::from_mode(0o600)).unwrap();
+    seal(
+        &[
+            "--passphrase-file",
+            &cr,
+            "--argon2-memory",
+            "1024",
+            "--argon2-passes",
+            "1",
+        ],
+        b"x",
+    )
+    .expect_code(0);
+}
+
+#[test]
 fn messages_say_where_a_cut_stream_ends_and_that_a_header_may_be_damaged() {
     let (_d, a, b, plain, sealed) = sealed_fixture("messages", 3 * CHUNK + 10);
     // Cut exactly after chunk 1: the stream ends at that chunk's end, not at its start.

@@ -33,13 +33,7 @@ impl FileTarget {
     /// The object, opened for reading, and its URL; a missing one is "no such object".
     fn open(&self) -> anyhow::Result<(File, String)> {
         let url = format!("file://{}", self.path.display());
-        match File::open(&self.path) {
-            Ok(f) => Ok((f, url)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(anyhow::anyhow!("{url}: no such object"))
-            }
-            Err(e) => Err(anyhow::Error::new(e).context(format!("opening {url}"))),
-        }
+        open_regular(&self.path).map(|f| (f, url))
     }
 
     /// The directory to walk and the name prefix within it.
@@ -119,6 +113,33 @@ fn is_partial(name: &str) -> bool {
     name.rsplit('/')
         .next()
         .is_some_and(|n| n.starts_with('.') && n.contains(PARTIAL))
+}
+
+/// An object's file opened for reading: a regular file, never through a symlink and never a FIFO or device
+/// (someone who can write the directory could otherwise make a read hang, or read a file outside it). A missing
+/// one is "no such object".
+pub fn open_regular(path: &Path) -> anyhow::Result<File> {
+    use rustix::fs::OFlags;
+    use std::os::unix::fs::OpenOptionsExt;
+    let url = format!("file://{}", path.display());
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((OFlags::NOFOLLOW | OFlags::NONBLOCK).bits() as i32)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => anyhow::anyhow!("{url}: no such object"),
+            _ if e.raw_os_error() == Some(Errno::LOOP.raw_os_error()) => {
+                anyhow::anyhow!("{url}: a symbolic link, not an object")
+            }
+            _ => anyhow::Error::new(e).context(format!("opening {url}")),
+        })?;
+    let m = f.metadata().with_context(|| format!("reading {url}"))?;
+    if !m.is_file() {
+        anyhow::bail!("{url}: not a regular file");
+    }
+    // Reads of a regular file never block; the flag only kept the open itself from waiting on a FIFO.
+    rustix::fs::fcntl_setfl(&f, OFlags::empty()).with_context(|| format!("opening {url}"))?;
+    Ok(f)
 }
 
 impl Backend for FileTarget {
@@ -234,7 +255,7 @@ impl Backend for FileTarget {
                 let path = u
                     .strip_prefix("file://")
                     .ok_or_else(|| anyhow::anyhow!("{u} is not a file:// URL"))?;
-                let f = File::open(path).with_context(|| format!("reading {u}"))?;
+                let f = open_regular(Path::new(path))?;
                 let mut bytes = Vec::new();
                 f.take(max_bytes + 1)
                     .read_to_end(&mut bytes)

@@ -95,6 +95,8 @@ pub fn payload_len(ty: Type, rec: &[u8], o: Order) -> u64 {
 pub struct Begin {
     pub hdrtype: u64,
     pub features: u64,
+    /// drr_creation_time: the snapshot's creation, Unix seconds (the sender's clock).
+    pub creation_time: u64,
     pub toguid: u64,
     pub fromguid: u64,
     pub toname: String,
@@ -107,6 +109,7 @@ pub fn parse_begin(rec: &[u8], o: Order) -> Begin {
     Begin {
         hdrtype: versioninfo & 3,
         features: versioninfo >> 2,
+        creation_time: o.u64(&rec[24..]),
         toguid: o.u64(&rec[40..]),
         fromguid: o.u64(&rec[48..]),
         toname: String::from_utf8_lossy(&name[..end]).into_owned(),

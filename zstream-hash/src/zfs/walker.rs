@@ -30,6 +30,8 @@ pub struct StreamInfo {
     pub compound: bool,
     /// Feature flags of the first BEGIN (`versioninfo >> 2`).
     pub features: u64,
+    /// The first BEGIN's creation time (the snapshot's, Unix seconds, by the sender's clock).
+    pub creation_time: u64,
     /// Every substream's BEGIN: one for a plain full or incremental stream, one per snapshot for a compound one.
     pub substreams: Vec<Substream>,
     /// The stream ended after a whole record without its END, as `zfs send --saved` makes them (accepted only by
@@ -571,6 +573,7 @@ impl Walker {
             self.info.toguid = b.toguid;
             self.info.fromguid = b.fromguid;
             self.info.features = b.features;
+            self.info.creation_time = b.creation_time;
             self.info.compound = self.compound;
         }
         self.pos = Position::Inside { toguid: b.toguid };
