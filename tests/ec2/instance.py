@@ -14,7 +14,10 @@ materialises every volume attached to it as a file of the size the instance sees
 template gives (grown, never shrunk, as EBS does; a volume whose modification is still `modifying` keeps its old
 size, as on AWS); then it runs the command with `sh -c` on this machine, where ZFS is real (zfs-fuse).
 
-One gap is covered by a stand-in, and only that one: zfs-fuse has no native encryption. The `zfs` and `zpool` in
+With `--guest STATE` the instance is the OpenZFS guest (scripts/guest start STATE; see in_guest below): the volumes
+are its disks and the command runs there through real ssh, on real OpenZFS, with no stand-in.
+
+On zfs-fuse, one gap is covered by a stand-in, and only that one: zfs-fuse has no native encryption. The `zfs` and `zpool` in
 the command's PATH (stand-in.py) take the encryption options off `zpool create`, keep a SHA-256 of the key read on
 its stdin, and answer `zfs load-key`, `unload-key` and `get keystatus` from it, refusing a wrong key as ZFS does,
 and refusing to mount or receive into a locked pool. Everything else goes to the real commands. `swapon` is a
@@ -47,7 +50,8 @@ def main():
             return 2
         args = args[2:]
     if len(args) != 2 or "from" not in opts:
-        print("instance.py: usage: --endpoint URL --state DIR --from ADDR [-o K=V]... HOST COMMAND", file=sys.stderr)
+        print("instance.py: usage: --endpoint URL --state DIR --from ADDR [--guest STATE] [-o K=V]... HOST COMMAND",
+              file=sys.stderr)
         return 2
     host, command = args
     state = opts["state"]
@@ -77,6 +81,8 @@ def main():
     if not admits_ssh(ec2, inst, opts["from"]):
         print(f"ssh: connect to host {host} port 22: Connection timed out", file=sys.stderr)
         return 255
+    if "guest" in opts:
+        return in_guest(ec2, inst, opts["guest"], state, ssh_opts, command)
     refused = host_key_refused(state, inst["InstanceId"], host, ssh_opts)
     if refused:
         print(refused, file=sys.stderr)
@@ -111,6 +117,79 @@ def main():
     env["PATH"] = shims + ":" + env.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
     env["STAND_IN_STATE"] = state
     return subprocess.call(["sh", "-c", command], env=env)
+
+
+def visible_gib(ec2, inst):
+    """The instance's attached volumes and the size each shows it (GiB): a volume still `modifying` shows its old
+    size; from `optimizing` on, the new one."""
+    vols = ec2.describe_volumes(Filters=[{"Name": "attachment.instance-id", "Values": [inst["InstanceId"]]}])
+    mods = {m["VolumeId"]: m for m in ec2.describe_volumes_modifications()["VolumesModifications"]}
+    out = {}
+    for v in vols["Volumes"]:
+        if any(a.get("Device") == inst.get("RootDeviceName") for a in v["Attachments"]):
+            continue
+        m = mods.get(v["VolumeId"])
+        out[v["VolumeId"]] = m["OriginalSize"] if m and m["ModificationState"] == "modifying" else v["Size"]
+    return out
+
+
+def in_guest(ec2, inst, guest, state, ssh_opts, command):
+    """The instance is the OpenZFS guest (scripts/guest's STATE directory `guest`): its attached volumes are virtio
+    disks there with the volume id as serial (/dev/disk/by-id/virtio-vol...), plugged in, grown and unplugged from
+    here as EC2 attaches, modifies and detaches them; a start after a stop finds what a stop clears gone (swap, the
+    dm-crypt mappings, the pool's import and keys); and the command runs there through real ssh, as the ubuntu
+    login, with ec2-pool's options (its pinned host key, checked by ssh against the guest's real one)."""
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "guest")
+    tags = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}
+    pool = tags.get("zstream:pool", "")
+
+    def guest_sh(cmd):
+        return subprocess.run(["ssh", "-F", os.path.join(guest, "ssh_config"), "guest", cmd],
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True)
+
+    want = visible_gib(ec2, inst)
+    # A stop clears the instance's memory: what ec2-pool's next start must build again (this pool's import and
+    # key, its volumes' dm-crypt mappings, the swap and the loop device under it).
+    seen = os.path.join(state, "launched-" + inst["InstanceId"])
+    launched = str(inst.get("LaunchTime"))
+    if os.path.exists(seen) and open(seen).read() != launched:
+        mappers = " ".join("ec2pool-" + v.replace("-", "") for v in want)
+        r = guest_sh(
+            f"if zpool list -H -o name {pool} >/dev/null 2>&1; then zpool export -f {pool}; fi; "
+            f"for m in {mappers}; do if [ -e /dev/mapper/$m ]; then cryptsetup close $m; fi; done; "
+            "if [ -e /dev/mapper/ec2pool-swap ]; then swapoff /dev/mapper/ec2pool-swap || true; "
+            "cryptsetup close ec2pool-swap; fi; "
+            "losetup -a | grep /ec2-pool/ | cut -d: -f1 | xargs -r -n1 losetup -d; true")
+        record(state, {"guest power cycle": inst["InstanceId"], "out": r.stdout + r.stderr})
+    with open(seen, "w") as f:
+        f.write(launched)
+
+    disks = os.path.join(guest, "disks")
+    for vol, gib in want.items():
+        ident = vol.replace("-", "")
+        img = os.path.join(disks, ident + ".img")
+        if not os.path.exists(img):
+            subprocess.run([script, "disk-add", guest, ident, f"{gib}G", "--serial", ident], check=True,
+                           stdout=subprocess.DEVNULL)
+            record(state, {"guest disk added": ident, "gib": gib})
+        elif os.path.getsize(img) < gib << 30:
+            subprocess.run([script, "disk-resize", guest, ident, f"{gib}G"], check=True, stdout=subprocess.DEVNULL)
+            record(state, {"guest disk grown": ident, "gib": gib})
+    # Detached or deleted volumes leave the guest (their files stay).
+    plugged = os.path.join(state, "plugged-" + inst["InstanceId"])
+    before = set(open(plugged).read().split()) if os.path.exists(plugged) else set()
+    now = {v.replace("-", "") for v in want}
+    for ident in sorted(before - now):
+        subprocess.run([script, "disk-remove", guest, ident], stdout=subprocess.DEVNULL)
+    with open(plugged, "w") as f:
+        f.write(" ".join(sorted(now)))
+    guest_sh("udevadm settle -t 30 || true")
+
+    argv = ["ssh", "-F", os.path.join(guest, "ssh_config"), "-o", "ControlMaster=no", "-o", "ControlPath=none"]
+    for k, v in ssh_opts.items():
+        argv += ["-o", f"{k}={v}"]
+    argv += ["-l", "ubuntu", "guest", command]
+    return subprocess.call(argv)
 
 
 def admits_ssh(ec2, inst, addr):

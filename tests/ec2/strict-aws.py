@@ -25,7 +25,10 @@ what this layer makes as AWS makes it; each behaviour names the AWS page it foll
   CancelSpotInstanceRequests; cancelling leaves a running instance running ("Canceling a Spot Instance request does
   not terminate running Spot Instances"). moto keeps no request for RunInstances' spot instances.
 - GetConsoleOutput: the instance's console shows its SSH host keys as cloud-init prints them at first boot
-  (-----BEGIN SSH HOST KEY KEYS-----), the keys the fake instance (instance.py) presents; moto prints a fixed text.
+  (-----BEGIN SSH HOST KEY KEYS-----), the keys the fake instance (instance.py) presents, or with --host-key FILE
+  that key for every instance (the OpenZFS guest's real one); moto prints a fixed text.
+- DescribeInstances' LaunchTime is when the instance last started (API_Instance.html: "The time that the instance
+  was last launched"); moto keeps the first launch's.
 
 Control (not AWS): POST /strict/advance {"seconds": N} moves this layer's clock (modifications age, the 24-hour window
 slides); POST /strict/impostor {"instance": ID} makes whoever answers at that instance's address present another host
@@ -60,11 +63,13 @@ MODIFICATIONS_PER_DAY = 4
 
 
 class State:
-    def __init__(self, upstream, state_dir):
+    def __init__(self, upstream, state_dir, given_host_key=None):
         self.lock = threading.Lock()
+        self.given_host_key = given_host_key
         self.offset = 0.0
         self.mods = {}  # volume id -> [modification], oldest first
         self.spot = {}  # request id -> {"instance": id, "body": bytes, "state": "active"|"cancelled"}
+        self.started = {}  # instance id -> when StartInstances last started it (this machine's clock)
         self.state_dir = state_dir
         self.upstream = upstream
         u = urllib.parse.urlparse(upstream)
@@ -290,6 +295,15 @@ def describe_instances(st, params, forward):
     return (status, with_spot_ids(st, out)) if status == 200 else (status, out)
 
 
+def start_instances(st, params, forward):
+    status, out = forward()
+    if status == 200:
+        with st.lock:
+            for i in listed(params, "InstanceId"):
+                st.started[i] = time.time()
+    return status, out
+
+
 def get_console_output(st, params, forward):
     i = params.get("InstanceId", "")
     pub = host_key(st, i, create=False)
@@ -319,28 +333,40 @@ ACTIONS = {
     "CancelSpotInstanceRequests": cancel_spot_instance_requests,
     "DescribeSpotInstanceRequests": describe_spot_instance_requests,
     "DescribeInstances": describe_instances,
+    "StartInstances": start_instances,
     "GetConsoleOutput": get_console_output,
 }
 
 
 def with_spot_ids(st, out):
-    """DescribeInstances' or RunInstances' answer with each persistent request's id on its instance."""
+    """DescribeInstances' or RunInstances' answer with each persistent request's id on its instance, and each
+    instance's LaunchTime the time it last started, as AWS gives it (moto keeps the first launch's)."""
     with st.lock:
         by_instance = {s["instance"]: r for r, s in st.spot.items()}
-    if not by_instance:
+        started = dict(st.started)
+    if not by_instance and not started:
         return out
     ET.register_namespace("", NS)
     root = ET.fromstring(out)
     for item in root.iter(f"{{{NS}}}item"):
         iid = item.find(f"{{{NS}}}instanceId")
-        if iid is not None and iid.text in by_instance and item.find(f"{{{NS}}}spotInstanceRequestId") is None:
+        if iid is None:
+            continue
+        if iid.text in by_instance and item.find(f"{{{NS}}}spotInstanceRequestId") is None:
             e = ET.SubElement(item, f"{{{NS}}}spotInstanceRequestId")
             e.text = by_instance[iid.text]
+        launch = item.find(f"{{{NS}}}launchTime")
+        if iid.text in started and launch is not None:
+            launch.text = iso(started[iid.text])
     return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root)
 
 
 def host_key(st, instance, create=True):
-    """The instance's SSH host key (its public line), made at launch as cloud-init makes one at first boot."""
+    """The instance's SSH host key (its public line), made at launch as cloud-init makes one at first boot; the
+    one --host-key gave, for every instance, when it was given."""
+    if st.given_host_key:
+        with open(st.given_host_key) as f:
+            return f.read().strip()
     d = os.path.join(st.state_dir, "hostkeys")
     os.makedirs(d, exist_ok=True)
     path = os.path.join(d, instance)
@@ -355,7 +381,7 @@ def host_key(st, instance, create=True):
 
 
 def fingerprint(st, instance):
-    path = os.path.join(st.state_dir, "hostkeys", instance + ".pub")
+    path = st.given_host_key or os.path.join(st.state_dir, "hostkeys", instance + ".pub")
     return subprocess.run(["ssh-keygen", "-l", "-f", path], capture_output=True, text=True, check=True).stdout.strip()
 
 
@@ -444,8 +470,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--upstream", required=True)
     ap.add_argument("--state", required=True)
+    ap.add_argument("--host-key")
     a = ap.parse_args()
-    Handler.st = State(a.upstream, a.state)
+    Handler.st = State(a.upstream, a.state, a.host_key)
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     srv.daemon_threads = True
     print(srv.server_address[1], flush=True)

@@ -21,12 +21,18 @@ pub struct StrictAws {
 }
 
 impl StrictAws {
-    /// The layer in front of `moto`, keeping its instances' host keys under `state`.
-    pub fn start(moto: &Moto, state: &Path) -> StrictAws {
+    /// The layer in front of `moto`, keeping its instances' host keys under `state` (or showing `host_key`, a
+    /// public key file, for every instance).
+    pub fn start(moto: &Moto, state: &Path, host_key: Option<&Path>) -> StrictAws {
         let script = crate::cycle::workspace().join("tests/ec2/strict-aws.py");
         std::fs::create_dir_all(state).expect("the instance's directory");
-        let mut child = Command::new(crate::moto::venv().join("bin/python3"))
-            .arg(&script)
+        let mut cmd = Command::new(crate::moto::venv().join("bin/python3"));
+        if let Some(k) = host_key {
+            cmd.arg(&script).arg("--host-key").arg(k);
+        } else {
+            cmd.arg(&script);
+        }
+        let mut child = cmd
             .args(["--upstream", &moto.endpoint(), "--state"])
             .arg(state)
             .stdin(Stdio::null())
@@ -89,6 +95,8 @@ impl Drop for StrictAws {
 pub struct PoolSite {
     pub moto: Moto,
     pub aws: StrictAws,
+    /// The OpenZFS guest's state directory when the instance is the guest (`in_guest`).
+    pub guest: Option<PathBuf>,
     pub dir: tempfile::TempDir,
     pub name: String,
     pub keys: Vec<String>,
@@ -98,16 +106,28 @@ pub struct PoolSite {
 
 impl PoolSite {
     pub fn new(tag: &str) -> PoolSite {
+        PoolSite::make(tag, None)
+    }
+
+    /// A site whose instance is the OpenZFS guest `guest` (tests/src/guest.rs): its volumes are the guest's virtio
+    /// disks, every remote command runs there on real OpenZFS through real ssh, its host key is the guest's.
+    pub fn in_guest(tag: &str, guest: &crate::guest::Guest) -> PoolSite {
+        PoolSite::make(tag, Some(guest.state().to_path_buf()))
+    }
+
+    fn make(tag: &str, guest: Option<PathBuf>) -> PoolSite {
         // The images moto knows: Canonical's Ubuntu releases for both architectures, named as Canonical names them.
         let amis = crate::cycle::workspace().join("tests/ec2/amis.json");
         let moto = Moto::start_with(&[("MOTO_AMIS_PATH", &amis.display().to_string())]);
         let dir = tempfile::tempdir().expect("tempdir");
         let keys = keygen(dir.path(), &["a.key", "b.key"]);
         let state = dir.path().join("instance");
-        let aws = StrictAws::start(&moto, &state);
+        let host_key = guest.as_ref().map(|g| g.join("io/host_key.pub"));
+        let aws = StrictAws::start(&moto, &state, host_key.as_deref());
         let site = PoolSite {
             moto,
             aws,
+            guest,
             name: format!("ec2{tag}{}", std::process::id()),
             keys,
             state,
@@ -125,8 +145,12 @@ impl PoolSite {
     /// `--ssh`: the fake instance, run by moto's venv (it has boto3), reached from BACKUP_HOST.
     pub fn ssh(&self) -> String {
         let script = crate::cycle::workspace().join("tests/ec2/instance.py");
+        let guest = self
+            .guest
+            .as_ref()
+            .map_or(String::new(), |g| format!(" --guest {}", g.display()));
         format!(
-            "{} {} --endpoint {} --state {} --from {BACKUP_HOST}",
+            "{} {} --endpoint {} --state {} --from {BACKUP_HOST}{guest}",
             crate::moto::venv().join("bin/python3").display(),
             script.display(),
             self.aws.endpoint(),
@@ -134,19 +158,29 @@ impl PoolSite {
         )
     }
 
+    /// Where a volume appears: a file below the test's directory here, a virtio disk with the volume id as serial
+    /// in the guest (qemu resizes virtio disks, not NVMe ones).
     pub fn template(&self) -> String {
+        if self.guest.is_some() {
+            return "/dev/disk/by-id/virtio-{vol}".into();
+        }
         format!(
             "{}/dev/nvme-Amazon_Elastic_Block_Store_{{vol}}",
             self.state.display()
         )
     }
 
-    /// What every call takes, as a site would write it in its config file: the fake instance as SSH, the devices
-    /// below the test's directory. No swap: this machine's kernel has no dm-crypt, and ec2-pool's swap is
-    /// encrypted (the OpenZFS guest runs it).
+    /// What every call takes, as a site would write it in its config file: the fake instance as SSH, the devices.
+    /// Here no swap: this machine's kernel has no dm-crypt, and ec2-pool's swap is encrypted; the guest has 64 MiB
+    /// of it, and SSH under emulation takes longer to answer.
     fn config_text(&self) -> String {
+        let (timeout, swap) = if self.guest.is_some() {
+            ("120s", "64MiB")
+        } else {
+            ("20s", "0")
+        };
         format!(
-            "# ec2-pool's test site\nssh {}\ndevice-template {}\nssh-timeout 20s\nswap 0\n",
+            "# ec2-pool's test site\nssh {}\ndevice-template {}\nssh-timeout {timeout}\nswap {swap}\n",
             self.ssh(),
             self.template(),
         )
@@ -294,9 +328,19 @@ impl PoolSite {
 
 impl Drop for PoolSite {
     fn drop(&mut self) {
-        // A failed test may leave the pool imported on this machine's ZFS.
-        let _ = std::process::Command::new("zpool")
-            .args(["destroy", "-f", &self.name])
-            .output();
+        // A failed test may leave the pool imported on this machine's ZFS, or in the guest.
+        let _ = match &self.guest {
+            Some(g) => Command::new("ssh")
+                .arg("-F")
+                .arg(g.join("ssh_config"))
+                .args([
+                    "guest",
+                    &format!("zpool destroy -f {} 2>/dev/null; true", self.name),
+                ])
+                .output(),
+            None => Command::new("zpool")
+                .args(["destroy", "-f", &self.name])
+                .output(),
+        };
     }
 }
