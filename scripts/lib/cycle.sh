@@ -255,19 +255,33 @@ hold_tag() {
 # see the whole stream through, or it reports a closed pipe and zstream-hash --check never reaches its digest.
 receive_all() { local r=0; zfs receive "$@" || r=$?; cat >/dev/null; return "$r"; }
 
-# first_failed NAMES... -- STATUSES...: the first stage of a pipe that failed, as "name status", or nothing.
+# first_failed NAMES... -- STATUSES...: the stage whose own failure failed a pipe, as "name status", or nothing.
+# A stage may write its stderr to WORK/stage.N.err (N from 0, in the pipe's order): what the stages said is passed
+# on in that order, the cause's words kept in WORK/failed.err, and the files removed. A stage whose output was
+# closed under it (it says "Broken pipe", or died of SIGPIPE: 141) stopped because a later stage stopped reading:
+# while a later stage failed too, the cause is that one. Otherwise a check that refuses a stream (zstream-hash,
+# exit 3) would be reported as the closed pipe of a stage before it (exit 1), and a failed upload as zfs send's.
 first_failed() {
     local -a names=() codes=()
     while [ "$1" != -- ]; do names+=("$1"); shift; done
     shift
     codes=("$@")
-    local i
+    local i j err cause=''
+    : >"$WORK/failed.err"
     for i in "${!codes[@]}"; do
-        if [ "${codes[$i]}" != 0 ]; then
-            echo "${names[$i]} ${codes[$i]}"
-            return
+        err="$WORK/stage.$i.err"
+        [ ! -s "$err" ] || cat "$err" >&2
+        if [ -n "$cause" ] || [ "${codes[$i]}" = 0 ]; then continue; fi
+        if [ "${codes[$i]}" = 141 ] || grep -qi 'broken pipe' "$err" 2>/dev/null; then
+            for ((j = i + 1; j < ${#codes[@]}; j++)); do
+                [ "${codes[$j]}" = 0 ] || continue 2
+            done
         fi
+        cause=$i
+        [ ! -e "$err" ] || cp "$err" "$WORK/failed.err"
     done
+    rm -f "$WORK"/stage.*.err
+    [ -z "$cause" ] || echo "${names[$cause]} ${codes[$cause]}"
 }
 
 # code_of STATUS: the exit code a failed stage's status gives the run: 3 (integrity) and 75 (later) pass on, the

@@ -24,6 +24,7 @@ pub fn scripts() -> PathBuf {
 }
 
 /// One dataset backed up to one store.
+#[derive(Clone)]
 pub struct Site<'p> {
     pub pool: &'p Pool,
     /// `pool/src`
@@ -61,19 +62,47 @@ impl<'p> Site<'p> {
         }
     }
 
+    /// Another dataset of the same pool (`pool/rel`, created here), backed up with the same keys to the same store:
+    /// two datasets of one site.
+    pub fn sibling(&self, rel: &str) -> Site<'p> {
+        let dataset = self.pool.ds(rel);
+        cmd("zfs", &["create", &dataset]);
+        Site {
+            dataset,
+            ..self.clone()
+        }
+    }
+
+    /// The dataset's name below its pool (`src`): where it is mounted below the pool's mountpoint.
+    pub fn rel(&self) -> &str {
+        self.dataset
+            .strip_prefix(&format!("{}/", self.pool.name))
+            .expect("a dataset of the site's pool")
+    }
+
     pub fn both_keys(&self) -> String {
         format!("{},{}", self.keys[0], self.keys[1])
     }
 
     /// Runs a cycle script at `now` (ISO 8601 UTC). PATH holds the stage wrappers first, then the built binaries.
     pub fn script(&self, name: &str, now: &str, args: &[&str]) -> Run {
+        self.run_at(scripts().join(name), name, now, args, b"")
+    }
+
+    /// Runs the built tool `name` (`zstream-catalog`...) with `input` on stdin as `script` runs a script: the
+    /// tools it starts (adopt's read-back pipe) are found on the same PATH.
+    pub fn tool(&self, name: &str, now: &str, args: &[&str], input: &[u8]) -> Run {
+        self.run_at(bin(name), name, now, args, input)
+    }
+
+    fn run_at(&self, prog: PathBuf, name: &str, now: &str, args: &[&str], input: &[u8]) -> Run {
         let path = format!(
             "{}:{}:{}",
             self.work.join("wrap").display(),
             bin("zstream-ship").parent().unwrap().display(),
             std::env::var("PATH").unwrap_or_default()
         );
-        let mut c = Command::new(scripts().join(name));
+        let mut c = Command::new(prog);
         c.args(args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("PATH", path)
@@ -81,7 +110,7 @@ impl<'p> Site<'p> {
             .env("ZSTREAM_LOCK_DIR", self.work.join("locks"))
             .env_remove("ZSTREAM_BIN");
         let what = format!("{name} {}", args.join(" "));
-        let out = crate::proc::output_within(c, b"", crate::proc::LIMIT, &what);
+        let out = crate::proc::output_within(c, input, crate::proc::LIMIT, &what);
         Run { cmd: what, out }
     }
 
@@ -122,6 +151,73 @@ impl<'p> Site<'p> {
             .collect();
         out.sort_by_key(|r| r["seq"].as_u64().unwrap_or_default());
         out
+    }
+
+    /// zstream-verify at `now` with the site's keys, `extra`, DEST and the dataset.
+    pub fn verify(&self, now: &str, extra: &[&str]) -> Run {
+        let keys = self.both_keys();
+        let mut a: Vec<&str> = vec!["--keys", &keys];
+        a.extend(extra);
+        a.extend([self.dest.as_str(), self.dataset.as_str()]);
+        self.script("zstream-verify", now, &a)
+    }
+
+    /// Writes `bytes` at `url` as someone who can write the store and holds no key would: what was there goes
+    /// first (put never replaces).
+    pub fn plant(&self, url: &str, bytes: &[u8]) {
+        let _ = self.ship(&["rm", url]);
+        let r = crate::proc::run_env(&bin("zstream-ship"), &["put", url], bytes, &self.env);
+        r.expect_code(0);
+    }
+
+    /// The dataset's snapshots (the names after `@`), oldest first.
+    pub fn snapshots(&self) -> Vec<String> {
+        cmd(
+            "zfs",
+            &[
+                "list",
+                "-H",
+                "-o",
+                "name",
+                "-t",
+                "snapshot",
+                "-s",
+                "createtxg",
+                "-d",
+                "1",
+                &self.dataset,
+            ],
+        )
+        .lines()
+        .filter_map(|l| l.split_once('@').map(|(_, s)| s.to_string()))
+        .collect()
+    }
+
+    /// How many holds DATASET@SNAP has (zfs-fuse has no `zfs holds`: its userrefs property).
+    pub fn userrefs(&self, snap: &str) -> u64 {
+        let full = format!("{}@{snap}", self.dataset);
+        cmd(
+            "zfs",
+            &["get", "-H", "-p", "-o", "value", "userrefs", &full],
+        )
+        .trim()
+        .parse()
+        .expect("a number of holds")
+    }
+
+    /// Whether `tag` holds DATASET@SNAP: a release of that tag succeeds only then (and the hold is put back).
+    pub fn held_by(&self, snap: &str, tag: &str) -> bool {
+        let full = format!("{}@{snap}", self.dataset);
+        let released = Command::new("zfs")
+            .args(["release", tag, &full])
+            .output()
+            .expect("zfs release")
+            .status
+            .success();
+        if released {
+            cmd("zfs", &["hold", tag, &full]);
+        }
+        released
     }
 
     /// Every catalog entry of the dataset (records, intents, acceptances): its URL and its text.
@@ -189,7 +285,7 @@ impl<'p> Site<'p> {
 
     /// The day's change to the dataset: a new file, an edit of a file that stays, and now and then a removal.
     pub fn change(&self, day: u64) {
-        let root = self.pool.path("src");
+        let root = self.pool.path(self.rel());
         std::fs::write(root.join(format!("day{day}.bin")), Gen::bytes(day, 40_000)).unwrap();
         let log = root.join("log.txt");
         let mut text = std::fs::read_to_string(&log).unwrap_or_default();
@@ -206,7 +302,7 @@ impl<'p> Site<'p> {
         std::fs::create_dir_all(to.parent().unwrap()).unwrap();
         let r = Command::new("cp")
             .arg("-a")
-            .arg(self.pool.path("src"))
+            .arg(self.pool.path(self.rel()))
             .arg(&to)
             .status()
             .expect("cp");
@@ -246,6 +342,23 @@ impl<'p> Site<'p> {
             _ => format!("{r} \"$@\" | head -c 1048576\nkill -9 $$\n", r = real(stage)),
         };
         self.wrap(stage, &body);
+    }
+
+    /// Makes the `n`th run of `zstream-ship SUBCOMMAND` (`get`, `rm`...) from now on fail as a network or a
+    /// permission error would: exit 1, saying `why`. A wrapper first on PATH, counting; `heal` removes it.
+    pub fn fail_ship(&self, subcommand: &str, n: u32, why: &str) {
+        let count = self.work.join(format!("{subcommand}.count"));
+        let _ = std::fs::remove_file(&count);
+        self.wrap(
+            "zstream-ship",
+            &format!(
+                "if [ \"$1\" = {subcommand} ]; then echo >> {c}; \
+                 [ \"$(wc -l < {c})\" != {n} ] || {{ echo 'zstream-ship: {why}' >&2; exit 1; }}; fi\n\
+                 exec {ship} \"$@\"\n",
+                c = count.display(),
+                ship = bin("zstream-ship").display()
+            ),
+        );
     }
 
     /// Puts a bash script named `name` first on the scripts' PATH.

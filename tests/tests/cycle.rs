@@ -710,12 +710,17 @@ fn the_runbook_restores_from_the_store_and_the_keys() {
         }
     }
     let _guard = Destroy(pool.clone());
+    // The runbook is followed the day after the last backup, by the fake clock the backups were dated by: at the
+    // machine's own clock (earlier) the newest record would be dated after it, which verify reports.
     let r = zstream_tests::proc::sh_env(
         &script,
-        &[(
-            "ZSTREAM_LOCK_DIR".into(),
-            site.work.join("locks").display().to_string(),
-        )],
+        &[
+            (
+                "ZSTREAM_LOCK_DIR".into(),
+                site.work.join("locks").display().to_string(),
+            ),
+            ("ZSTREAM_NOW".into(), day(3)),
+        ],
     );
     ok(&r);
     let stderr = r.stderr();

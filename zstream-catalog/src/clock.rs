@@ -6,6 +6,9 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 pub const DAY: i64 = 86_400;
+/// How far two clocks may disagree before the catalog calls one wrong (a run's and its store's; a record's time
+/// and a verifier's clock).
+pub const MAX_SKEW: i64 = 15 * 60;
 
 /// `t` as `2027-01-31T02:00:00Z`.
 pub fn format(t: i64) -> String {

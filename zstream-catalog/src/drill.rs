@@ -409,7 +409,13 @@ pub fn check(
                 bad.push(format!("{ds}: {} broken chain(s)", s.broken));
                 v = 2;
             }
-            if age >= crit as i64 {
+            if age < -clock::MAX_SKEW {
+                bad.push(format!(
+                    "{ds}: {}",
+                    verify::future(cat.newest().expect("a newest backup"), now)
+                ));
+                v = 2;
+            } else if age >= crit as i64 {
                 bad.push(format!(
                     "{ds}: last backup {} ago (@{snap}), over {}",
                     clock::human(age),

@@ -122,6 +122,20 @@ pub fn verify(i: &VerifyIn) -> Vec<Row> {
             false,
         ));
     }
+    // A newest backup dated after now was made by a clock that was ahead: it would look fresh for as long as the
+    // clock was wrong by, while the runs after it stop (their clock is behind it).
+    if let Some(n) = cat
+        .newest()
+        .filter(|n| !cat.v1 && n.time() > i.now + crate::clock::MAX_SKEW)
+    {
+        rows.push(row(
+            None,
+            i.store
+                .entry_url(ds, &n.snapshot, crate::layout::Kind::Backup),
+            future(n, i.now),
+            false,
+        ));
+    }
     // Cycles the newest record's retention lets go: a missing object there is a prune cut short, which the next
     // backup finishes, not damage.
     let (pruning, held): (Vec<String>, Option<String>) = match cat.newest() {
@@ -246,6 +260,17 @@ pub fn verify(i: &VerifyIn) -> Vec<Row> {
     rows
 }
 
+/// Why a newest backup dated after `now` is a problem.
+pub fn future(newest: &Backup, now: i64) -> String {
+    format!(
+        "the newest backup, @{}, is dated {}, {} after this clock: the clock of that night was ahead, and the next \
+         backups stop until it is fixed (or told --clock-ok)",
+        newest.snapshot,
+        newest.time,
+        crate::clock::human(newest.time() - now)
+    )
+}
+
 /// Objects nothing names (what `zstream_orphan_objects` counts).
 pub fn orphans(rows: &[Row]) -> usize {
     rows.iter()
@@ -256,4 +281,53 @@ pub fn orphans(rows: &[Row]) -> usize {
 /// Healthy: something was checked, and nothing is wrong.
 pub fn healthy(rows: &[Row]) -> bool {
     rows.iter().any(|r| r.snapshot.is_some()) && rows.iter().all(|r| r.ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::tests::example;
+
+    #[test]
+    fn a_newest_backup_dated_after_now_is_not_healthy() {
+        let store = Store::new("s3://b/site", None).unwrap();
+        let mut b = example();
+        b.kind = Kind::Full;
+        b.from_guid = None;
+        b.from_snapshot = None;
+        b.cycle = b.snapshot.clone();
+        b.seq = 1;
+        let seen: HashMap<String, Result<Seen, String>> = [(
+            b.snapshot.clone(),
+            Ok(Seen {
+                size: b.object.bytes,
+                checksum_matches: true,
+                checksum: b.object.checksum.clone(),
+                restore: "archived".into(),
+            }),
+        )]
+        .into();
+        let t = b.time();
+        let cat = Catalog::new("tank/home", vec![b], vec![], vec![], vec![], false);
+        let rows = |now: i64| {
+            verify(&VerifyIn {
+                store: &store,
+                cat: &cat,
+                objects: None,
+                seen: &seen,
+                now,
+            })
+        };
+        // Within the clocks' tolerance, and after: healthy.
+        for now in [t - crate::clock::MAX_SKEW, t, t + 3_600] {
+            assert!(healthy(&rows(now)), "{:?}", rows(now));
+        }
+        // A verifier an hour behind the newest record: that night's clock was ahead.
+        let r = rows(t - 3_600);
+        assert!(!healthy(&r));
+        assert!(
+            r.iter().any(|x| x.state.contains("1h 0m after this clock")),
+            "{r:?}"
+        );
+    }
 }
