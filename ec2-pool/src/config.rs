@@ -3,7 +3,7 @@
 //! starts a comment. The command line wins over the file. The backup cycle's scripts call ec2-pool without these
 //! options, so a site's SSH login and the like belong here.
 
-use crate::app::Common;
+use crate::cli::Common;
 use std::path::Path;
 
 pub const DEFAULT_FILE: &str = "/etc/zstream/ec2-pool.conf";
@@ -40,13 +40,17 @@ pub fn apply(mut c: Common) -> anyhow::Result<Common> {
                 let d = humantime::parse_duration(v).map_err(|e| at(e.to_string()))?;
                 c.ssh_timeout = c.ssh_timeout.or(Some(d));
             }
+            "scrub-every" => {
+                let d = humantime::parse_duration(v).map_err(|e| at(e.to_string()))?;
+                c.scrub_every = c.scrub_every.or(Some(d));
+            }
             "swap" => c.prep.swap = c.prep.swap.or(Some(size()?)),
             "swap-file" => c.prep.swap_file = c.prep.swap_file.or(Some(v.to_string())),
             "arc-max" => c.prep.arc_max = c.prep.arc_max.or(Some(size()?)),
             _ => {
                 return Err(bad(format!(
                     "line {}: '{k}' is not an option here (ssh, device-template, endpoint, region, ssh-timeout, \
-                     swap, swap-file, arc-max)",
+                     scrub-every, swap, swap-file, arc-max)",
                     no + 1
                 )))
             }

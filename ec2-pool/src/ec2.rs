@@ -5,6 +5,7 @@
 use crate::rules::{ModState, Modification};
 use crate::tags;
 use aws_sdk_ec2::client::Waiters;
+use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use aws_sdk_ec2::Client;
 use std::collections::BTreeMap;
@@ -28,6 +29,10 @@ pub struct Instance {
     /// Device names in use (root included).
     pub devices: Vec<String>,
     pub spot: bool,
+    /// The persistent Spot request that keeps relaunching it until cancelled.
+    pub spot_request: Option<String>,
+    /// Network interfaces attached (each takes an attachment where the limit is shared with EBS).
+    pub enis: u32,
 }
 
 impl Instance {
@@ -45,6 +50,10 @@ pub struct Volume {
     pub disk: u32,
     pub attached_to: Option<String>,
     pub created: Option<SystemTime>,
+    pub volume_type: String,
+    pub iops: Option<u32>,
+    pub encrypted: bool,
+    pub kms_key_id: Option<String>,
 }
 
 /// A pool as AWS knows it: its instance (None once terminated or before it was made) and its data volumes,
@@ -54,6 +63,62 @@ pub struct Pool {
     pub name: String,
     pub instance: Option<Instance>,
     pub volumes: Vec<Volume>,
+}
+
+/// A pool that exists: an instance that is not terminated, and its data volumes. What every command but
+/// `create`, `destroy` and `ls` works on.
+#[derive(Clone, Debug)]
+pub struct Existing {
+    pub name: String,
+    pub instance: Instance,
+    pub volumes: Vec<Volume>,
+}
+
+impl Pool {
+    /// The pool as an existing one, or why it is not.
+    pub fn existing(self) -> anyhow::Result<Existing> {
+        match self.instance {
+            Some(instance) => Ok(Existing {
+                name: self.name,
+                instance,
+                volumes: self.volumes,
+            }),
+            None => anyhow::bail!(
+                "no pool {} here: no instance that is not terminated is tagged {}={} (`ec2-pool ls` lists the pools)",
+                self.name,
+                tags::POOL,
+                self.name
+            ),
+        }
+    }
+}
+
+impl Existing {
+    /// The largest volume size (all are this size unless a grow is unfinished).
+    pub fn size_gib(&self) -> u64 {
+        self.volumes.iter().map(|v| v.size_gib).max().unwrap_or(0)
+    }
+}
+
+/// What DescribeInstanceTypes says of an instance type.
+#[derive(Clone, Debug)]
+pub struct TypeInfo {
+    pub mem_mib: u64,
+    /// MaximumEbsAttachments, when AWS says.
+    pub max_ebs: Option<u32>,
+    /// Whether EBS volumes share that limit with network interfaces (AttachmentLimitType `shared`).
+    pub shared_limit: bool,
+    /// Architectures the type runs (`x86_64`, `arm64`).
+    pub archs: Vec<String>,
+}
+
+/// What DescribeImages says of an image.
+#[derive(Clone, Debug)]
+pub struct ImageInfo {
+    pub architecture: String,
+    pub root_device: Option<String>,
+    /// The root volume's size in the image's block device mapping, when it says.
+    pub root_gib: Option<u64>,
 }
 
 pub struct Ec2 {
@@ -82,6 +147,14 @@ pub fn tag_spec(kind: ResourceType, tags: &[(&str, String)]) -> TagSpecification
         b = b.tags(Tag::builder().key(*k).value(v).build());
     }
     b.build()
+}
+
+fn merge_latest(latest: &mut BTreeMap<String, Modification>, found: Vec<(String, Modification)>) {
+    for (id, m) in found {
+        if latest.get(&id).is_none_or(|l| l.start <= m.start) {
+            latest.insert(id, m);
+        }
+    }
 }
 
 /// A waiter's failure as one line.
@@ -197,6 +270,8 @@ impl Ec2 {
                         .filter_map(|b| b.device_name().map(str::to_string))
                         .collect(),
                     spot: i.instance_lifecycle().is_some_and(|l| l.as_str() == "spot"),
+                    spot_request: i.spot_instance_request_id().map(str::to_string),
+                    enis: i.network_interfaces().len().max(1) as u32,
                 };
                 let p = entry(&mut pools, &n);
                 if let Some(other) = &p.instance {
@@ -251,6 +326,10 @@ impl Ec2 {
                     .iter()
                     .find_map(|a| a.instance_id().map(str::to_string)),
                 created: time(v.create_time()),
+                volume_type: v.volume_type().map_or("", |t| t.as_str()).to_string(),
+                iops: v.iops().map(|n| n.max(0) as u32),
+                encrypted: v.encrypted().unwrap_or(false),
+                kms_key_id: v.kms_key_id().map(str::to_string),
             };
             entry(&mut pools, n).volumes.push(vol);
         }
@@ -260,44 +339,66 @@ impl Ec2 {
         Ok(pools)
     }
 
-    /// The newest Ubuntu LTS image for amd64 from Canonical.
-    pub fn newest_ubuntu_lts(&self) -> anyhow::Result<String> {
+    /// The newest Ubuntu LTS server image from Canonical for `arch` (`x86_64` or `arm64`).
+    pub fn newest_ubuntu_lts(&self, arch: &str) -> anyhow::Result<String> {
+        let deb_arch = if arch == "arm64" { "arm64" } else { "amd64" };
         let out = self
             .rt
             .block_on(
                 self.client
                     .describe_images()
-                    .owners("099720109477")
+                    .owners(crate::rules::CANONICAL)
                     .filters(
                         Filter::builder()
                             .name("name")
-                            .values("ubuntu/images/*ubuntu-*-amd64-server-*")
+                            .values(format!("ubuntu/images/*ubuntu-*-{deb_arch}-server-*"))
                             .build(),
                     )
+                    .filters(Filter::builder().name("architecture").values(arch).build())
                     .filters(Filter::builder().name("state").values("available").build())
                     .send(),
             )
             .map_err(err(
                 "DescribeImages (looking for the newest Ubuntu LTS; give --ami to choose one)",
             ))?;
-        let lts = |name: &str| {
-            // ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-20240701: an even year and .04.
-            name.split('-').any(|w| {
-                w.strip_suffix(".04")
-                    .and_then(|y| y.parse::<u32>().ok())
-                    .is_some_and(|y| y % 2 == 0)
-            })
-        };
-        out.images()
+        let images: Vec<(&str, &str, &str)> = out
+            .images()
             .iter()
-            .filter(|i| i.name().is_some_and(lts))
-            .max_by_key(|i| i.creation_date().unwrap_or("").to_string())
-            .and_then(|i| i.image_id().map(str::to_string))
-            .ok_or_else(|| anyhow::anyhow!("no Ubuntu LTS image found in this region; give --ami"))
+            .filter_map(|i| Some((i.image_id()?, i.name()?, i.creation_date().unwrap_or(""))))
+            .collect();
+        crate::rules::newest_lts(&images).ok_or_else(|| {
+            anyhow::anyhow!("no Ubuntu LTS image for {arch} found in this region; give --ami")
+        })
     }
 
-    /// Memory (MiB) and the most EBS volumes an instance type can attach (root included), when AWS says.
-    pub fn instance_type(&self, t: &str) -> anyhow::Result<(u64, Option<u32>)> {
+    /// An image's architecture and root device.
+    pub fn image(&self, ami: &str) -> anyhow::Result<ImageInfo> {
+        let out = self
+            .rt
+            .block_on(self.client.describe_images().image_ids(ami).send())
+            .map_err(err(format!("DescribeImages {ami}")))?;
+        let i = out
+            .images()
+            .first()
+            .ok_or_else(|| zstream_common::usage(format!("image {ami} is not found here")))?;
+        Ok(ImageInfo {
+            architecture: i
+                .architecture()
+                .map_or("x86_64", |a| a.as_str())
+                .to_string(),
+            root_device: i.root_device_name().map(str::to_string),
+            root_gib: i
+                .block_device_mappings()
+                .iter()
+                .find(|b| b.device_name() == i.root_device_name())
+                .and_then(|b| b.ebs())
+                .and_then(|e| e.volume_size())
+                .map(|n| n.max(0) as u64),
+        })
+    }
+
+    /// Memory, EBS attachment limit and architectures of an instance type.
+    pub fn instance_type(&self, t: &str) -> anyhow::Result<TypeInfo> {
         let out = self
             .rt
             .block_on(
@@ -310,16 +411,29 @@ impl Ec2 {
         let it = out.instance_types().first().ok_or_else(|| {
             zstream_common::usage(format!("instance type {t} is not offered here"))
         })?;
-        let mem = it
-            .memory_info()
-            .and_then(|m| m.size_in_mib())
-            .unwrap_or(0)
-            .max(0) as u64;
-        let ebs = it
-            .ebs_info()
-            .and_then(|e| e.maximum_ebs_attachments())
-            .map(|n| n.max(0) as u32);
-        Ok((mem, ebs))
+        let ebs = it.ebs_info();
+        Ok(TypeInfo {
+            mem_mib: it
+                .memory_info()
+                .and_then(|m| m.size_in_mib())
+                .unwrap_or(0)
+                .max(0) as u64,
+            max_ebs: ebs
+                .and_then(|e| e.maximum_ebs_attachments())
+                .map(|n| n.max(0) as u32),
+            shared_limit: ebs
+                .and_then(|e| e.attachment_limit_type())
+                .is_none_or(|l| l.as_str() != "dedicated"),
+            archs: it
+                .processor_info()
+                .map(|p| {
+                    p.supported_architectures()
+                        .iter()
+                        .map(|a| a.as_str().to_string())
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
     }
 
     pub fn run_instance(&self, spec: &Launch) -> anyhow::Result<String> {
@@ -340,6 +454,26 @@ impl Ec2 {
         }
         if let Some(k) = &spec.ssh_key_name {
             req = req.key_name(k);
+        }
+        for g in &spec.security_groups {
+            req = req.security_group_ids(g);
+        }
+        if let Some(root) = &spec.root {
+            // The root volume holds the system's logs and the swap's backing file: encrypted at rest like the pool's.
+            let mut ebs = EbsBlockDevice::builder()
+                .volume_size(i32::try_from(root.size_gib)?)
+                .volume_type(VolumeType::Gp3)
+                .delete_on_termination(true)
+                .encrypted(root.encryption.is_some());
+            if let Some(Some(k)) = &root.encryption {
+                ebs = ebs.kms_key_id(k);
+            }
+            req = req.block_device_mappings(
+                BlockDeviceMapping::builder()
+                    .device_name(&root.device)
+                    .ebs(ebs.build())
+                    .build(),
+            );
         }
         if spec.spot {
             req = req.instance_market_options(
@@ -364,33 +498,31 @@ impl Ec2 {
 
     pub fn create_volume(
         &self,
-        zone: &str,
-        size_gib: u64,
-        volume_type: &str,
+        spec: &VolumeSpec,
         tags: &[(&str, String)],
     ) -> anyhow::Result<String> {
         let shown: Vec<String> = tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
         if !self.change(
             "CreateVolume",
-            format_args!(
-                "zone={zone} size={size_gib}GiB type={volume_type} tags={}",
-                shown.join(",")
-            ),
+            format_args!("{spec} tags={}", shown.join(",")),
         ) {
             return Ok("vol-(new)".into());
         }
-        let out = self
-            .rt
-            .block_on(
-                self.client
-                    .create_volume()
-                    .availability_zone(zone)
-                    .size(i32::try_from(size_gib)?)
-                    .volume_type(volume_type.into())
-                    .tag_specifications(tag_spec(ResourceType::Volume, tags))
-                    .send(),
-            )
-            .map_err(err("CreateVolume"))?;
+        let mut req = self
+            .client
+            .create_volume()
+            .availability_zone(&spec.zone)
+            .size(i32::try_from(spec.size_gib)?)
+            .volume_type(spec.volume_type.as_str().into())
+            .encrypted(spec.encryption.is_some())
+            .tag_specifications(tag_spec(ResourceType::Volume, tags));
+        if let Some(n) = spec.iops {
+            req = req.iops(i32::try_from(n)?);
+        }
+        if let Some(Some(k)) = &spec.encryption {
+            req = req.kms_key_id(k);
+        }
+        let out = self.rt.block_on(req.send()).map_err(err("CreateVolume"))?;
         out.volume_id()
             .map(str::to_string)
             .ok_or_else(|| anyhow::anyhow!("CreateVolume answered without an id"))
@@ -440,19 +572,37 @@ impl Ec2 {
         if !self.change("ModifyVolume", format_args!("{volume} size={size_gib}GiB")) {
             return Ok(());
         }
-        self.rt
-            .block_on(
-                self.client
-                    .modify_volume()
-                    .volume_id(volume)
-                    .size(i32::try_from(size_gib)?)
-                    .send(),
-            )
-            .map_err(err(format!("ModifyVolume {volume}")))?;
-        Ok(())
+        let r = self.rt.block_on(
+            self.client
+                .modify_volume()
+                .volume_id(volume)
+                .size(i32::try_from(size_gib)?)
+                .send(),
+        );
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let code = e.as_service_error().and_then(|s| s.code()).unwrap_or("");
+                let line = anyhow::anyhow!("ModifyVolume {volume}: {}", zstream_aws::describe(&e));
+                // The volume's previous modification is not complete, or it had four in 24 hours: later.
+                if matches!(
+                    code,
+                    "IncorrectModificationState" | "VolumeModificationRateExceeded"
+                ) {
+                    Err(anyhow::Error::new(zstream_common::Coded::new(
+                        zstream_common::Code::TempFail,
+                        line,
+                    )))
+                } else {
+                    Err(line)
+                }
+            }
+        }
     }
 
-    /// The latest modification of each volume that has one.
+    /// The latest modification of each volume that has one. AWS answers InvalidVolumeModification.NotFound when
+    /// any volume asked about was never modified (moto answers an empty list): then each is asked about alone,
+    /// and one that was never modified has none.
     pub fn modifications(
         &self,
         volumes: &[String],
@@ -460,30 +610,227 @@ impl Ec2 {
         if volumes.is_empty() {
             return Ok(BTreeMap::new());
         }
+        let mut latest: BTreeMap<String, Modification> = BTreeMap::new();
+        match self.describe_modifications(volumes)? {
+            Some(all) => merge_latest(&mut latest, all),
+            None => {
+                for v in volumes {
+                    if let Some(one) = self.describe_modifications(std::slice::from_ref(v))? {
+                        merge_latest(&mut latest, one);
+                    }
+                }
+            }
+        }
+        Ok(latest)
+    }
+
+    /// DescribeVolumesModifications of `volumes`, or None when AWS says one of them was never modified.
+    fn describe_modifications(
+        &self,
+        volumes: &[String],
+    ) -> anyhow::Result<Option<Vec<(String, Modification)>>> {
+        let r = self.rt.block_on(
+            self.client
+                .describe_volumes_modifications()
+                .set_volume_ids(Some(volumes.to_vec()))
+                .send(),
+        );
+        let out = match r {
+            Ok(out) => out,
+            Err(e)
+                if e.as_service_error().and_then(|s| s.code())
+                    == Some("InvalidVolumeModification.NotFound") =>
+            {
+                return Ok(None)
+            }
+            Err(e) => {
+                return Err(anyhow::anyhow!(
+                    "DescribeVolumesModifications: {}",
+                    zstream_aws::describe(&e)
+                ))
+            }
+        };
+        Ok(Some(
+            out.volumes_modifications()
+                .iter()
+                .filter_map(|m| {
+                    Some((
+                        m.volume_id()?.to_string(),
+                        Modification {
+                            state: ModState::parse(
+                                m.modification_state().map_or("", |s| s.as_str()),
+                            ),
+                            target_gib: m.target_size().unwrap_or(0).max(0) as u64,
+                            start: time(m.start_time())?,
+                        },
+                    ))
+                })
+                .collect(),
+        ))
+    }
+
+    /// The console output the instance printed (cloud-init prints its SSH host keys there at first boot).
+    pub fn console_output(&self, id: &str) -> anyhow::Result<String> {
+        // The latest output is offered on Nitro types only; elsewhere, the buffered output.
+        let out = match self.rt.block_on(
+            self.client
+                .get_console_output()
+                .instance_id(id)
+                .latest(true)
+                .send(),
+        ) {
+            Ok(out) => out,
+            Err(e)
+                if e.as_service_error().and_then(|s| s.code()) == Some("UnsupportedOperation") =>
+            {
+                self.rt
+                    .block_on(self.client.get_console_output().instance_id(id).send())
+                    .map_err(err(format!("GetConsoleOutput {id}")))?
+            }
+            Err(e) => {
+                return Err(anyhow::anyhow!(
+                    "GetConsoleOutput {id}: {}",
+                    zstream_aws::describe(&e)
+                ))
+            }
+        };
+        let text = out
+            .output()
+            .map(|b| aws_smithy_types::base64::decode(b).unwrap_or_default())
+            .unwrap_or_default();
+        Ok(String::from_utf8_lossy(&text).into_owned())
+    }
+
+    /// The VPC a new instance goes into: the subnet's, else the region's default VPC.
+    pub fn vpc_of(&self, subnet: Option<&str>) -> anyhow::Result<String> {
+        if let Some(sn) = subnet {
+            let out = self
+                .rt
+                .block_on(self.client.describe_subnets().subnet_ids(sn).send())
+                .map_err(err(format!("DescribeSubnets {sn}")))?;
+            return out
+                .subnets()
+                .first()
+                .and_then(|s| s.vpc_id())
+                .map(str::to_string)
+                .ok_or_else(|| zstream_common::usage(format!("subnet {sn} is not found here")));
+        }
         let out = self
             .rt
             .block_on(
                 self.client
-                    .describe_volumes_modifications()
-                    .set_volume_ids(Some(volumes.to_vec()))
+                    .describe_vpcs()
+                    .filters(Filter::builder().name("is-default").values("true").build())
                     .send(),
             )
-            .map_err(err("DescribeVolumesModifications"))?;
-        let mut latest: BTreeMap<String, Modification> = BTreeMap::new();
-        for m in out.volumes_modifications() {
-            let (Some(id), Some(start)) = (m.volume_id(), time(m.start_time())) else {
-                continue;
-            };
-            let this = Modification {
-                state: ModState::parse(m.modification_state().map_or("", |s| s.as_str())),
-                target_gib: m.target_size().unwrap_or(0).max(0) as u64,
-                start,
-            };
-            if latest.get(id).is_none_or(|l| l.start <= this.start) {
-                latest.insert(id.to_string(), this);
-            }
+            .map_err(err("DescribeVpcs"))?;
+        out.vpcs()
+            .first()
+            .and_then(|v| v.vpc_id())
+            .map(str::to_string)
+            .ok_or_else(|| {
+                zstream_common::usage("this region has no default VPC: give --subnet".to_string())
+            })
+    }
+
+    /// A security group for the pool that admits SSH from `cidr` only.
+    pub fn create_ssh_group(
+        &self,
+        pool: &str,
+        vpc: &str,
+        cidr: &str,
+        tags: &[(&str, String)],
+    ) -> anyhow::Result<String> {
+        let name = format!("ec2-pool-{pool}");
+        if !self.change(
+            "CreateSecurityGroup",
+            format_args!("{name} in {vpc}, then AuthorizeSecurityGroupIngress tcp/22 from {cidr}"),
+        ) {
+            return Ok("sg-(new)".into());
         }
-        Ok(latest)
+        let out = self
+            .rt
+            .block_on(
+                self.client
+                    .create_security_group()
+                    .group_name(&name)
+                    .description(format!("ec2-pool {pool}: SSH from the backup host"))
+                    .vpc_id(vpc)
+                    .tag_specifications(tag_spec(ResourceType::SecurityGroup, tags))
+                    .send(),
+            )
+            .map_err(err(format!("CreateSecurityGroup {name}")))?;
+        let id = out
+            .group_id()
+            .ok_or_else(|| anyhow::anyhow!("CreateSecurityGroup answered without an id"))?
+            .to_string();
+        use aws_sdk_ec2::types::{IpPermission, IpRange};
+        self.rt
+            .block_on(
+                self.client
+                    .authorize_security_group_ingress()
+                    .group_id(&id)
+                    .ip_permissions(
+                        IpPermission::builder()
+                            .ip_protocol("tcp")
+                            .from_port(22)
+                            .to_port(22)
+                            .ip_ranges(
+                                IpRange::builder()
+                                    .cidr_ip(cidr)
+                                    .description("ec2-pool: the backup host")
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .send(),
+            )
+            .map_err(err(format!("AuthorizeSecurityGroupIngress {id}")))?;
+        Ok(id)
+    }
+
+    /// The security groups tagged with the pool's name (those `create --ssh-from` made).
+    pub fn pool_groups(&self, pool: &str) -> anyhow::Result<Vec<String>> {
+        let out = self
+            .rt
+            .block_on(
+                self.client
+                    .describe_security_groups()
+                    .filters(tag_filter(tags::POOL, pool))
+                    .send(),
+            )
+            .map_err(err("DescribeSecurityGroups"))?;
+        Ok(out
+            .security_groups()
+            .iter()
+            .filter_map(|g| g.group_id().map(str::to_string))
+            .collect())
+    }
+
+    pub fn delete_security_group(&self, id: &str) -> anyhow::Result<()> {
+        if !self.change("DeleteSecurityGroup", format_args!("{id}")) {
+            return Ok(());
+        }
+        self.rt
+            .block_on(self.client.delete_security_group().group_id(id).send())
+            .map_err(err(format!("DeleteSecurityGroup {id}")))?;
+        Ok(())
+    }
+
+    /// Cancels a Spot request, so that terminating its instance does not launch another.
+    pub fn cancel_spot(&self, request: &str) -> anyhow::Result<()> {
+        if !self.change("CancelSpotInstanceRequests", format_args!("{request}")) {
+            return Ok(());
+        }
+        self.rt
+            .block_on(
+                self.client
+                    .cancel_spot_instance_requests()
+                    .spot_instance_request_ids(request)
+                    .send(),
+            )
+            .map_err(err(format!("CancelSpotInstanceRequests {request}")))?;
+        Ok(())
     }
 
     pub fn set_tags(&self, resource: &str, tags: &[(&str, String)]) -> anyhow::Result<()> {
@@ -595,9 +942,10 @@ impl Ec2 {
         }
     }
 
-    /// Blocks the calling thread for `d` (between looks at slow EBS modifications).
+    /// Blocks the calling thread for `d` (between looks at slow EBS modifications). The timer is made inside the
+    /// runtime: made outside, it finds no runtime and panics (moto, which modifies at once, never got here).
     pub fn sleep(&self, d: Duration) {
-        self.rt.block_on(tokio::time::sleep(d));
+        self.rt.block_on(async move { tokio::time::sleep(d).await });
     }
 }
 
@@ -607,8 +955,47 @@ pub struct Launch {
     pub instance_type: String,
     pub subnet: Option<String>,
     pub ssh_key_name: Option<String>,
+    pub security_groups: Vec<String>,
+    /// The image's root device, to be encrypted at rest.
+    pub root: Option<RootDevice>,
     pub spot: bool,
     pub tags: Vec<(&'static str, String)>,
+}
+
+pub struct RootDevice {
+    pub device: String,
+    /// Its size: the image's (the size cost.rs prices, 8 GiB, when the image does not say).
+    pub size_gib: u64,
+    /// EBS encryption: None for none, Some(None) with the account's key, Some(Some(k)) with KMS key k.
+    pub encryption: Option<Option<String>>,
+}
+
+/// What CreateVolume is asked for.
+pub struct VolumeSpec {
+    pub zone: String,
+    pub size_gib: u64,
+    pub volume_type: String,
+    pub iops: Option<u32>,
+    /// EBS encryption, as in RootDevice.
+    pub encryption: Option<Option<String>>,
+}
+
+impl std::fmt::Display for VolumeSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "zone={} size={}GiB type={}",
+            self.zone, self.size_gib, self.volume_type
+        )?;
+        if let Some(n) = self.iops {
+            write!(f, " iops={n}")?;
+        }
+        match &self.encryption {
+            None => write!(f, " encrypted=false"),
+            Some(None) => write!(f, " encrypted=true"),
+            Some(Some(k)) => write!(f, " encrypted=true kms-key={k}"),
+        }
+    }
 }
 
 impl std::fmt::Display for Launch {
@@ -619,6 +1006,17 @@ impl std::fmt::Display for Launch {
         }
         if let Some(k) = &self.ssh_key_name {
             write!(f, " key-name={k}")?;
+        }
+        if !self.security_groups.is_empty() {
+            write!(f, " security-groups={}", self.security_groups.join(","))?;
+        }
+        if let Some(r) = &self.root {
+            write!(
+                f,
+                " root={}(encrypted={})",
+                r.device,
+                r.encryption.is_some()
+            )?;
         }
         if self.spot {
             write!(f, " market=spot(persistent, stop on interruption)")?;

@@ -2,8 +2,6 @@
 //! that unlocking the pool needs every key holder. It lives in this process's memory (wiped on drop) and on the
 //! stdin of the remote `zfs load-key`, nowhere else. The derivation is in docs/formats/ec2-pool-v1.md.
 
-use hkdf::Hkdf;
-use sha2::Sha256;
 use std::path::PathBuf;
 use zeroize::Zeroizing;
 use zstream_seal::key::Key;
@@ -11,12 +9,16 @@ use zstream_seal::key::Key;
 /// What `keyformat=raw` takes: exactly 32 bytes.
 pub const RAW_KEY_LEN: usize = 32;
 
-/// HKDF's salt and the label the pool's name follows (docs/formats/ec2-pool-v1.md).
+/// HKDF's salt and the labels the pool's name follows (docs/formats/ec2-pool-v1.md).
 const SALT: &[u8] = b"zstream ec2-pool v1";
 const INFO: &[u8] = b"zstream ec2-pool v1 raw key ";
+const LUKS_INFO: &[u8] = b"zstream ec2-pool v1 luks key ";
 
 pub struct PoolKey {
     raw: Zeroizing<[u8; RAW_KEY_LEN]>,
+    /// The key of every volume's LUKS2 encryption (`--encryption luks`): its 64 lowercase hex digits are the
+    /// passphrase cryptsetup reads on stdin.
+    luks: Zeroizing<[u8; RAW_KEY_LEN]>,
     /// The key files' ids, sorted, in hex: public names, stored in the pool's tags so that a wrong or missing key
     /// file is named before anything starts.
     pub ids: Vec<String>,
@@ -44,17 +46,20 @@ impl PoolKey {
         if ids.windows(2).any(|w| w[0] == w[1]) {
             return Err("the same key file is given twice; each must be a different key".into());
         }
-        let ikm = zstream_seal::kdf::combined(keys);
-        let hk = Hkdf::<Sha256>::new(Some(SALT), &ikm);
-        let mut raw = Zeroizing::new([0u8; RAW_KEY_LEN]);
-        let info = [INFO, name.as_bytes()].concat();
-        hk.expand(&info, &mut raw[..])
-            .expect("32 bytes is a valid HKDF length");
-        Ok(PoolKey { raw, ids })
+        let raw = zstream_seal::kdf::purpose_key(keys, SALT, &[INFO, name.as_bytes()].concat());
+        let luks =
+            zstream_seal::kdf::purpose_key(keys, SALT, &[LUKS_INFO, name.as_bytes()].concat());
+        Ok(PoolKey { raw, luks, ids })
     }
 
     pub fn raw(&self) -> &[u8; RAW_KEY_LEN] {
         &self.raw
+    }
+
+    /// The LUKS2 passphrase: the LUKS key's 64 lowercase hex digits (text, so that a shell can hand it to each
+    /// volume's cryptsetup in turn from one read of stdin).
+    pub fn luks_passphrase(&self) -> Zeroizing<Vec<u8>> {
+        Zeroizing::new(hex::encode(&self.luks[..]).into_bytes())
     }
 
     /// The ids as one tag value.
@@ -108,14 +113,105 @@ mod tests {
         Key::from_bytes([b; 32])
     }
 
-    /// The vector in docs/formats/ec2-pool-v1.md.
+    const VECTORS: &str = include_str!("../../docs/formats/ec2-pool-v1-vectors.json");
+
+    /// The vector in docs/formats/ec2-pool-v1-vectors.json: each key's id, and the raw key.
     #[test]
     fn published_vector() {
-        let k = PoolKey::derive("offsite", &[key(1), key(2)]).unwrap();
+        let v: serde_json::Value = serde_json::from_str(VECTORS).unwrap();
+        let keys: Vec<Key> = v["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| {
+                let mut b = [0u8; 32];
+                hex::decode_to_slice(k["material"].as_str().unwrap(), &mut b).unwrap();
+                let key = Key::from_bytes(b);
+                assert_eq!(hex::encode(key.id()), k["id"].as_str().unwrap());
+                key
+            })
+            .collect();
+        let k = PoolKey::derive(v["pool"].as_str().unwrap(), &keys).unwrap();
+        assert_eq!(hex::encode(k.raw()), v["raw_key"].as_str().unwrap());
         assert_eq!(
-            hex::encode(k.raw()),
-            include_str!("../../docs/formats/ec2-pool-v1-vector.txt").trim()
+            String::from_utf8(k.luks_passphrase().to_vec()).unwrap(),
+            v["luks_passphrase"].as_str().unwrap()
         );
+    }
+
+    /// The format page's way to unlock a pool without ec2-pool (docs/formats/ec2-pool-v1-derive.py, Python's
+    /// standard library only) derives the key ec2-pool derives, from real key files, and the vector's.
+    #[test]
+    fn the_reference_derivation_agrees() {
+        let dir = tempfile::tempdir().unwrap();
+        let files: Vec<PathBuf> = ["a.key", "b.key"]
+            .iter()
+            .map(|n| {
+                let p = dir.path().join(n);
+                zstream_seal::key::generate(&p).unwrap();
+                p
+            })
+            .collect();
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/formats/ec2-pool-v1-derive.py"
+        );
+        let out = std::process::Command::new("python3")
+            .args([script, "--hex", "offsite"])
+            .args(&files)
+            .output()
+            .expect("python3 runs the reference derivation");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let ours = PoolKey::load("offsite", &files).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            hex::encode(ours.raw())
+        );
+        // And the raw bytes, as `zfs load-key` reads them, when stdout is not a terminal.
+        let raw = std::process::Command::new("python3")
+            .args([script, "offsite"])
+            .args(files.iter().rev())
+            .output()
+            .unwrap();
+        assert_eq!(raw.stdout, ours.raw().to_vec());
+        // A LUKS pool's passphrase: the hex of its own key, no newline, as cryptsetup's --key-file - reads it.
+        let luks = std::process::Command::new("python3")
+            .args([script, "--luks", "offsite"])
+            .args(&files)
+            .output()
+            .unwrap();
+        assert!(luks.status.success());
+        assert_eq!(luks.stdout, ours.luks_passphrase().to_vec());
+        assert_ne!(luks.stdout, hex::encode(ours.raw()).into_bytes());
+        // A key file with a typing mistake is refused.
+        let text = std::fs::read_to_string(&files[0]).unwrap();
+        let line = text.lines().find(|l| l.starts_with("2 ")).unwrap();
+        let typo: String = line
+            .chars()
+            .enumerate()
+            .map(|(i, c)| {
+                if i == 3 {
+                    if c == 'A' {
+                        'B'
+                    } else {
+                        'A'
+                    }
+                } else {
+                    c
+                }
+            })
+            .collect();
+        std::fs::write(&files[0], text.replace(line, &typo)).unwrap();
+        let bad = std::process::Command::new("python3")
+            .args([script, "--hex", "offsite"])
+            .args(&files)
+            .output()
+            .unwrap();
+        assert!(!bad.status.success());
     }
 
     #[test]

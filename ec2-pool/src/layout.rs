@@ -15,6 +15,48 @@ pub fn size_bounds(volume_type: &str) -> (u64, u64) {
     }
 }
 
+/// Provisioned IOPS for a volume of `gib` of `volume_type` (EBS User Guide, "Amazon EBS volume types"): io1 100 to
+/// 64,000 and at most 50 per GiB, io2 100 to 256,000 and at most 1,000 per GiB, both required; gp3 3,000 (included)
+/// to 80,000 and at most 500 per GiB, optional; none for the others.
+pub fn check_iops(volume_type: &str, gib: u64, iops: Option<u32>) -> Result<(), String> {
+    let (lo, hi, per_gib, required) = match volume_type {
+        "io1" => (100, 64_000, 50, true),
+        "io2" => (100, 256_000, 1000, true),
+        "gp3" => (3000, 80_000, 500, false),
+        _ => {
+            return match iops {
+                Some(_) => Err(format!(
+                    "--iops is for io1, io2 and gp3 volumes, not {volume_type}"
+                )),
+                None => Ok(()),
+            }
+        }
+    };
+    let Some(n) = iops else {
+        return if required {
+            Err(format!(
+                "--iops is required for {volume_type} volumes ({lo} to {hi}, at most {per_gib} per GiB)"
+            ))
+        } else {
+            Ok(())
+        };
+    };
+    let n = u64::from(n);
+    if !(lo..=hi).contains(&n) {
+        return Err(format!(
+            "--iops of a {volume_type} volume is {lo} to {hi}, not {n}"
+        ));
+    }
+    // gp3's 3,000 are included at any size.
+    if n > per_gib * gib && !(volume_type == "gp3" && n <= 3000) {
+        return Err(format!(
+            "a {volume_type} volume takes at most {per_gib} IOPS per GiB: {n} needs at least {} GiB",
+            n.div_ceil(per_gib)
+        ));
+    }
+    Ok(())
+}
+
 /// A size given on the command line as whole GiB: EBS sizes volumes in GiB, so anything else is refused rather
 /// than rounded (a pool a little larger than asked is a bill a little larger than planned).
 pub fn whole_gib(bytes: u64, what: &str) -> Result<u64, String> {
@@ -158,6 +200,25 @@ mod tests {
         assert_eq!(whole_gib(GIB, "--size"), Ok(1));
         assert!(whole_gib(GIB + 1, "--size").is_err());
         assert!(whole_gib(0, "--size").is_err());
+    }
+
+    #[test]
+    fn iops_as_ebs_takes_them() {
+        assert!(check_iops("io1", 10, None)
+            .unwrap_err()
+            .contains("required"));
+        assert!(check_iops("io1", 10, Some(500)).is_ok());
+        // 50 per GiB on io1: 501 needs 11 GiB.
+        assert!(check_iops("io1", 10, Some(501))
+            .unwrap_err()
+            .contains("at least 11 GiB"));
+        assert!(check_iops("io2", 10, Some(10_000)).is_ok());
+        assert!(check_iops("io2", 4, Some(99)).is_err());
+        assert!(check_iops("gp3", 1, None).is_ok());
+        assert!(check_iops("gp3", 100, Some(6000)).is_ok());
+        assert!(check_iops("gp3", 1, Some(6000)).is_err());
+        assert!(check_iops("gp3", 1, Some(3000)).is_ok());
+        assert!(check_iops("gp2", 1, Some(3000)).is_err());
     }
 
     #[test]

@@ -21,3 +21,17 @@ pub const GROW_STATE: &str = "zstream:grow-state";
 /// On a data volume: its vdev and its place in it, from 0.
 pub const VDEV: &str = "zstream:vdev";
 pub const DISK: &str = "zstream:disk";
+/// On the instance: its SSH host key, `TYPE BASE64`, learned at create from its console output; every SSH
+/// connection requires it.
+pub const HOST_KEY: &str = "zstream:host-key";
+/// On the instance: the last finished scrub, `TIME errors=N`.
+pub const SCRUB: &str = "zstream:scrub";
+/// On the instance: when ec2-pool's grows modified the volumes, the newest four (EBS allows four modifications
+/// of a volume in 24 hours, and DescribeVolumesModifications shows only the latest).
+pub const MODIFIED: &str = "zstream:modified";
+/// On the instance: `creating` until `create` has finished, then `ready`. A pool left `creating` by a killed
+/// create is what `destroy --unfinished` removes.
+pub const STATE: &str = "zstream:state";
+/// On the instance: what encrypts the pool, `native` (ZFS's encryption; also when absent) or `luks` (LUKS2 under
+/// every volume, opened as /dev/mapper/ec2pool-VOLUMEID).
+pub const ENCRYPTION: &str = "zstream:encryption";

@@ -37,9 +37,11 @@ fn the_cycle_into_a_pool() {
     let site = PoolSite::new("cyc");
     let cyc = Site::new(&src, format!("ec2-pool:{}", site.name), site.env());
     let keys = ["--key-file", &cyc.keys[0], "--key-file", &cyc.keys[1]];
+    let reach = site.reachable();
     let mut create = vec![
         "create", &site.name, "--vdevs", "3", "--disks", "4", "--size", "1GiB",
     ];
+    create.extend(reach.iter().map(String::as_str));
     create.extend(keys);
     site.run_with(&create, b"", &[]).expect_code(0);
     let window = ["--full-every", "2d", "--keep-cycles", "1"];
@@ -189,10 +191,16 @@ fn the_cycle_into_a_pool() {
         .all(|l| l != src.ds("r3")));
     assert!(stopped(&site));
 
-    // Verify: healthy; then the pool's newest snapshot gone at the source makes it unhealthy (exit 3), and the
-    // next backup refuses to guess rather than destroy the pool's chain.
-    cyc.script("zstream-verify", &day(8), &[&cyc.dest, &cyc.dataset])
-        .expect_code(0);
+    // Verify: healthy, and the scrub ec2-pool ran when 30 days had passed since the pool's creation (day 5 or 6
+    // of the fake clock, at the end of that run's window) is reported; then the pool's newest snapshot gone at the
+    // source makes it unhealthy (exit 3), and the next backup refuses to guess rather than destroy the pool's chain.
+    let healthy = cyc.script("zstream-verify", &day(8), &[&cyc.dest, &cyc.dataset]);
+    healthy.expect_code(0);
+    assert!(
+        healthy.stderr().contains("last scrub 2027-01-0") && healthy.stderr().contains("no errors"),
+        "{}",
+        healthy.describe()
+    );
     let newest_snap = format!(
         "{}@{}",
         cyc.dataset,

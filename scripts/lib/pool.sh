@@ -25,14 +25,15 @@ pool_keys() {
 # pool_lock: one run at a time on this host has the pool up, whatever its dataset or script: each brings the pool
 # down when it ends, which would stop the instance under another's receive. A second run waits for the first
 # (ZSTREAM_POOL_WAIT seconds, default 6 hours), then exits 75. Two hosts must not use one pool at once.
+POOL_LOCK_FD=''
 pool_lock() {
     local dir=${ZSTREAM_LOCK_DIR:-/run/lock/zstream} file
     mkdir -p "$dir" 2>/dev/null || dir=${TMPDIR:-/tmp}
     file="$dir/ec2-pool-$(pool_name).lock"
-    exec 8>>"$file"
-    if ! flock -n 8; then
+    exec {POOL_LOCK_FD}>>"$file"
+    if ! flock -n "$POOL_LOCK_FD"; then
         say "$(pool_name) is in use by another run ($(cat "$file" 2>/dev/null || echo unknown)); waiting for it"
-        flock -w "${ZSTREAM_POOL_WAIT:-21600}" 8 || fail "$EX_LATER" "$(pool_name) stayed in use by another run; try later"
+        flock -w "${ZSTREAM_POOL_WAIT:-21600}" "$POOL_LOCK_FD" || fail "$EX_LATER" "$(pool_name) stayed in use by another run; try later"
     fi
     printf 'pid %s, %s on %s, since %s\n' "$$" "$PROG" "$(hostname)" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$file"
 }
@@ -106,6 +107,28 @@ pool_prune() {
     [ -n "$DRY_RUN" ] || PRUNED=$(printf '%s\n' "${old[@]}" | jq -R . | jq -s -c .)
 }
 
+# pool_resume: a receive into the pool that an earlier run lost midway (a cut connection, a killed run) kept what
+# it got, where the pool can (`zfs receive -s`); it is finished from its token (`zfs send -t`) rather than sent
+# again whole, or dropped when the source can no longer send it. RESUMED is set when one was finished.
+RESUMED=''
+pool_resume() {
+    local token
+    token=$(ec2-pool resume-token "$(pool_name)" "$DATASET") || fail "$EX_RUNTIME" "$DATASET: reading $(pool_name)'s resume token failed"
+    [ -n "$token" ] || return 0
+    if [ -n "$DRY_RUN" ]; then
+        say "dry-run: would finish the cut receive into $(pool_name)/$DATASET: zfs send -t TOKEN | zstream-hash --zfs | ec2-pool receive"
+        return 0
+    fi
+    say "$DATASET: a receive into $(pool_name) was cut off; finishing it from its resume token"
+    if zfs send -t "$token" | zstream-hash --zfs -q | ec2-pool receive "$(pool_name)" "$DATASET" "${POOL_KEYS[@]}"; then
+        RESUMED=1
+        say "$DATASET: the cut receive is finished"
+    else
+        say "$DATASET: the cut receive cannot be finished (is its snapshot gone at the source?); dropping what it kept"
+        ec2-pool resume-token --discard "$(pool_name)" "$DATASET" || fail "$EX_RUNTIME" "$DATASET: dropping the cut receive in $(pool_name) failed"
+    fi
+}
+
 # pool_backup: one run of zstream-backup into the pool (the script has parsed its options, locked, and set
 # NOW, SNAPSHOT, FORCE_FULL, PRUNE_ONLY...).
 pool_backup() {
@@ -113,6 +136,7 @@ pool_backup() {
     [ -z "$FORCE_FULL" ] || usage_error "--full: an ec2-pool keeps one chain of snapshots, which every run continues"
     need_tools ec2-pool
     pool_up "${POOL_KEYS[@]}"
+    pool_resume
     SNAPS=$(pool_snapshots "$DATASET")
     say "$DATASET: $(jq length <<<"$SNAPS") snapshots in $(pool_name)"
     if [ -n "$PRUNE_ONLY" ]; then
@@ -174,7 +198,8 @@ pool_backup() {
     COMMITTED=$(jq -c -n --arg s "$SNAP" --arg g "$guid" --argjson h "$hash" --arg b "${base:-}" \
         '{snapshot: $s, guid: $g, kind: (if $b == "" then "full" else "incremental" end), raw: {bytes: $h.bytes, sha256: $h.sha256}, stored: {bytes: $h.bytes}}')
     say "$DATASET@$SNAP: committed: $(jq -r .kind <<<"$COMMITTED"), $(jq -r .bytes <<<"$hash") bytes received into $(pool_name)"
-    move_hold "$base" "$SNAP" "$(jq -r '.[].snapshot' <<<"$SNAPS")"
+    # After a finished cut receive, the hold is on an older snapshot than the base: every other one is released.
+    if [ -n "$RESUMED" ]; then move_hold "" "$SNAP" "$(jq -r '.[].snapshot' <<<"$SNAPS")"; else move_hold "$base" "$SNAP" "$(jq -r '.[].snapshot' <<<"$SNAPS")"; fi
     local status=0
     pool_prune || status=$EX_RUNTIME
     pool_summary
@@ -227,18 +252,33 @@ pool_restore() {
     exit 0
 }
 
-# pool_verify: the pool's health, and for each DATASET its snapshots against the source: the newest the pool
-# holds is a snapshot the source still has, by guid (the base of the next run). ZFS checks every block it reads;
-# a full read-back is `zpool scrub` on the instance.
+# pool_verify: the pool's health and its last scrub, and for each DATASET its snapshots against the source: the
+# newest the pool holds is a snapshot the source still has, by guid (the base of the next run). ZFS checks every
+# block it reads; a full read-back is the scrub ec2-pool runs on its schedule (or `ec2-pool scrub`).
 pool_verify() {
     need_tools zfs jq ec2-pool
     [ -n "$DATASETS" ] || usage_error "with ec2-pool:NAME, name the DATASET to verify"
-    [ "$SAMPLE" = 0 ] || say "--sample: ZFS checks every block against its checksum as it reads; a full read-back of the pool is \`zpool scrub $(pool_name)\` on the instance"
+    [ "$SAMPLE" = 0 ] || say "--sample: ZFS checks every block against its checksum as it reads; a full read-back of the pool is \`ec2-pool scrub $(pool_name)\`"
     pool_up
-    local health problems=0 d snaps newest guid src
-    health=$(ec2-pool status "$(pool_name)" --json | jq -r '.pool.health // "unknown"')
+    local status health problems=0 d snaps newest guid src scrub_at scrub_errors
+    status=$(ec2-pool status "$(pool_name)" --json)
+    health=$(jq -r '.pool.health // "unknown"' <<<"$status")
     [ "$health" = ONLINE ] || { problems=$((problems + 1)); say "$(pool_name): the pool is $health"; }
-    printf '%-28s %-10s %-32s %s\n' DATASET SNAPSHOTS NEWEST STATE
+    # ZFS reads every block back at each scrub (ec2-pool scrubs every --scrub-every at the end of a window).
+    scrub_at=$(jq -r '.scrub.at // ""' <<<"$status")
+    scrub_errors=$(jq -r '.scrub.errors // 0' <<<"$status")
+    if [ -z "$scrub_at" ]; then
+        say "$(pool_name): not scrubbed yet (ec2-pool scrubs at the end of a window every --scrub-every, 30 days by default; \`ec2-pool scrub $(pool_name)\` now)"
+    elif [ "$scrub_errors" = 0 ]; then
+        say "$(pool_name): last scrub $scrub_at: no errors"
+    else
+        problems=$((problems + 1))
+        say "$(pool_name): last scrub $scrub_at found $scrub_errors errors (\`zpool status -v $(pool_name)\` on the instance names them)"
+    fi
+    # The table is for people: on stdout, or on stderr when stdout is for --json.
+    local out=1
+    [ -z "$JSON" ] || out=2
+    printf '%-28s %-10s %-32s %s\n' DATASET SNAPSHOTS NEWEST STATE >&"$out"
     for d in $DATASETS; do
         snaps=$(pool_snapshots "$d")
         newest=$(jq -r '.[-1].snapshot // ""' <<<"$snaps")
@@ -251,10 +291,11 @@ pool_verify() {
             state="the source has no @$newest of guid $guid: the next backup cannot continue the chain"
         fi
         [ "$state" = ok ] || problems=$((problems + 1))
-        printf '%-28s %-10s %-32s %s\n' "$d" "$(jq length <<<"$snaps")" "${newest:--}" "$state"
+        printf '%-28s %-10s %-32s %s\n' "$d" "$(jq length <<<"$snaps")" "${newest:--}" "$state" >&"$out"
     done
     [ -z "$JSON" ] || jq -n -c --arg p "$(pool_name)" --arg h "$health" --argjson n "$problems" \
-        '{pool: $p, health: $h, problems: $n, healthy: ($n == 0)}'
+        --arg sa "$scrub_at" --argjson se "$scrub_errors" \
+        '{pool: $p, health: $h, scrub: (if $sa == "" then null else {at: $sa, errors: $se} end), problems: $n, healthy: ($n == 0)}'
     [ "$problems" = 0 ] || exit "$EX_INTEGRITY"
     exit 0
 }

@@ -24,6 +24,11 @@ pub struct Moto {
 
 impl Moto {
     pub fn start() -> Moto {
+        Moto::start_with(&[])
+    }
+
+    /// `start`, the server given `env` (e.g. MOTO_AMIS_PATH: the images its EC2 knows).
+    pub fn start_with(env: &[(&str, &str)]) -> Moto {
         let python = venv().join("bin/python");
         let server = crate::cycle::workspace().join("tests/moto/server.py");
         assert!(
@@ -44,6 +49,7 @@ impl Moto {
         let child = Command::new(&python)
             .arg(&server)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("dup"))
             .stderr(out)
