@@ -180,9 +180,10 @@ pub fn backup(i: &BackupIn) -> BackupPlan {
     // Leftovers: an intent with no record is a put that never committed; its object is this store's to remove.
     // Only an intent of a snapshot newer at the source than every committed backup can be that (runs go forward):
     // an older one is stale, or replayed by someone who kept a copy, and nothing it names is touched.
-    // Destroying a snapshot at the source is the one thing a writer of the store could not do by themselves: it
-    // follows from an intent only while the catalog is certain (a valid record to compare with, nothing unreadable
-    // where a record could be, not a new chain beside old objects). Else the snapshot is left and said.
+    // What an intent names (its object, its snapshot at the source) is removed only while the catalog is certain: a
+    // valid record to compare with, nothing unreadable where a record could be, not a new chain beside old
+    // objects. With every record gone, any genuine intent kept by a writer of the store would be "live", and its
+    // object may be the only copy of a backup whose record was lost. Else all is left, and said.
     let certain = !cat.backups.is_empty()
         && !i.opts.new_catalog
         && !cat.problems.iter().any(|pr| pr.name.ends_with(".json"));
@@ -205,6 +206,15 @@ pub fn backup(i: &BackupIn) -> BackupPlan {
             });
             continue;
         }
+        if !committed && !certain {
+            p.warnings.push(format!(
+                "@{}: the intent of a run that never committed, left as it is with its object and snapshot: the \
+                 catalog holds no valid record, or one that does not open, so it is not certain that no backup \
+                 needs them (remove them yourself once sure)",
+                it.snapshot
+            ));
+            continue;
+        }
         let listed = i.objects.and_then(|objs| {
             objs.iter()
                 .find(|o| o.snapshot.as_deref() == Some(it.snapshot.as_str()))
@@ -214,15 +224,8 @@ pub fn backup(i: &BackupIn) -> BackupPlan {
                 .source
                 .iter()
                 .any(|s| !s.bookmark && s.name == it.snapshot && s.guid == it.guid);
-            if it.taken && at_source && certain {
+            if it.taken && at_source {
                 p.drop.push(it.snapshot.clone());
-            } else if it.taken && at_source {
-                p.warnings.push(format!(
-                    "@{}: taken by a run that never committed it, and left at the source: the catalog holds no \
-                     valid record or an unreadable one, so it is not certain that no backup needs it (zfs destroy \
-                     it yourself once sure)",
-                    it.snapshot
-                ));
             }
             if !i.store.is_vault() {
                 p.gc.push(i.store.object_url(ds, &it.snapshot));

@@ -63,19 +63,33 @@ fn plan_of(
 }
 
 /// Every record gone (deleted by the store's writer) and two genuine intents put back: their snapshots are at the
-/// source with the intents' guids, yet no run destroys them; each is said.
+/// source with the intents' guids and their objects listed, yet no run destroys or removes them; each is said.
 #[test]
 fn replayed_intents_in_an_emptied_catalog_destroy_nothing_at_the_source() {
     let its = vec![intent("zstream-a", 11, 100), intent("zstream-b", 12, 101)];
     let cat = Catalog::new(DS, vec![], its, vec![], vec![], false);
     let src = source(&[("zstream-a", 11, 100), ("zstream-b", 12, 101)]);
+    let objects: Vec<Listed> = ["zstream-a", "zstream-b"]
+        .iter()
+        .map(|s| Listed {
+            url: format!("s3://offsite/site/{}", object_name(DS, s)),
+            snapshot: Some(s.to_string()),
+            size: 100,
+            storage_class: "STANDARD".into(),
+        })
+        .collect();
     for new_catalog in [false, true] {
-        let p = plan_of(&cat, &src, &[], new_catalog);
+        let p = plan_of(&cat, &src, &objects, new_catalog);
         assert!(p.drop.is_empty(), "new_catalog {new_catalog}: {:?}", p.drop);
+        assert!(
+            p.remove.is_empty(),
+            "new_catalog {new_catalog}: {:?}",
+            p.remove
+        );
         assert_eq!(
             p.warnings
                 .iter()
-                .filter(|w| w.contains("left at the source"))
+                .filter(|w| w.contains("left as it is with its object and snapshot"))
                 .count(),
             2,
             "{:?}",
