@@ -27,21 +27,16 @@ pub fn arm(cleanup: impl FnOnce() -> String + Send + 'static) -> Armed {
     Armed(())
 }
 
-/// An armed cleanup. Dropping it disarms it (the caller's own error path cleans up then).
+/// An armed cleanup. Dropping it disarms it (the caller's own error path cleans up then), unless a signal has
+/// arrived: then the signal thread runs it.
 pub struct Armed(());
 
 impl Armed {
     /// Disarms the cleanup and runs `commit` with signals held off until it returns. If a signal has already
     /// arrived, the commit never runs: this thread waits for the signal thread to clean up and end the process.
     pub fn commit<T>(self, commit: impl FnOnce() -> T) -> T {
-        let mut slot = lock();
-        if SIGNALLED.get().is_some_and(|f| f.load(Ordering::SeqCst)) {
-            drop(slot);
-            std::mem::forget(self);
-            loop {
-                std::thread::park();
-            }
-        }
+        let mut slot = disarm();
+        std::mem::forget(self);
         *slot = None;
         commit()
     }
@@ -49,8 +44,23 @@ impl Armed {
 
 impl Drop for Armed {
     fn drop(&mut self) {
-        *lock() = None;
+        *disarm() = None;
     }
+}
+
+/// The slot, locked, for disarming; or, once a signal has arrived, never: this thread waits for the signal
+/// thread to run the cleanup and end the process. A signal often ends the caller's work first (the whole process
+/// group gets it, so a child dies at once and the caller's error path drops its guard): disarming then would race
+/// the signal thread for the lock and could leave the interruption with nothing undone.
+fn disarm() -> std::sync::MutexGuard<'static, Option<Cleanup>> {
+    let slot = lock();
+    if SIGNALLED.get().is_some_and(|f| f.load(Ordering::SeqCst)) {
+        drop(slot);
+        loop {
+            std::thread::park();
+        }
+    }
+    slot
 }
 
 fn lock() -> std::sync::MutexGuard<'static, Option<Cleanup>> {
@@ -59,15 +69,16 @@ fn lock() -> std::sync::MutexGuard<'static, Option<Cleanup>> {
 }
 
 fn install() {
-    let flag = SIGNALLED.get_or_init(Arc::default);
-    for sig in [SIGTERM, SIGINT, SIGHUP] {
-        let _ = signal_hook::flag::register(sig, Arc::clone(flag));
-    }
     let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]) {
         Ok(s) => s,
         // Without the handler the default action stays: the process dies as it would have before.
         Err(_) => return,
     };
+    // The flag only with the thread that ends the process: a thread that finds it set waits for that one.
+    let flag = SIGNALLED.get_or_init(Arc::default);
+    for sig in [SIGTERM, SIGINT, SIGHUP] {
+        let _ = signal_hook::flag::register(sig, Arc::clone(flag));
+    }
     std::thread::spawn(move || {
         if let Some(sig) = signals.forever().next() {
             let mut slot = lock();
