@@ -126,17 +126,36 @@ impl Guest {
         for (k, v) in env {
             remote.push_str(&format!(" {}", quote(&format!("{k}={v}"))));
         }
-        remote.push_str(&format!(" bash -o pipefail -euc {}", quote(script)));
+        // --norc: bash started by sshd reads /etc/bash.bashrc, which fails under -u (PS1 unset).
+        remote.push_str(&format!(" bash --norc -o pipefail -euc {}", quote(script)));
         let mut c = Command::new("ssh");
         c.arg("-F")
             .arg(self.state.join("ssh_config"))
             .arg("guest")
             .arg(&remote);
-        let out = output_within(c, input, LIMIT, script);
+        let mut out = output_within(c, input, LIMIT, script);
+        if out.status.code() == Some(255) {
+            out.stderr.extend(self.why_ssh_failed().into_bytes());
+        }
         Run {
             cmd: format!("(in the guest) {script}"),
             out,
         }
+    }
+
+    /// What the guest was doing when SSH gave up on it (exit 255): whether qemu runs, and its console's tail
+    /// (the kernel logs there: a stall, a hung task, an OOM kill).
+    fn why_ssh_failed(&self) -> String {
+        let pid = std::fs::read_to_string(self.state.join("qemu.pid")).unwrap_or_default();
+        let alive = Path::new("/proc").join(pid.trim()).exists() && !pid.trim().is_empty();
+        let console =
+            std::fs::read_to_string(self.state.join("io/console.log")).unwrap_or_default();
+        let lines: Vec<&str> = console.lines().collect();
+        let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+        format!(
+            "\n(ssh exit 255: qemu {}; the guest's console, last lines:)\n{tail}\n",
+            if alive { "still runs" } else { "is gone" }
+        )
     }
 
     pub fn sh(&self, script: &str) -> Run {
@@ -187,8 +206,14 @@ impl Guest {
     /// Unplugs disk `id` (the guest acknowledges; its file stays in STATE/disks/).
     #[track_caller]
     pub fn disk_remove(&self, id: &str) {
+        self.try_disk_remove(id).expect_code(0);
+    }
+
+    /// [`Guest::disk_remove`], its outcome returned.
+    #[track_caller]
+    pub fn try_disk_remove(&self, id: &str) -> Run {
         let s = self.state.to_str().unwrap();
-        script_run(&["disk-remove", s, id], Duration::from_secs(300)).expect_code(0);
+        script_run(&["disk-remove", s, id], Duration::from_secs(420))
     }
 
     /// Polls `test` (a shell condition) in the guest for up to a minute.
