@@ -8,7 +8,8 @@ use anyhow::{anyhow, bail};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::io::Read;
-use std::sync::{Arc, Mutex};
+use std::pin::Pin;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
 use tokio::task::{AbortHandle, JoinHandle};
@@ -126,19 +127,80 @@ impl Parts<'_> {
     }
 }
 
-/// Arms the interrupt cleanup of the multipart upload to `url`: on SIGTERM, SIGINT or SIGHUP the parts in flight
-/// are cancelled, then `abort` runs (at most 60 s). The returned guard's `commit` wraps the completing call.
+/// The multipart upload a put starts, as its interrupt cleanup sees it. The cleanup is armed before the call that
+/// starts the upload: a signal can come while that call is unanswered, and the upload it then creates must still
+/// be aborted, or it stays for `gc`, unseen by a put that died saying nothing.
+#[derive(Clone, Default)]
+pub struct Upload(Arc<(Mutex<Stage>, Condvar)>);
+
+#[derive(Clone, Default)]
+enum Stage {
+    #[default]
+    NotYet,
+    Starting,
+    Started(String),
+}
+
+impl Upload {
+    fn set(&self, stage: Stage) {
+        *self.0 .0.lock().unwrap_or_else(|p| p.into_inner()) = stage;
+        self.0 .1.notify_all();
+    }
+
+    /// The call that starts it is about to go out.
+    pub fn starting(&self) {
+        self.set(Stage::Starting);
+    }
+
+    /// The service answered with the upload's id.
+    pub fn started(&self, id: &str) {
+        self.set(Stage::Started(id.to_string()));
+    }
+
+    /// The call failed: there is no upload.
+    pub fn not_started(&self) {
+        self.set(Stage::NotYet);
+    }
+
+    /// The stage, once it is not `Starting` or after `limit`.
+    fn settled(&self, limit: Duration) -> Stage {
+        let (m, cv) = &*self.0;
+        let g = m.lock().unwrap_or_else(|p| p.into_inner());
+        let (g, _) = cv
+            .wait_timeout_while(g, limit, |s| matches!(s, Stage::Starting))
+            .unwrap_or_else(|p| p.into_inner());
+        g.clone()
+    }
+}
+
+/// Aborting an upload by its id: a future that owns what it needs (the cleanup runs it on the signal thread).
+pub type Abort = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
+
+/// Arms the interrupt cleanup of the multipart upload to `url`, before it is started: on SIGTERM, SIGINT or SIGHUP
+/// the parts in flight are cancelled, then the upload is aborted (at most 60 s) once `upload` names it. The
+/// returned guard's `commit` wraps the call that completes it (or the single put that stands for it).
 pub fn arm_abort(
     rt: &Runtime,
     url: String,
     in_flight: &InFlight,
-    abort: impl Future<Output = anyhow::Result<()>> + Send + 'static,
+    upload: &Upload,
+    abort: impl FnOnce(String) -> Abort + Send + 'static,
 ) -> Armed {
     let handle = rt.handle().clone();
     let in_flight = in_flight.clone();
+    let upload = upload.clone();
     interrupt::arm(move || {
         in_flight.cancel(Duration::from_secs(10));
-        match handle.block_on(async { tokio::time::timeout(Duration::from_secs(60), abort).await }) {
+        let id = match upload.settled(Duration::from_secs(30)) {
+            Stage::NotYet => return "nothing was uploaded".to_string(),
+            Stage::Starting => {
+                return format!(
+                    "the upload to {url} was being started and may be left: `zstream-ship gc` removes it"
+                )
+            }
+            Stage::Started(id) => id,
+        };
+        match handle.block_on(async { tokio::time::timeout(Duration::from_secs(60), abort(id)).await }) {
             Ok(Ok(())) => format!("the upload to {url} was aborted; nothing was stored"),
             Ok(Err(e)) => format!(
                 "aborting the upload to {url} failed ({e:#}); `zstream-ship gc` removes what is left"

@@ -106,7 +106,31 @@ fn entry(path: &Path, m: &fs::Metadata, checksum: Option<String>) -> Entry {
         restore: "available".into(),
         date: rfc3339(m.mtime()),
         checksum,
+        etag: None,
     }
+}
+
+/// Removes this process's unfinished files (named with `prefix`) in `dir`; says what it did.
+fn remove_unfinished(dir: &Path, prefix: &str) -> String {
+    let found: Vec<PathBuf> = fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default();
+    if found.is_empty() {
+        return "nothing was written".into();
+    }
+    found
+        .iter()
+        .map(|tmp| match fs::remove_file(tmp) {
+            Ok(()) => format!("removed the unfinished {}", tmp.display()),
+            Err(e) => format!("removing the unfinished {} failed: {e}", tmp.display()),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn is_partial(name: &str) -> bool {
@@ -156,12 +180,13 @@ impl Backend for FileTarget {
             .context("no object name")?
             .to_string_lossy();
         let prefix = format!(".{name}{PARTIAL}{}.", std::process::id());
-        let mut pending = Pending::create_with_prefix(&self.path, &prefix)?;
-        let tmp = pending.temp_path().to_path_buf();
-        let armed = interrupt::arm(move || match fs::remove_file(&tmp) {
-            Ok(()) => format!("removed the unfinished {}", tmp.display()),
-            Err(e) => format!("removing the unfinished {} failed: {e}", tmp.display()),
+        // Armed before the temporary file exists, and finding it by this process's prefix: a signal at any point,
+        // even while it is being created, leaves no unfinished file behind.
+        let armed = interrupt::arm({
+            let (dir, prefix) = (dir.to_path_buf(), prefix.clone());
+            move || remove_unfinished(&dir, &prefix)
         });
+        let mut pending = Pending::create_with_prefix(&self.path, &prefix)?;
         let mut buf = vec![0u8; zstream_common::BUF_SIZE];
         let mut total = 0u64;
         let mut sha = Sha256::new();

@@ -13,11 +13,12 @@ pub const TREE: &str = "sha256-tree:";
 use crate::aws;
 use crate::backend::{rfc3339, Backend, Entry, Replace, Stale, Stored};
 use crate::options::Options;
-use crate::pump::{arm_abort, InFlight, Parts};
+use crate::pump::{arm_abort, Abort, InFlight, Parts, Upload};
 use anyhow::{anyhow, Context};
 use aws_sdk_glacier::primitives::ByteStream;
 use std::io::{Read, Write};
 use tokio::runtime::Runtime;
+use zstream_common::interrupt::Armed;
 use zstream_common::pipe::{in_error, read_full};
 use zstream_common::usage;
 
@@ -114,8 +115,10 @@ impl GlacierTarget {
         part: u64,
         first: Vec<u8>,
         input: &mut dyn Read,
+        (armed, in_flight, upload): (Armed, &InFlight, &Upload),
     ) -> anyhow::Result<(String, String, u64)> {
         let url = self.url();
+        upload.starting();
         let id = self
             .rt
             .block_on(
@@ -126,22 +129,32 @@ impl GlacierTarget {
                     .part_size(part.to_string())
                     .send(),
             )
-            .map_err(aws::err(format!("starting an upload to {url}")))?
-            .upload_id()
-            .map(str::to_string)
-            .context("the service returned no upload id")?;
+            .map_err(aws::err(format!("starting an upload to {url}")))
+            .and_then(|out| {
+                out.upload_id()
+                    .map(str::to_string)
+                    .context("the service returned no upload id")
+            });
+        let id = match id {
+            Ok(id) => {
+                upload.started(&id);
+                id
+            }
+            Err(e) => {
+                upload.not_started();
+                return Err(e);
+            }
+        };
         let too_long = format!(
             "the stream is longer than 10,000 parts of {part} bytes; give --size-hint (Glacier parts cannot grow)"
         );
-        let in_flight = InFlight::default();
-        let armed = arm_abort(&self.rt, url.clone(), &in_flight, self.abort(&id));
         let result = Parts {
             rt: &self.rt,
             concurrency: usize::from(self.opts.transfer.concurrency),
             size: &|_| part,
             max_parts: MAX_PARTS,
             too_long: &too_long,
-            in_flight: &in_flight,
+            in_flight,
         }
         .run(first, input, |_, offset, data| {
             let req = self
@@ -181,24 +194,23 @@ impl GlacierTarget {
             Ok((archive, sum, total))
         });
         // Nothing half-made may stay behind.
-        result.map_err(|e| aws::after_abort(e, self.rt.block_on(self.abort(&id))))
+        result.map_err(|e| aws::after_abort(e, self.rt.block_on(self.aborter()(id))))
     }
 
-    /// Aborting the upload `id`, as a future that owns what it needs (the interrupt cleanup runs it too).
-    fn abort(
-        &self,
-        id: &str,
-    ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static {
-        let req = self
-            .client
-            .abort_multipart_upload()
-            .vault_name(&self.vault)
-            .upload_id(id);
-        async move {
-            req.send()
-                .await
-                .map(drop)
-                .map_err(|e| anyhow::anyhow!("{}", aws::describe(&e)))
+    /// Aborting an upload by its id, owning what it needs (the interrupt cleanup runs it on its own thread).
+    fn aborter(&self) -> impl FnOnce(String) -> Abort + Send + 'static {
+        let (client, vault) = (self.client.clone(), self.vault.clone());
+        move |id: String| -> Abort {
+            Box::pin(async move {
+                client
+                    .abort_multipart_upload()
+                    .vault_name(vault)
+                    .upload_id(id)
+                    .send()
+                    .await
+                    .map(drop)
+                    .map_err(|e| anyhow::anyhow!("{}", aws::describe(&e)))
+            })
         }
     }
 }
@@ -207,15 +219,20 @@ impl Backend for GlacierTarget {
     /// A vault names every archive itself: a put never replaces anything, whatever `_replace` says.
     /// The tree hash in the answer is the one Glacier checked the archive against before it named it.
     fn put(&self, input: &mut dyn Read, _replace: Replace) -> anyhow::Result<Stored> {
+        // Armed before a byte is read or anything started: a signal at any point ends the put saying what it
+        // undid.
+        let (upload, in_flight) = (Upload::default(), InFlight::default());
+        let armed = arm_abort(&self.rt, self.url(), &in_flight, &upload, self.aborter());
         let part = part_size(self.opts.upload.part_size, self.opts.upload.size_hint);
         let mut first = vec![0u8; part as usize];
         let got = read_full(&mut &mut *input, &mut first).map_err(in_error)?;
         first.truncate(got);
         let (archive, sum, total) = if (got as u64) < part {
-            let (archive, sum) = self.put_single(first)?;
+            // One call makes the archive: the commit, which a signal waits for.
+            let (archive, sum) = armed.commit(|| self.put_single(first))?;
             (archive, sum, got as u64)
         } else {
-            self.put_multipart(part, first, input)?
+            self.put_multipart(part, first, input, (armed, &in_flight, &upload))?
         };
         Ok(Stored {
             url: format!("glacier://{}/{archive}", self.vault),

@@ -13,13 +13,14 @@ use super::{S3Target, META_BYTES, META_PART_SIZE, META_PART_STEP};
 use crate::aws::{after_abort, describe, err, status};
 use crate::backend::{exists, Replace, Stored, S3_SHA256};
 use crate::options::{Class, Sse};
-use crate::pump::{arm_abort, InFlight, Parts};
+use crate::pump::{arm_abort, Abort, InFlight, Parts, Upload};
 use anyhow::{anyhow, Context};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::Client;
 use std::collections::HashMap;
-use std::future::Future;
 use std::io::Read;
+use zstream_common::interrupt::Armed;
 use zstream_common::pipe::{in_error, read_full};
 
 /// What was stored: the checksum is the one S3 checked (each part's SHA-256, and their composite).
@@ -27,37 +28,54 @@ pub fn put(t: &S3Target, input: &mut dyn Read, replace: Replace) -> anyhow::Resu
     if replace == Replace::No && t.rt.block_on(t.lookup())?.is_some() {
         return Err(exists(&t.url(&t.key)));
     }
+    // Armed before a byte is read or anything started: a signal at any point ends the put saying what it undid.
+    let upload = Upload::default();
+    let in_flight = InFlight::default();
+    let armed = arm_abort(&t.rt, t.url(&t.key), &in_flight, &upload, {
+        let (client, bucket, key) = (t.client.clone(), t.bucket.clone(), t.key.clone());
+        move |id: String| -> Abort { Box::pin(abort(client, bucket, key, id)) }
+    });
     let schedule = Schedule::new(t.opts.upload.part_size, t.opts.upload.size_hint);
     let mut first = vec![0u8; schedule.first as usize];
     let got = read_full(&mut &mut *input, &mut first).map_err(in_error)?;
     first.truncate(got);
     if (got as u64) < schedule.first {
         // The whole stream fits in one part: one PUT with its checksum and byte count (an empty stream is a
-        // valid, empty object).
-        return t.rt.block_on(put_single(t, first, replace));
+        // valid, empty object). It is the commit: a signal waits for it.
+        return armed.commit(|| t.rt.block_on(put_single(t, first, replace)));
     }
-    let id = t.rt.block_on(create(t, schedule))?;
-    match upload(t, &id, schedule, first, input, replace) {
+    upload.starting();
+    let id = match t.rt.block_on(create(t, schedule)) {
+        Ok(id) => {
+            upload.started(&id);
+            id
+        }
+        Err(e) => {
+            upload.not_started();
+            return Err(e);
+        }
+    };
+    match upload_parts(t, &id, schedule, first, input, replace, (armed, &in_flight)) {
         Ok(stored) => Ok(stored),
         // Nothing half-made may stay behind looking like a backup.
-        Err(e) => Err(after_abort(e, t.rt.block_on(abort(t, &id)))),
+        Err(e) => Err(after_abort(
+            e,
+            t.rt.block_on(abort(t.client.clone(), t.bucket.clone(), t.key.clone(), id)),
+        )),
     }
 }
 
-/// Aborting the upload `id`, as a future that owns what it needs (the interrupt cleanup runs it on its thread).
-fn abort(t: &S3Target, id: &str) -> impl Future<Output = anyhow::Result<()>> + Send + 'static {
-    let req = t
-        .client
+/// Aborting the upload `id` (the interrupt cleanup runs it on its own thread, so it owns what it needs).
+async fn abort(client: Client, bucket: String, key: String, id: String) -> anyhow::Result<()> {
+    client
         .abort_multipart_upload()
-        .bucket(&t.bucket)
-        .key(&t.key)
-        .upload_id(id);
-    async move {
-        req.send()
-            .await
-            .map(drop)
-            .map_err(|e| anyhow!("{}", describe(&e)))
-    }
+        .bucket(bucket)
+        .key(key)
+        .upload_id(id)
+        .send()
+        .await
+        .map(drop)
+        .map_err(|e| anyhow!("{}", describe(&e)))
 }
 
 /// A refused conditional write (412) means an object is at the key. It may be our own: when the answer to the
@@ -138,13 +156,14 @@ async fn create(t: &S3Target, schedule: Schedule) -> anyhow::Result<String> {
         .context("the service returned no upload id")
 }
 
-fn upload(
+fn upload_parts(
     t: &S3Target,
     id: &str,
     schedule: Schedule,
     first: Vec<u8>,
     input: &mut dyn Read,
     replace: Replace,
+    (armed, in_flight): (Armed, &InFlight),
 ) -> anyhow::Result<Stored> {
     let url = t.url(&t.key);
     let too_long = format!(
@@ -152,15 +171,13 @@ fn upload(
          larger --part-size",
         schedule.capacity()
     );
-    let in_flight = InFlight::default();
-    let armed = arm_abort(&t.rt, url.clone(), &in_flight, abort(t, id));
     let (parts, total) = Parts {
         rt: &t.rt,
         concurrency: usize::from(t.opts.transfer.concurrency),
         size: &|n| schedule.size(n),
         max_parts: MAX_PARTS,
         too_long: &too_long,
-        in_flight: &in_flight,
+        in_flight,
     }
     .run(first, input, |n, _, data| {
         t.rt.spawn(upload_part(t, id, n as i32, data))
