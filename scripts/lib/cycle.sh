@@ -325,7 +325,11 @@ send_supports() {
 # shellcheck disable=SC2034 # read by zstream-backup
 SEND_OPTS=()
 send_form() {
-    if send_supports -L -c -e; then
+    if [ -n "${RAW:-}" ]; then
+        # Raw: the blocks as the pool stores them (compressed, large and embedded ones too: -w implies -L -c -e).
+        send_supports -w || fail "$EX_USAGE" "--raw: this zfs has no raw sends (zfs send -w: OpenZFS 0.8 and later)"
+        SEND_OPTS=(-w)
+    elif send_supports -L -c -e; then
         SEND_OPTS=(-L -c -e)
     else
         # shellcheck disable=SC2034 # read by zstream-backup
@@ -387,11 +391,21 @@ release_holds() {
 
 # encryption_check: an encrypted DATASET (OpenZFS native encryption) is sent decrypted, which needs its key
 # loaded: checked before anything is taken, so a run with the key unloaded fails in one line and leaves no
-# snapshot behind (a failed send would). zfs-fuse has no `encryption` property: nothing to check there.
+# snapshot behind (a failed send would). With --raw it is sent as stored, under its own key, and needs none.
+# zfs-fuse has no `encryption` property: nothing to check there.
 encryption_check() {
     local enc
-    enc=$(zfs get -H -o value encryption "$DATASET" 2>/dev/null) || return 0
-    case $enc in '' | off | -) return 0 ;; esac
+    enc=$(zfs get -H -o value encryption "$DATASET" 2>/dev/null) || enc=''
+    case $enc in
+    '' | off | -)
+        [ -z "${RAW:-}" ] || say "$DATASET is not encrypted: --raw sends its blocks as stored (as -L -c -e would)"
+        return 0
+        ;;
+    esac
+    if [ -n "${RAW:-}" ]; then
+        say "$DATASET is encrypted ($enc): sent raw, its blocks under its own key inside the seal; a restore is encrypted with that key and is read only once it is loaded (zfs load-key)"
+        return 0
+    fi
     [ "$(zfs get -H -o value keystatus "$DATASET" 2>/dev/null)" = available ] \
         || fail "$EX_RUNTIME" "$DATASET is encrypted ($enc) and its key is not loaded: zfs load-key $DATASET, then run again (nothing was taken)"
     say "$DATASET is encrypted ($enc): sent decrypted, so the store holds it under the seal's keys alone, and a restore is not encrypted unless its TARGET is below an encrypted dataset"

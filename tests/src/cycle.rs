@@ -211,6 +211,11 @@ impl<'p, G: Ground + ?Sized> Site<'p, G> {
             "ZSTREAM_LOCK_DIR".into(),
             self.work.join("locks").display().to_string(),
         ));
+        // The site's own catalog cache, gone with its pool (not the tester's ~/.cache).
+        env.push((
+            "ZSTREAM_CATALOG_CACHE".into(),
+            self.work.join("catalog-cache").display().to_string(),
+        ));
         let mut r = h.sh_with(&script, input, &env);
         r.cmd = format!("({}) {name} {}", h.name(), args.join(" "));
         r

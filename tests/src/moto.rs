@@ -107,6 +107,17 @@ impl Moto {
         )
     }
 
+    /// The requests moto has served so far, one line each as its server logs them (`"GET /bucket/key HTTP/1.1"
+    /// 200`), paths as sent (percent-encoded).
+    pub fn requests(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("\" ") && l.contains(" HTTP/1.1\" "))
+            .map(str::to_string)
+            .collect()
+    }
+
     /// A new bucket (moto takes unsigned requests).
     pub fn bucket(&self, name: &str) {
         let r = self.request("PUT", &format!("/{name}"), "");

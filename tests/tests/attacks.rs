@@ -3,7 +3,8 @@
 //! records forged by someone without the keys, another dataset's record and object, lost and damaged objects, a
 //! verify with nothing to check, a prune cut short, two stores in one second, a link that fails its digest, a
 //! changed TARGET, job files others can write, a TARGET with a space, a v1 catalog, 300 days of the shipped job
-//! into DEEP_ARCHIVE (moto), and a catalog of 230 records. Each asserts what docs/formats/catalog-v2.md promises.
+//! into DEEP_ARCHIVE (moto), a catalog of 230 records, and the cache of entries on S3. Each asserts what
+//! docs/formats/catalog-v2.md promises.
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -1412,4 +1413,100 @@ fn a_catalog_of_230_records_restores_and_verifies() {
     );
     let (code, line) = check(&site, &after(229, 3600));
     assert_eq!(code, 0, "{line}");
+}
+
+/// The GETs of catalog entries among moto's requests since `from` (the count of its requests then), as the entry
+/// URLs they read (`s3://bucket/key`, decoded).
+fn entry_gets(moto: &Moto, from: usize, bucket: &str) -> Vec<String> {
+    moto.requests()[from..]
+        .iter()
+        .filter_map(|l| {
+            // The object's path, without the SDK's `?x-id=GetObject`; a listing's path is the bucket's alone.
+            let path = l.split("\"GET /").nth(1)?.split([' ', '?']).next()?;
+            path.contains("/catalog/")
+                .then(|| format!("s3://{}", path.replace("%40", "@")))
+        })
+        .filter(|u| u.starts_with(&format!("s3://{bucket}/")))
+        .collect()
+}
+
+/// (18) The cache of entries already authenticated (zstream-catalog's `cache`): on S3 a night reads from the store
+/// only the entries it has not read before; cache files overwritten with garbage cost a re-read and nothing else;
+/// an entry replaced in the store (a new ETag) is read again and judged as it is now, whatever the cache holds.
+#[test]
+fn the_entry_cache_saves_reads_and_is_never_trusted() {
+    let z = Zfs::start();
+    let p = z.pool(256);
+    let moto = Moto::start();
+    moto.bucket("offsite");
+    let site = Site::new(&p, "s3://offsite/site".into(), moto.env());
+    nights(&site, 0..3);
+    let old: Vec<String> = site.entries().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(old.len(), 3, "{old:?}");
+    let cache = site.work.join("catalog-cache");
+    let cached =
+        |dir: &Path| -> Vec<PathBuf> { walk(dir).into_iter().filter(|f| f.is_file()).collect() };
+    assert_eq!(cached(&cache).len(), 3, "one file per entry");
+
+    // A night: none of the entries it had read before is read again.
+    let from = moto.requests().len();
+    site.change(3);
+    ok(&site.backup(&day(3), &[]));
+    let gets = entry_gets(&moto, from, "offsite");
+    for o in &old {
+        assert!(!gets.contains(o), "{o} read again: {gets:?}");
+    }
+    assert_eq!(
+        cached(&cache).len(),
+        4,
+        "the new record kept, the intent gone with its entry"
+    );
+
+    // Garbage in every cache file: each entry is read again, and the night is what it would have been.
+    for f in cached(&cache) {
+        std::fs::write(&f, b"{\"not\":\"an entry\"}\n").unwrap();
+    }
+    let from = moto.requests().len();
+    site.change(4);
+    let r = site.backup(&day(4), &["--json"]);
+    ok(&r);
+    let s = summary(&r);
+    assert_eq!(s["record"]["kind"], "incremental", "{}", r.describe());
+    assert_eq!(s["record"]["seq"], 5, "{}", r.describe());
+    let gets = entry_gets(&moto, from, "offsite");
+    for o in &old {
+        assert!(gets.contains(o), "{o} not read again: {gets:?}");
+    }
+
+    // The newest record replaced in the store by someone without the keys, after the cache holds the genuine one:
+    // the listing's new ETag makes it read again, and it fails its checks as it would with no cache.
+    let newest = site.records().pop().unwrap();
+    let url = record_url(&site, &snap(&newest));
+    let genuine = site
+        .entries()
+        .into_iter()
+        .find(|(n, _)| *n == url)
+        .unwrap()
+        .1;
+    let edited = genuine.replacen("\"incremental\"", "\"full\"", 1);
+    assert_ne!(edited, genuine);
+    site.plant(&url, edited.as_bytes());
+    let v = site.verify(&day(4), &[]);
+    v.expect_code(3);
+    assert!(stdout(&v).contains(&snap(&newest)), "{}", v.describe());
+    let (code, line) = check(&site, &after(4, 60));
+    assert_eq!(code, 2, "{line}");
+}
+
+/// Every path below `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            out.extend(walk(&p));
+            out.push(p);
+        }
+    }
+    out
 }

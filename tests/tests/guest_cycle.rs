@@ -269,3 +269,90 @@ fn an_encrypted_dataset_is_sent_decrypted_only_with_its_key_loaded() {
         "off"
     );
 }
+
+/// DMU_BACKUP_FEATURE_RAW (OpenZFS include/sys/zfs_ioctl.h): the stream is `zfs send -w`.
+const RAW: u64 = 1 << 24;
+
+/// Raw sends (`--raw`) of an encrypted dataset: the nights run with its key unloaded (a raw send needs none); the
+/// records say `send.raw` and the stored streams are OpenZFS's raw form; the restore is encrypted under the
+/// source's own key, says how to load it, and once loaded holds the source's files byte for byte; turning `--raw`
+/// off makes the next night a full, saying why.
+#[test]
+fn raw_sends_keep_an_encrypted_dataset_under_its_own_key() {
+    let g = guest::shared();
+    let p = g.pool(512);
+    let key = format!("{}/dataset.key", p.dir);
+    g.ok(&format!("head -c 32 /dev/urandom > {}", guest::quote(&key)));
+    let keylocation = format!("keylocation=file://{key}");
+    let site = Site::with_dataset(
+        &p,
+        format!("file://{}/store", p.dir),
+        Vec::new(),
+        &[
+            "-o",
+            "encryption=on",
+            "-o",
+            "keyformat=raw",
+            "-o",
+            &keylocation,
+        ],
+    );
+    let ds = site.dataset.clone();
+    let locked = |locked: bool| {
+        g.ok(&if locked {
+            format!("zfs unmount {ds}; zfs unload-key {ds}")
+        } else {
+            format!("zfs load-key {ds}; zfs mount {ds}")
+        });
+    };
+    for d in 0..2 {
+        site.change(d);
+        locked(true);
+        let r = site.backup(&day(d), &["--raw"]);
+        scenarios::ok(&r);
+        assert!(r.stderr().contains("sent raw"), "{}", r.describe());
+        locked(false);
+    }
+    let records = site.records();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[1]["kind"], "incremental");
+    for rec in &records {
+        assert_eq!(rec["send"]["raw"], true, "{rec}");
+        let f = site.stream_info(rec)["features"]
+            .as_u64()
+            .expect("features");
+        assert_eq!(f & RAW, RAW, "{}: features {f:#x}", rec["snapshot"]);
+    }
+
+    let r = site.restore(&day(2), "src", "back", &[]);
+    scenarios::ok(&r);
+    assert!(r.stderr().contains("zfs load-key"), "{}", r.describe());
+    let back = site.ds("back");
+    assert_eq!(
+        g.ok(&format!("zfs get -H -o value encryption,keystatus {back}"))
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["aes-256-gcm", "unavailable"]
+    );
+    g.ok(&format!(
+        "zfs load-key -L file://{} {back}; zfs mount {back}",
+        key
+    ));
+    g.same_tree(&site.mounted("src"), &site.mounted("back"));
+
+    // --raw off: a plain stream cannot build on the raw chain, so a full.
+    site.change(3);
+    let r = site.backup(&day(3), &["--json"]);
+    scenarios::ok(&r);
+    let s: serde_json::Value = serde_json::from_slice(r.stdout()).expect("--json");
+    assert_eq!(s["record"]["kind"], "full", "{}", r.describe());
+    assert!(
+        s["why"]
+            .as_str()
+            .unwrap_or("")
+            .contains("a raw stream and a plain one"),
+        "{}",
+        r.describe()
+    );
+    assert!(s["record"].get("send").is_none(), "{}", s["record"]);
+}

@@ -6,7 +6,7 @@
 //! Record i is the full `fill-NNNNNN`, seq i + 1, dated i hours after 2020-01-01; its object holds 4 KiB.
 
 use zstream_catalog::layout::{object_name, Store};
-use zstream_catalog::record::{Backup, Entry, Kind, Object, Par, Policy, Raw, Seal};
+use zstream_catalog::record::{Backup, Entry, Kind, Object, Policy, Raw, Seal};
 use zstream_catalog::{clock, io::Io, sign::Secrets};
 use zstream_ship::app::{backend, Use};
 use zstream_ship::backend::Replace;
@@ -35,6 +35,7 @@ fn main() -> anyhow::Result<()> {
         let name = object_name(dataset, &snap);
         let stored = backend(&store.url_of(&name), Use::Upload, &Default::default())?
             .put(&mut &payload[..], Replace::No)?;
+        // The example record made a full of its own, named and numbered for this fill.
         let b = Backup {
             store: store.id(),
             dataset: dataset.clone(),
@@ -61,13 +62,6 @@ fn main() -> anyhow::Result<()> {
                 passphrases: secrets.passphrases,
                 chunk_size: 1 << 20,
             },
-            par: Par {
-                version: 2,
-                data: 10,
-                parity: 2,
-                block_size: 1 << 20,
-                interleave: 1,
-            },
             policy: Policy {
                 full_every: 30 * 86_400,
                 keep_cycles: 100_000,
@@ -76,6 +70,7 @@ fn main() -> anyhow::Result<()> {
             tools: Default::default(),
             time: clock::format(start + i as i64 * 3600),
             host: "bench".into(),
+            ..zstream_catalog::testkit::example()
         };
         io.put(&Entry::Backup(b), &secrets)?;
     }

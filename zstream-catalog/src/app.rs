@@ -108,6 +108,9 @@ pub enum Cmd {
         /// What a taken snapshot's name starts with.
         #[arg(long, default_value = "zstream-", value_name = "TEXT")]
         prefix: String,
+        /// Tonight's send is raw (`zfs send -w`): a chain that is not becomes a full.
+        #[arg(long)]
+        raw: bool,
     },
     /// Write the intent of a put (before it starts): a later run removes the object as this store's leftover if
     /// it is never committed. Compares this machine's clock with the store's.

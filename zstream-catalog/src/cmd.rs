@@ -61,6 +61,7 @@ pub fn run(cmd: Cmd) -> anyhow::Result<()> {
             new_catalog,
             clock_ok,
             prefix,
+            raw,
         } => {
             let io = Io::new(open_store(&store)?);
             layout::check_dataset(&dataset).map_err(usage)?;
@@ -84,6 +85,7 @@ pub fn run(cmd: Cmd) -> anyhow::Result<()> {
                 new_catalog,
                 clock_ok,
                 prefix,
+                raw,
             };
             let p = plan::backup(&plan::BackupIn {
                 store: &io.store,
@@ -145,7 +147,7 @@ pub fn run(cmd: Cmd) -> anyhow::Result<()> {
                 run: hex::encode(run),
                 taken,
             });
-            let written = io.put(&e, &secrets)?;
+            let written = io.stat(&io.put(&e, &secrets)?)?;
             // The store's clock: the date it gave the entry just written (S3's, or the file server's). A drill's
             // simulated clock is compared only with a simulated store clock (ZSTREAM_STORE_NOW).
             let store_now = match std::env::var("ZSTREAM_STORE_NOW") {
@@ -665,6 +667,8 @@ fn commit(
             bytes: raw_bytes,
             sha256,
         },
+        // As the plan said it would be sent (the script sends as its plan says).
+        send: serde_json::from_value(plan["send"].clone()).context("the plan's send")?,
         object: Object {
             name: object,
             bytes,
@@ -699,7 +703,7 @@ fn commit(
     }
     let e = Entry::Backup(b);
     // A record is only ever written once: a second commit of one snapshot is refused by the store (put never
-    // replaces).
+    // replaces). The put is the commit point: nothing after it can make the script discard the object.
     io.put(&e, secrets)?;
     let intent = store.entry_url(dataset, &snapshot, Name::Intent);
     if let Err(err) = io.remove(&intent) {

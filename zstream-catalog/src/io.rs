@@ -2,6 +2,7 @@
 //! them read at once (a batch of small GETs on one client), each checked (signature, shape, name) before anything
 //! is built from it. The store is read only here; every decision is made elsewhere, on what this returns.
 
+use crate::cache::{self, Cache};
 use crate::layout::{Kind as Name, Store};
 use crate::plan::Listed;
 use crate::record::{self, Backup, Entry, MAX_ENTRY_BYTES};
@@ -11,6 +12,7 @@ use crate::view::{Catalog, Problem};
 use anyhow::Context;
 use sha2::{Digest, Sha256};
 use std::io::Read;
+use std::path::PathBuf;
 use zstream_ship::app::{backend, Use};
 use zstream_ship::backend::{same_checksum, Backend, Entry as ShipEntry, Replace};
 use zstream_ship::options::Options;
@@ -53,13 +55,24 @@ impl Problems {
 pub struct Io {
     pub store: Store,
     opts: Options,
+    /// The root of the cache of authenticated entries (see `cache`); None: every entry is read each time.
+    cache: Option<PathBuf>,
+}
+
+/// One entry's bytes, opened.
+enum Opened {
+    Entry(Entry),
+    V1(Backup),
+    Problem(String),
 }
 
 impl Io {
+    /// The store's reads and writes, with the entry cache the environment places (`cache::root`).
     pub fn new(store: Store) -> Io {
         Io {
             store,
             opts: Options::default(),
+            cache: cache::root(),
         }
     }
 
@@ -85,10 +98,11 @@ impl Io {
             .with_context(|| format!("listing the catalog {prefix}"))?;
         let mut problems = Problems::default();
         let mut named = Vec::new();
+        let names: Vec<String> = listed.iter().map(|e| e.name.clone()).collect();
         for e in listed {
             match self.store.parse_entry(&e.name) {
                 Some((ds, snap, kind)) if ds == dataset && e.size <= MAX_ENTRY_BYTES => {
-                    named.push((e.name, snap, kind))
+                    named.push((e.name, e.etag, snap, kind))
                 }
                 Some((ds, _, _)) if ds == dataset => problems.push(
                     &e.name,
@@ -104,38 +118,71 @@ impl Io {
             }
         }
         let target = self.target(&prefix, Use::Prefix)?;
+        let mut cache = self
+            .cache
+            .as_deref()
+            .map(|root| Cache::new(root, &self.store.id(), dataset));
         let (mut backups, mut intents, mut accepts, mut v1) = (vec![], vec![], vec![], vec![]);
+        let open = |bytes: &[u8], snap: &str, kind: Name| -> Opened {
+            match record::open(bytes, key, (dataset, snap, kind)) {
+                Ok(e) if store.is_some_and(|id| e.store() != id) => Opened::Problem(format!(
+                    "an entry of another store (id {}, this one is {}): copied in, not this store's history",
+                    e.store(),
+                    store.unwrap_or_default()
+                )),
+                Ok(e) => Opened::Entry(e),
+                Err(why) => match (kind, record::open_v1(bytes, (dataset, snap))) {
+                    (Name::Backup, Ok(b)) => Opened::V1(b),
+                    _ => Opened::Problem(why),
+                },
+            }
+        };
         for batch in named.chunks(BATCH) {
-            let urls: Vec<String> = batch.iter().map(|(u, _, _)| u.clone()).collect();
+            // What the cache holds and still opens as this store's entry; the rest is read from the store.
+            let mut opened: Vec<Option<Opened>> = batch
+                .iter()
+                .map(|(url, etag, snap, kind)| {
+                    let bytes = cache
+                        .as_mut()?
+                        .get(url, etag.as_deref()?, MAX_ENTRY_BYTES)?;
+                    match open(&bytes, snap, *kind) {
+                        e @ Opened::Entry(_) => Some(e),
+                        _ => None,
+                    }
+                })
+                .collect();
+            let missed: Vec<usize> = (0..batch.len()).filter(|&i| opened[i].is_none()).collect();
+            let urls: Vec<String> = missed.iter().map(|&i| batch[i].0.clone()).collect();
             let bodies = target
                 .read_many(&urls, MAX_ENTRY_BYTES)
                 .with_context(|| format!("reading the catalog {prefix}"))?;
-            for ((url, snap, kind), body) in batch.iter().zip(bodies) {
-                let bytes = match body {
-                    Ok(b) => b,
-                    Err(e) => {
-                        problems.push(url, format!("could not be read: {e:#}"));
-                        continue;
+            for (&i, body) in missed.iter().zip(bodies) {
+                let (url, etag, snap, kind) = &batch[i];
+                opened[i] = Some(match body {
+                    Ok(bytes) => {
+                        let e = open(&bytes, snap, *kind);
+                        if let (Opened::Entry(_), Some(c), Some(etag)) = (&e, cache.as_mut(), etag)
+                        {
+                            c.put(url, etag, &bytes);
+                        }
+                        e
                     }
-                };
-                match record::open(&bytes, key, (dataset, snap, *kind)) {
-                    Ok(e) if store.is_some_and(|id| e.store() != id) => problems.push(
-                        url,
-                        format!(
-                            "an entry of another store (id {}, this one is {}): copied in, not this store's history",
-                            e.store(),
-                            store.unwrap_or_default()
-                        ),
-                    ),
-                    Ok(Entry::Backup(b)) => backups.push(b),
-                    Ok(Entry::Intent(i)) => intents.push(i),
-                    Ok(Entry::AcceptShrink(a)) => accepts.push(a),
-                    Err(why) => match (kind, record::open_v1(&bytes, (dataset, snap))) {
-                        (Name::Backup, Ok(b)) => v1.push(b),
-                        _ => problems.push(url, why),
-                    },
+                    Err(e) => Opened::Problem(format!("could not be read: {e:#}")),
+                });
+            }
+            for ((url, ..), o) in batch.iter().zip(opened) {
+                match o {
+                    Some(Opened::Entry(Entry::Backup(b))) => backups.push(b),
+                    Some(Opened::Entry(Entry::Intent(i))) => intents.push(i),
+                    Some(Opened::Entry(Entry::AcceptShrink(a))) => accepts.push(a),
+                    Some(Opened::V1(b)) => v1.push(b),
+                    Some(Opened::Problem(why)) => problems.push(url, why),
+                    None => unreachable!("every entry of the batch was opened or read"),
                 }
             }
+        }
+        if let Some(c) = &cache {
+            c.sweep();
         }
         let old = !v1.is_empty() && backups.is_empty();
         if old {
@@ -148,14 +195,10 @@ impl Io {
                 );
             }
         }
-        Ok(Catalog::new(
-            dataset,
-            backups,
-            intents,
-            accepts,
-            problems.done(),
-            old,
-        ))
+        Ok(
+            Catalog::new(dataset, backups, intents, accepts, problems.done(), old)
+                .with_listed(names.iter().map(String::as_str)),
+        )
     }
 
     /// The dataset's objects in DEST; None for a vault, whose inventory is a day old.
@@ -219,15 +262,35 @@ impl Io {
 
     /// Writes a signed entry (never over an existing one) and returns the store's entry for it as written: its
     /// date is the store's clock.
-    pub fn put(&self, entry: &Entry, secrets: &Secrets) -> anyhow::Result<ShipEntry> {
+    /// Writes a signed entry at its name (never over another); returns its URL. A put that failed is checked:
+    /// when its answer was lost after the store took it (a retry then finds the name taken), the store holds this
+    /// very entry (signatures are deterministic), and that is success: a caller that took the error for "not
+    /// written" would discard what the record names.
+    pub fn put(&self, entry: &Entry, secrets: &Secrets) -> anyhow::Result<String> {
         let url = self
             .store
             .entry_url(entry.dataset(), entry.snapshot(), entry.name_kind());
         let text = entry.signed(secrets);
-        self.target(&url, Use::Upload)?
+        let put = self
+            .target(&url, Use::Upload)?
             .put(&mut text.as_bytes(), Replace::No)
-            .with_context(|| format!("writing {url}"))?;
-        self.stat(&url)
+            .with_context(|| format!("writing {url}"));
+        match put {
+            Ok(_) => Ok(url),
+            Err(e) if self.holds(entry.dataset(), &url, text.as_bytes()) => {
+                zstream_common::say!("{url}: {e:#}; the store holds the entry as written: done");
+                Ok(url)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether the store holds exactly `bytes` at `url`, an entry of `dataset` (read as entries are, bounded).
+    fn holds(&self, dataset: &str, url: &str, bytes: &[u8]) -> bool {
+        let read = self
+            .target(&self.store.catalog_prefix(dataset), Use::Prefix)
+            .and_then(|t| t.read_many(&[url.to_string()], MAX_ENTRY_BYTES));
+        matches!(read.as_deref(), Ok([Ok(got)]) if got == bytes)
     }
 
     /// Writes a signed entry over the one at its name (adopt's v1 records, replaced by their signed form).

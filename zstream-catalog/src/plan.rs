@@ -47,6 +47,8 @@ pub struct BackupOpts {
     pub clock_ok: bool,
     /// What a taken snapshot's name starts with, then the UTC time (`zstream-20270131T020000Z`).
     pub prefix: String,
+    /// Tonight's send is raw (`zfs send -w`).
+    pub raw: bool,
 }
 
 pub struct BackupIn<'a> {
@@ -101,6 +103,8 @@ pub struct BackupPlan {
     pub take: bool,
     pub kind: Option<Kind>,
     pub base: Option<Base>,
+    /// How tonight's stream is sent (`--raw`), recorded by the commit.
+    pub send: crate::record::SendForm,
     pub cycle: String,
     pub seq: u64,
     pub object_url: String,
@@ -140,6 +144,7 @@ pub fn backup(i: &BackupIn) -> BackupPlan {
         take: false,
         kind: None,
         base: None,
+        send: crate::record::SendForm { raw: i.opts.raw },
         cycle: String::new(),
         seq: cat.next_seq(),
         object_url: String::new(),
@@ -184,14 +189,11 @@ pub fn backup(i: &BackupIn) -> BackupPlan {
     // valid record to compare with, nothing unreadable where a record could be, not a new chain beside old
     // objects. With every record gone, any genuine intent kept by a writer of the store would be "live", and its
     // object may be the only copy of a backup whose record was lost. Else all is left, and said.
-    let certain = !cat.backups.is_empty()
-        && !i.opts.new_catalog
-        && !cat.problems.iter().any(|pr| pr.name.ends_with(".json"));
+    let certain = !cat.backups.is_empty() && !i.opts.new_catalog && !cat.unusable_record(None);
     for it in &cat.intents {
         // An entry where this snapshot's record would be that does not open (damaged, or planted over it): the
         // snapshot may be committed, so nothing the intent names is touched, the intent included.
-        let record_at = format!("@{}.json", it.snapshot);
-        if cat.problems.iter().any(|pr| pr.name.ends_with(&record_at)) {
+        if cat.unusable_record(Some(&it.snapshot)) {
             continue;
         }
         let committed = cat.by_snapshot(&it.snapshot).is_some();
@@ -283,7 +285,7 @@ pub fn backup(i: &BackupIn) -> BackupPlan {
             );
             return p.stop(3, why);
         }
-        if cat.problems.iter().any(|pr| pr.name.ends_with(".json")) {
+        if cat.unusable_record(None) {
             return p.stop(
                 3,
                 format!(
@@ -342,20 +344,11 @@ pub fn backup(i: &BackupIn) -> BackupPlan {
         None => {
             let stamp = time_stamp(i.now);
             let base = format!("{}{stamp}", i.opts.prefix);
-            // A name is taken by anything that bears it: a snapshot or bookmark at the source, an entry (valid or
-            // not: one planted under tomorrow's name must not make tomorrow's put fail), a stored object.
-            let planted: Vec<String> = cat
-                .problems
-                .iter()
-                .filter_map(|pr| pr.name.rsplit_once('@').map(|(_, t)| t.to_string()))
-                .collect();
+            // A name is taken by anything that bears it: a snapshot or bookmark at the source, a name in the
+            // catalog (valid or not, beyond the problems described too), a stored object.
             let taken = |name: &str| {
                 i.source.iter().any(|s| s.name == name)
-                    || cat.by_snapshot(name).is_some()
-                    || cat.intents.iter().any(|it| it.snapshot == name)
-                    || planted
-                        .iter()
-                        .any(|t| t.strip_prefix(name).is_some_and(|ext| ext.starts_with('.')))
+                    || cat.bears(name)
                     || i.objects.is_some_and(|objs| {
                         objs.iter().any(|o| o.snapshot.as_deref() == Some(name))
                     })
@@ -448,6 +441,19 @@ pub fn backup(i: &BackupIn) -> BackupPlan {
                 return p;
             }
         }
+    }
+    if n.send.raw != i.opts.raw {
+        let form = |raw: bool| if raw { "raw (-w)" } else { "plain (no -w)" };
+        full(
+            &mut p,
+            format!(
+                "the newest backup, @{}, was sent {}, tonight's send is {}: a raw stream and a plain one cannot share                  a chain",
+                n.snapshot,
+                form(n.send.raw),
+                form(i.opts.raw)
+            ),
+        );
+        return p;
     }
     if let Some(Err(why)) = &i.newest_read_back {
         full(
@@ -554,9 +560,16 @@ mod tests {
     const NOW: i64 = 1_798_855_200;
 
     fn plan(source: &[SourceSnap]) -> BackupPlan {
+        plan_listing(source, &[])
+    }
+
+    /// `plan`, the catalog's listing also holding `listed` (names that are no valid entry, beyond the problems
+    /// described one by one).
+    fn plan_listing(source: &[SourceSnap], listed: &[&str]) -> BackupPlan {
         let b = full_a();
         let store = crate::testkit::store();
-        let cat = Catalog::new(&b.dataset, vec![b.clone()], vec![], vec![], vec![], false);
+        let cat = Catalog::new(&b.dataset, vec![b.clone()], vec![], vec![], vec![], false)
+            .with_listed(listed.iter().copied());
         let objects = [Listed {
             url: store.object_url(&b.dataset, "a"),
             snapshot: Some("a".into()),
@@ -608,5 +621,81 @@ mod tests {
         let p = plan(&[snap("a", 12, true)]);
         assert_eq!(p.kind, Some(Kind::Full));
         assert!(p.why.contains("gone at the source"), "{}", p.why);
+    }
+
+    /// A name planted under tonight's snapshot name is taken even when it is not among the problems described
+    /// (the first 1,000): the run takes the next free name instead of failing its put every night.
+    #[test]
+    fn a_name_anywhere_in_the_listing_is_taken() {
+        let src = [snap("a", 10, false)];
+        let tonight = "zstream-20270102T020000Z";
+        assert_eq!(plan(&src).snapshot, tonight);
+        let p = plan_listing(
+            &src,
+            &[
+                &format!("s3://b/site/catalog/tank/home@{tonight}.json"),
+                &format!("s3://b/site/catalog/tank/home@{tonight}-2"),
+            ],
+        );
+        assert_eq!(p.take, true);
+        assert_eq!(p.snapshot, format!("{tonight}-3"), "{}", p.why);
+    }
+
+    /// A chain keeps its full's send form: turning `--raw` on or off makes tonight's backup a full, and says why.
+    #[test]
+    fn a_chain_is_raw_or_plain_from_its_full_on() {
+        let src = [snap("a", 10, false)];
+        let raw = |on: bool| BackupOpts {
+            full_every: 30 * 86_400,
+            prefix: "zstream-".into(),
+            raw: on,
+            ..BackupOpts::default()
+        };
+        let with = |mut b: Backup, opts: &BackupOpts| {
+            let store = crate::testkit::store();
+            let cat = Catalog::new(
+                &b.dataset.clone(),
+                vec![b.clone()],
+                vec![],
+                vec![],
+                vec![],
+                false,
+            );
+            b.object.storage_class = "STANDARD".into();
+            let objects = [Listed {
+                url: store.object_url(&b.dataset, "a"),
+                snapshot: Some("a".into()),
+                size: b.object.bytes,
+                storage_class: "STANDARD".into(),
+            }];
+            backup(&BackupIn {
+                store: &store,
+                cat: &cat,
+                objects: Some(&objects),
+                source: &src,
+                now: NOW,
+                newest_read_back: Some(Ok(())),
+                opts,
+            })
+        };
+        assert_eq!(with(full_a(), &raw(false)).kind, Some(Kind::Incremental));
+        let p = with(full_a(), &raw(true));
+        assert_eq!(p.kind, Some(Kind::Full));
+        assert!(
+            p.why
+                .contains("sent plain (no -w), tonight's send is raw (-w)"),
+            "{}",
+            p.why
+        );
+        let mut a = full_a();
+        a.send.raw = true;
+        assert_eq!(with(a.clone(), &raw(true)).kind, Some(Kind::Incremental));
+        let p = with(a, &raw(false));
+        assert_eq!(p.kind, Some(Kind::Full));
+        assert!(
+            p.why.contains("sent raw (-w), tonight's send is plain"),
+            "{}",
+            p.why
+        );
     }
 }

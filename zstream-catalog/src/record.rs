@@ -109,6 +109,22 @@ pub struct Policy {
     pub min_full_ratio: f64,
 }
 
+/// How `zfs send` made the stream, where a chain depends on it. A record without `send` was a plain send.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendForm {
+    /// `zfs send -w`: an encrypted dataset's blocks as the pool stores them, under the dataset's own key. A raw
+    /// stream and a plain one never share a chain (a raw incremental is received only onto a raw-received base).
+    #[serde(default)]
+    pub raw: bool,
+}
+
+impl SendForm {
+    /// A plain send: written as no `send` member at all, as records before it were.
+    pub fn is_plain(&self) -> bool {
+        !self.raw
+    }
+}
+
 /// A stored snapshot: the commit point.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Backup {
@@ -132,6 +148,8 @@ pub struct Backup {
     /// clock decides.
     pub seq: u64,
     pub raw: Raw,
+    #[serde(default, skip_serializing_if = "SendForm::is_plain")]
+    pub send: SendForm,
     pub object: Object,
     pub seal: Seal,
     pub par: Par,
@@ -405,6 +423,7 @@ pub fn open_v1(stored: &[u8], name: (&str, &str)) -> Result<Backup, String> {
         cycle: r.cycle,
         seq: 1,
         raw: r.raw,
+        send: SendForm::default(),
         object: Object {
             name: object,
             bytes: r.stored.bytes,

@@ -38,7 +38,7 @@ pub fn secrets() -> Secrets {
 
 /// The example record (docs/formats/catalog-v2-example.json): an incremental of tank/home in DEEP_ARCHIVE.
 pub fn example() -> Backup {
-    use crate::record::{Object, Par, Policy, Raw, Seal};
+    use crate::record::{Object, Par, Policy, Raw, Seal, SendForm};
     Backup {
         store: store().id(),
         dataset: "tank/home".into(),
@@ -54,6 +54,7 @@ pub fn example() -> Backup {
             bytes: 13_631_488,
             sha256: "9ef701dcbb891b4ff7e94baeb64b26f912a2419305ea1efc484f412e0d69baad".into(),
         },
+        send: SendForm::default(),
         object: Object {
             name: "data/tank/home@zstream-20270131T020000Z.zstream".into(),
             bytes: 13_639_890,
@@ -141,6 +142,18 @@ pub fn cases() -> Vec<Case> {
     let other = Secrets::derive(&[Key::from_bytes([3; 32])], &[]).expect("a key");
     let mut out = vec![
         single("valid-backup", "valid", &name, None, "the example record, signed", good.as_bytes()),
+        {
+            let mut raw = b.clone();
+            raw.send.raw = true;
+            single(
+                "valid-raw-backup",
+                "valid",
+                &name,
+                None,
+                "the example record of a raw send (zfs send -w: \"send\":{\"raw\":true} after \"raw\"), signed",
+                Entry::Backup(raw).signed(&s).as_bytes(),
+            )
+        },
         single(
             "refused-edited",
             "refused",

@@ -3,7 +3,7 @@
 //! any clock, so a night whose clock was wrong cannot make an older backup the "newest".
 
 use crate::record::{Accept, Backup, Intent, Kind};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// An entry that is not used, and why (a forged or damaged one, another key set's, an unknown name...).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -31,6 +31,12 @@ pub struct Catalog {
     /// Where each guid and snapshot is in `backups`: chains and lookups stay linear in the catalog's size.
     guids: HashMap<u64, usize>,
     snapshots: HashMap<String, usize>,
+    /// The snapshot part of every name the catalog's listing holds for the dataset, valid or not, described as a
+    /// problem or only counted: a new snapshot's name is never one of them (`bears`).
+    listed: HashSet<String>,
+    /// The snapshots whose record name (`@SNAPSHOT.json`) the listing holds with no valid record behind it:
+    /// damaged, planted, left out. Kept whole, where the problems described stop at 1,000.
+    unusable_records: HashSet<String>,
 }
 
 /// A cycle: a full and the incrementals on it, in `seq` order.
@@ -133,7 +139,56 @@ impl Catalog {
             v1,
             seq_high,
             ambiguous,
+            listed: HashSet::new(),
+            unusable_records: HashSet::new(),
         }
+    }
+
+    /// The catalog with the names its listing held (`entry names`: whole URLs or names below the catalog; the part
+    /// after the last `@` and before the first `.` after it is the snapshot).
+    pub fn with_listed<'a>(mut self, names: impl IntoIterator<Item = &'a str>) -> Catalog {
+        for name in names {
+            let Some(snap) = snapshot_part(name) else {
+                continue;
+            };
+            let record = name.ends_with(&format!("@{snap}{}", crate::layout::Kind::Backup.ext()));
+            if record && self.by_snapshot(snap).is_none() {
+                self.unusable_records.insert(snap.to_string());
+            }
+            self.listed.insert(snap.to_string());
+        }
+        self
+    }
+
+    /// Whether something stands where SNAPSHOT's record would be and is no valid record (None: any snapshot's):
+    /// then that snapshot, or some snapshot, may be committed, and nothing a leftover rule names is touched.
+    pub fn unusable_record(&self, snapshot: Option<&str>) -> bool {
+        let ext = crate::layout::Kind::Backup.ext();
+        match snapshot {
+            Some(s) => {
+                self.unusable_records.contains(s)
+                    || self
+                        .problems
+                        .iter()
+                        .any(|pr| pr.name.ends_with(&format!("@{s}{ext}")))
+            }
+            None => {
+                !self.unusable_records.is_empty()
+                    || self.problems.iter().any(|pr| pr.name.ends_with(ext))
+            }
+        }
+    }
+
+    /// Whether anything in the catalog bears the snapshot name `name`: a valid record, an intent, or any name the
+    /// listing held (an entry planted under tomorrow's name must not make tomorrow's put fail).
+    pub fn bears(&self, name: &str) -> bool {
+        self.by_snapshot(name).is_some()
+            || self.intents.iter().any(|it| it.snapshot == name)
+            || self.listed.contains(name)
+            || self
+                .problems
+                .iter()
+                .any(|p| snapshot_part(&p.name) == Some(name))
     }
 
     /// When a backup was made, as far as the catalog can tell: its own time, or a later record's when that is
@@ -242,6 +297,12 @@ impl Catalog {
     }
 }
 
+/// The snapshot an entry's name is of: after the last `@`, before the first `.` after it.
+fn snapshot_part(name: &str) -> Option<&str> {
+    let (_, t) = name.rsplit_once('@')?;
+    t.split('.').next()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,5 +386,34 @@ mod tests {
         assert_eq!(c.backups.len(), 1);
         assert_eq!(c.problems.len(), 2);
         assert_eq!(c.newest().unwrap().snapshot, "a");
+    }
+
+    /// What the listing holds counts whole, beyond the problems described one by one: a record name with no valid
+    /// record behind it, after thousands of junk names, still makes the catalog uncertain, and every name is
+    /// taken.
+    #[test]
+    fn the_whole_listing_counts_not_only_the_problems_described() {
+        let a = rec(1, "a", 10, None, "a");
+        let mut listed: Vec<String> = (0..2000)
+            .map(|i| format!("s3://b/catalog/tank/home@junk{i:04}.x"))
+            .collect();
+        listed.push("s3://b/catalog/tank/home@a.json".into());
+        let names = |extra: &[&str]| -> Vec<String> {
+            listed
+                .iter()
+                .cloned()
+                .chain(extra.iter().map(|s| s.to_string()))
+                .collect()
+        };
+        let plain = names(&[]);
+        let cat = Catalog::new("tank/home", vec![a.clone()], vec![], vec![], vec![], false)
+            .with_listed(plain.iter().map(String::as_str));
+        assert!(!cat.unusable_record(None), "a's record is valid");
+        assert!(cat.bears("junk1999") && cat.bears("a") && !cat.bears("b"));
+        let damaged = names(&["s3://b/catalog/tank/home@b.json"]);
+        let cat = Catalog::new("tank/home", vec![a], vec![], vec![], vec![], false)
+            .with_listed(damaged.iter().map(String::as_str));
+        assert!(cat.unusable_record(None) && cat.unusable_record(Some("b")));
+        assert!(!cat.unusable_record(Some("a")));
     }
 }

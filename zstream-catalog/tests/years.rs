@@ -17,7 +17,7 @@ use zstream_catalog::layout::{object_name, Store};
 use zstream_catalog::plan::{self, Action, BackupOpts, Listed, SourceSnap};
 use zstream_catalog::price::Class;
 use zstream_catalog::prune::{self, PruneOpts, What};
-use zstream_catalog::record::{Accept, Backup, Intent, Kind, Object, Par, Policy, Raw, Seal};
+use zstream_catalog::record::{Accept, Backup, Intent, Kind, Object, Policy, Raw, Seal};
 use zstream_catalog::restore::{self, Target};
 use zstream_catalog::view::{Catalog, Problem};
 
@@ -332,17 +332,11 @@ impl World {
                 passphrases: 0,
                 chunk_size: 1 << 20,
             },
-            par: Par {
-                version: 2,
-                data: 10,
-                parity: 2,
-                block_size: 1 << 20,
-                interleave: 1,
-            },
             policy: self.policy.clone(),
             tools: Default::default(),
             time: zstream_catalog::clock::format(now),
             host: "h".into(),
+            ..zstream_catalog::testkit::example()
         };
         assert!(
             !self.records.contains_key(&snap),

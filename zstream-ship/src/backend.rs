@@ -19,6 +19,11 @@ pub struct Entry {
     /// The whole object's checksum as the target keeps it (see `Stored::checksum`): `stat` always says it, `ls`
     /// only where the listing carries it (a vault's inventory).
     pub checksum: Option<String>,
+    /// The object's version as the target names it (S3's ETag): new bytes under the name give a new one. Where a
+    /// target has none (file://, a vault), None. Not a checksum to trust: a reader that keeps bytes by it (the
+    /// catalog's cache) checks them again. Not part of `ls --json`.
+    #[serde(skip)]
+    pub etag: Option<String>,
 }
 
 /// What a put stored: what `put --json` prints, and what a reader compares `stat` with.

@@ -280,6 +280,7 @@ pub async fn inventory(t: &GlacierTarget) -> anyhow::Result<Vec<Entry>> {
             restore: "archived".into(),
             date: a.date,
             checksum: a.tree.map(|h| format!("{TREE}{}", h.to_ascii_lowercase())),
+            etag: None,
         })
         .collect())
 }

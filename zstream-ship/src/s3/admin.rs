@@ -45,6 +45,7 @@ pub async fn list(t: &S3Target) -> anyhow::Result<Vec<Entry>> {
                     .unwrap_or_default(),
                 // A listing carries no checksum values; stat's HEAD does.
                 checksum: None,
+                etag: o.e_tag().map(str::to_string),
             });
         }
     }
@@ -66,6 +67,7 @@ pub async fn stat(t: &S3Target) -> anyhow::Result<Entry> {
             .map(|d| rfc3339(d.secs()))
             .unwrap_or_default(),
         checksum: h.checksum_sha256().map(|c| format!("{S3_SHA256}{c}")),
+        etag: h.e_tag().map(str::to_string),
     })
 }
 
