@@ -52,7 +52,8 @@ pub fn verify(
     sample: usize,
     wait: bool,
 ) -> anyhow::Result<()> {
-    let io = Io::new(store.clone());
+    // Every entry read from the store, never from the cache: verify proves what the store holds now.
+    let io = Io::uncached(store.clone());
     let now = now()?;
     let datasets = match dataset {
         Some(d) => {
@@ -374,7 +375,8 @@ pub fn check(
         }
         let store = crate::cmd::open_store(store)?;
         let key = key_of(keys, public_key)?;
-        let io = Io::new(store.clone());
+        // As verify: the store as it is now, not the cache.
+        let io = Io::uncached(store.clone());
         let now = now()?.t;
         let datasets = match dataset {
             Some(d) => vec![d],

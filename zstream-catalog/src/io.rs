@@ -8,7 +8,7 @@ use crate::plan::Listed;
 use crate::record::{self, Backup, Entry, MAX_ENTRY_BYTES};
 use crate::sign::{PublicKey, Secrets};
 use crate::verify::Seen;
-use crate::view::{Catalog, Problem};
+use crate::view::{Catalog, ListedName, Problem};
 use anyhow::Context;
 use sha2::{Digest, Sha256};
 use std::io::Read;
@@ -76,6 +76,15 @@ impl Io {
         }
     }
 
+    /// The store's reads and writes with every entry read from the store: for verify and the monitoring check,
+    /// whose job is to prove what the store holds now.
+    pub fn uncached(store: Store) -> Io {
+        Io {
+            cache: None,
+            ..Io::new(store)
+        }
+    }
+
     fn target(&self, url: &str, how: Use) -> anyhow::Result<Box<dyn Backend>> {
         backend(url, how, &self.opts)
     }
@@ -98,11 +107,21 @@ impl Io {
             .with_context(|| format!("listing the catalog {prefix}"))?;
         let mut problems = Problems::default();
         let mut named = Vec::new();
-        let names: Vec<String> = listed.iter().map(|e| e.name.clone()).collect();
+        // Every name the listing holds, as what it names: what a new snapshot's name must not be, and where a
+        // record stands that is no valid record (`Catalog::with_listed`).
+        let mut names = Vec::with_capacity(listed.len());
         for e in listed {
-            match self.store.parse_entry(&e.name) {
+            let parsed = self.store.parse_entry(&e.name);
+            names.push(match &parsed {
+                Some((ds, snap, kind)) if ds == dataset => ListedName::Entry(snap.clone(), *kind),
+                _ => ListedName::Other(e.name.rsplit_once('@').map_or("", |(_, t)| t).to_string()),
+            });
+            match parsed {
                 Some((ds, snap, kind)) if ds == dataset && e.size <= MAX_ENTRY_BYTES => {
-                    named.push((e.name, e.etag, snap, kind))
+                    // Only an entry readable now is taken from the cache: one moved to an archive class keeps its
+                    // ETag, and must fail here as it would for a host without the cache.
+                    let etag = e.etag.filter(|_| e.restore == "available");
+                    named.push((e.name, etag, snap, kind))
                 }
                 Some((ds, _, _)) if ds == dataset => problems.push(
                     &e.name,
@@ -197,7 +216,7 @@ impl Io {
         }
         Ok(
             Catalog::new(dataset, backups, intents, accepts, problems.done(), old)
-                .with_listed(names.iter().map(String::as_str)),
+                .with_listed(names),
         )
     }
 
@@ -260,12 +279,10 @@ impl Io {
         })
     }
 
-    /// Writes a signed entry (never over an existing one) and returns the store's entry for it as written: its
-    /// date is the store's clock.
     /// Writes a signed entry at its name (never over another); returns its URL. A put that failed is checked:
     /// when its answer was lost after the store took it (a retry then finds the name taken), the store holds this
     /// very entry (signatures are deterministic), and that is success: a caller that took the error for "not
-    /// written" would discard what the record names.
+    /// written" would discard what the record names. When the store cannot be read to tell: exit 75.
     pub fn put(&self, entry: &Entry, secrets: &Secrets) -> anyhow::Result<String> {
         let url = self
             .store
@@ -275,22 +292,34 @@ impl Io {
             .target(&url, Use::Upload)?
             .put(&mut text.as_bytes(), Replace::No)
             .with_context(|| format!("writing {url}"));
-        match put {
-            Ok(_) => Ok(url),
-            Err(e) if self.holds(entry.dataset(), &url, text.as_bytes()) => {
+        let Err(e) = put else { return Ok(url) };
+        match self.holds(entry.dataset(), &url, text.as_bytes()) {
+            Ok(true) => {
                 zstream_common::say!("{url}: {e:#}; the store holds the entry as written: done");
                 Ok(url)
             }
-            Err(e) => Err(e),
+            Ok(false) => Err(e),
+            // Neither known written nor known not: the caller must not act as if it were not (the run's intent
+            // lets the next run decide).
+            Err(why) => Err(zstream_common::Coded::new(
+                zstream_common::Code::TempFail,
+                anyhow::anyhow!("{e:#}; whether the store holds {url} is not known ({why:#})"),
+            )
+            .into()),
         }
     }
 
-    /// Whether the store holds exactly `bytes` at `url`, an entry of `dataset` (read as entries are, bounded).
-    fn holds(&self, dataset: &str, url: &str, bytes: &[u8]) -> bool {
+    /// Whether the store holds exactly `bytes` at `url`, an entry of `dataset` (read as entries are, bounded); an
+    /// error when it cannot tell.
+    fn holds(&self, dataset: &str, url: &str, bytes: &[u8]) -> anyhow::Result<bool> {
         let read = self
-            .target(&self.store.catalog_prefix(dataset), Use::Prefix)
-            .and_then(|t| t.read_many(&[url.to_string()], MAX_ENTRY_BYTES));
-        matches!(read.as_deref(), Ok([Ok(got)]) if got == bytes)
+            .target(&self.store.catalog_prefix(dataset), Use::Prefix)?
+            .read_many(&[url.to_string()], MAX_ENTRY_BYTES)?;
+        match read.into_iter().next() {
+            Some(Ok(got)) => Ok(got == bytes),
+            Some(Err(e)) => Err(e),
+            None => Ok(false),
+        }
     }
 
     /// Writes a signed entry over the one at its name (adopt's v1 records, replaced by their signed form).

@@ -447,7 +447,8 @@ pub fn backup(i: &BackupIn) -> BackupPlan {
         full(
             &mut p,
             format!(
-                "the newest backup, @{}, was sent {}, tonight's send is {}: a raw stream and a plain one cannot share                  a chain",
+                "the newest backup, @{}, was sent {}, tonight's send is {}: a raw stream and a plain one cannot share \
+                 a chain",
                 n.snapshot,
                 form(n.send.raw),
                 form(i.opts.raw)
@@ -540,6 +541,7 @@ pub fn parse_source(dataset: &str, text: &str) -> Result<Vec<SourceSnap>, String
 mod tests {
     use super::*;
     use crate::record::Backup;
+    use crate::view::ListedName;
 
     /// A full of tank/home@a (guid 10) in the example's store, a day before `NOW`.
     fn full_a() -> Backup {
@@ -565,11 +567,11 @@ mod tests {
 
     /// `plan`, the catalog's listing also holding `listed` (names that are no valid entry, beyond the problems
     /// described one by one).
-    fn plan_listing(source: &[SourceSnap], listed: &[&str]) -> BackupPlan {
+    fn plan_listing(source: &[SourceSnap], listed: &[ListedName]) -> BackupPlan {
         let b = full_a();
         let store = crate::testkit::store();
         let cat = Catalog::new(&b.dataset, vec![b.clone()], vec![], vec![], vec![], false)
-            .with_listed(listed.iter().copied());
+            .with_listed(listed.iter().cloned());
         let objects = [Listed {
             url: store.object_url(&b.dataset, "a"),
             snapshot: Some("a".into()),
@@ -633,11 +635,11 @@ mod tests {
         let p = plan_listing(
             &src,
             &[
-                &format!("s3://b/site/catalog/tank/home@{tonight}.json"),
-                &format!("s3://b/site/catalog/tank/home@{tonight}-2"),
+                ListedName::Entry(tonight.into(), crate::layout::Kind::Backup),
+                ListedName::Other(format!("{tonight}-2.planted")),
             ],
         );
-        assert_eq!(p.take, true);
+        assert!(p.take);
         assert_eq!(p.snapshot, format!("{tonight}-3"), "{}", p.why);
     }
 

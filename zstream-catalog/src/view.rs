@@ -3,7 +3,7 @@
 //! any clock, so a night whose clock was wrong cannot make an older backup the "newest".
 
 use crate::record::{Accept, Backup, Intent, Kind};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// An entry that is not used, and why (a forged or damaged one, another key set's, an unknown name...).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -34,9 +34,21 @@ pub struct Catalog {
     /// The snapshot part of every name the catalog's listing holds for the dataset, valid or not, described as a
     /// problem or only counted: a new snapshot's name is never one of them (`bears`).
     listed: HashSet<String>,
+    /// The tails (after the last `@`) of listed names that are no entry's name (planted, or written by a later
+    /// version): a new snapshot's name is never one of them, nor one of them up to a `.`.
+    others: BTreeSet<String>,
     /// The snapshots whose record name (`@SNAPSHOT.json`) the listing holds with no valid record behind it:
     /// damaged, planted, left out. Kept whole, where the problems described stop at 1,000.
     unusable_records: HashSet<String>,
+}
+
+/// A name the catalog's listing holds, as the store's layout reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ListedName {
+    /// An entry's name of this dataset: its snapshot and kind (however many dots the snapshot's name has).
+    Entry(String, crate::layout::Kind),
+    /// Any other name under the dataset's prefix: its tail after the last `@`.
+    Other(String),
 }
 
 /// A cycle: a full and the incrementals on it, in `seq` order.
@@ -140,22 +152,25 @@ impl Catalog {
             seq_high,
             ambiguous,
             listed: HashSet::new(),
+            others: BTreeSet::new(),
             unusable_records: HashSet::new(),
         }
     }
 
-    /// The catalog with the names its listing held (`entry names`: whole URLs or names below the catalog; the part
-    /// after the last `@` and before the first `.` after it is the snapshot).
-    pub fn with_listed<'a>(mut self, names: impl IntoIterator<Item = &'a str>) -> Catalog {
-        for name in names {
-            let Some(snap) = snapshot_part(name) else {
-                continue;
-            };
-            let record = name.ends_with(&format!("@{snap}{}", crate::layout::Kind::Backup.ext()));
-            if record && self.by_snapshot(snap).is_none() {
-                self.unusable_records.insert(snap.to_string());
+    /// The catalog with every name its listing held (`ListedName`), valid or not, described or only counted.
+    pub fn with_listed(mut self, names: impl IntoIterator<Item = ListedName>) -> Catalog {
+        for n in names {
+            match n {
+                ListedName::Entry(snap, kind) => {
+                    if kind == crate::layout::Kind::Backup && self.by_snapshot(&snap).is_none() {
+                        self.unusable_records.insert(snap.clone());
+                    }
+                    self.listed.insert(snap);
+                }
+                ListedName::Other(tail) => {
+                    self.others.insert(tail);
+                }
             }
-            self.listed.insert(snap.to_string());
         }
         self
     }
@@ -182,13 +197,22 @@ impl Catalog {
     /// Whether anything in the catalog bears the snapshot name `name`: a valid record, an intent, or any name the
     /// listing held (an entry planted under tomorrow's name must not make tomorrow's put fail).
     pub fn bears(&self, name: &str) -> bool {
+        // A name that is no entry's bears `name` when its tail after the last `@` is `name`, or `name.` and more.
+        let dotted = format!("{name}.");
+        let other = |t: &str| t == name || t.starts_with(&dotted);
         self.by_snapshot(name).is_some()
             || self.intents.iter().any(|it| it.snapshot == name)
             || self.listed.contains(name)
+            || self.others.contains(name)
+            || self
+                .others
+                .range(dotted.clone()..)
+                .next()
+                .is_some_and(|t| t.starts_with(&dotted))
             || self
                 .problems
                 .iter()
-                .any(|p| snapshot_part(&p.name) == Some(name))
+                .any(|p| p.name.rsplit_once('@').is_some_and(|(_, t)| other(t)))
     }
 
     /// When a backup was made, as far as the catalog can tell: its own time, or a later record's when that is
@@ -297,12 +321,6 @@ impl Catalog {
     }
 }
 
-/// The snapshot an entry's name is of: after the last `@`, before the first `.` after it.
-fn snapshot_part(name: &str) -> Option<&str> {
-    let (_, t) = name.rsplit_once('@')?;
-    t.split('.').next()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,30 +408,34 @@ mod tests {
 
     /// What the listing holds counts whole, beyond the problems described one by one: a record name with no valid
     /// record behind it, after thousands of junk names, still makes the catalog uncertain, and every name is
-    /// taken.
+    /// taken; a snapshot's name with dots in it is read whole (an attacker's review found `v2.1` read as `v2`).
     #[test]
     fn the_whole_listing_counts_not_only_the_problems_described() {
+        use crate::layout::Kind as K;
         let a = rec(1, "a", 10, None, "a");
-        let mut listed: Vec<String> = (0..2000)
-            .map(|i| format!("s3://b/catalog/tank/home@junk{i:04}.x"))
-            .collect();
-        listed.push("s3://b/catalog/tank/home@a.json".into());
-        let names = |extra: &[&str]| -> Vec<String> {
-            listed
-                .iter()
-                .cloned()
-                .chain(extra.iter().map(|s| s.to_string()))
+        let listing = |extra: &[ListedName]| -> Vec<ListedName> {
+            (0..2000)
+                .map(|i| ListedName::Other(format!("junk{i:04}.x")))
+                .chain([ListedName::Entry("a".into(), K::Backup)])
+                .chain(extra.iter().cloned())
                 .collect()
         };
-        let plain = names(&[]);
         let cat = Catalog::new("tank/home", vec![a.clone()], vec![], vec![], vec![], false)
-            .with_listed(plain.iter().map(String::as_str));
+            .with_listed(listing(&[]));
         assert!(!cat.unusable_record(None), "a's record is valid");
-        assert!(cat.bears("junk1999") && cat.bears("a") && !cat.bears("b"));
-        let damaged = names(&["s3://b/catalog/tank/home@b.json"]);
+        assert!(cat.bears("junk1999") && cat.bears("a") && !cat.bears("b") && !cat.bears("junk"));
+        let damaged = [
+            ListedName::Entry("pre-upgrade-v2.1".into(), K::Backup),
+            ListedName::Entry("b.c".into(), K::Intent),
+        ];
         let cat = Catalog::new("tank/home", vec![a], vec![], vec![], vec![], false)
-            .with_listed(damaged.iter().map(String::as_str));
-        assert!(cat.unusable_record(None) && cat.unusable_record(Some("b")));
-        assert!(!cat.unusable_record(Some("a")));
+            .with_listed(listing(&damaged));
+        assert!(cat.unusable_record(None) && cat.unusable_record(Some("pre-upgrade-v2.1")));
+        assert!(!cat.unusable_record(Some("pre-upgrade-v2")) && !cat.unusable_record(Some("a")));
+        assert!(
+            !cat.unusable_record(Some("b.c")),
+            "an intent's name is no record's"
+        );
+        assert!(cat.bears("pre-upgrade-v2.1") && cat.bears("b.c") && !cat.bears("b"));
     }
 }
