@@ -410,3 +410,50 @@ encryption_check() {
         || fail "$EX_RUNTIME" "$DATASET is encrypted ($enc) and its key is not loaded: zfs load-key $DATASET, then run again (nothing was taken)"
     say "$DATASET is encrypted ($enc): sent decrypted, so the store holds it under the seal's keys alone, and a restore is not encrypted unless its TARGET is below an encrypted dataset"
 }
+
+# --- Recursive backups: DATASET and every dataset below it, each its own chain (its own records, base, prune and
+# restore of one child alone), from one `zfs snapshot -r`, so that the tree is one point in time. Chosen over one
+# `zfs send -R` stream: a child's failure or damage then costs that child's night, not the tree's, and every
+# rule of the catalog (one dataset, one chain) holds unchanged.
+
+# recursive_backup: takes DATASET@zstream-TIME recursively (unless --snapshot names an existing one, or
+# --prune-only), then runs this script on each dataset of the tree with the same options and --snapshot; exits
+# with the worst of their codes.
+recursive_backup() {
+    [[ $DEST != ec2-pool:* ]] || usage_error "--recursive is not for ec2-pool:NAME"
+    local name=${SNAPSHOT#*@} ds code worst=0 n=1 datasets=()
+    zfs list -H -o name "$DATASET" >/dev/null 2>&1 || fail "$EX_RUNTIME" "$DATASET: no such dataset"
+    mapfile -t datasets < <(zfs list -H -o name -t filesystem,volume -r "$DATASET")
+    if [ -z "$PRUNE_ONLY" ] && [ -z "$name" ]; then
+        local base
+        base="zstream-$(date -u -d "@$NOW" +%Y%m%dT%H%M%SZ)"
+        name=$base
+        # A second run in the same second: -2, -3, ... as the plan names one dataset's snapshots.
+        while zfs list -H -o name "$DATASET@$name" >/dev/null 2>&1; do
+            n=$((n + 1))
+            name="$base-$n"
+        done
+        if [ -n "$DRY_RUN" ]; then
+            say "dry-run: would run: zfs snapshot -r $DATASET@$name"
+        else
+            say "$DATASET: taking $DATASET@$name and the same of its ${#datasets[@]} dataset(s) (zfs snapshot -r)"
+            zfs snapshot -r "$DATASET@$name"
+        fi
+    fi
+    # A dry run took no snapshot: each dataset's own dry run says what it would take.
+    local snap_opt=()
+    [ -n "$DRY_RUN" ] || [ -z "$name" ] || snap_opt=(--snapshot "$name")
+    for ds in "${datasets[@]}"; do
+        say "$ds: backing up${name:+ @$name} (--recursive)"
+        code=0
+        ZSTREAM_RECURSIVE=1 "$0" "${CHILD_OPTS[@]}" "${snap_opt[@]}" "$ds" "${ARGS[1]}" || code=$?
+        [ "$code" = 0 ] || say "$ds: FAILED (exit $code); the other datasets go on"
+        # The worst: integrity over runtime over usage; 75 (another run holds a lock) only when nothing failed.
+        case $code in
+            3) worst=3 ;;
+            1 | 2) [ "$worst" = 3 ] || worst=$code ;;
+            75) [ "$worst" != 0 ] || worst=75 ;;
+        esac
+    done
+    exit "$worst"
+}

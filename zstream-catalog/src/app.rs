@@ -234,6 +234,17 @@ pub enum Cmd {
         #[arg(long, value_name = "FILE")]
         metrics: Option<PathBuf>,
     },
+    /// The datasets the catalog holds valid backups of, DATASET and those below it, each with its snapshots in
+    /// the catalog's order: what a recursive restore works through.
+    Datasets {
+        #[command(flatten)]
+        store: StoreArgs,
+        dataset: String,
+        #[command(flatten)]
+        keys: KeyArgs,
+        #[arg(long, value_name = "HEX")]
+        public_key: Option<String>,
+    },
     /// A monitoring plugin (Nagios, Icinga): one line with perfdata; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
     Check {
         #[command(flatten)]

@@ -374,6 +374,32 @@ pub fn run(cmd: Cmd) -> anyhow::Result<()> {
             json,
             metrics,
         } => crate::drill::report(&report, json, metrics.as_deref()),
+        Cmd::Datasets {
+            store,
+            dataset,
+            keys,
+            public_key,
+        } => {
+            layout::check_dataset(&dataset).map_err(usage)?;
+            let io = Io::new(open_store(&store)?);
+            let key = key_of(&keys, public_key.as_deref())?;
+            let below = format!("{dataset}/");
+            let mut out = Vec::new();
+            for ds in io.datasets()? {
+                // A name listed is not yet a dataset: only one with a valid record counts.
+                if (ds != dataset && !ds.starts_with(&below)) || layout::check_dataset(&ds).is_err()
+                {
+                    continue;
+                }
+                let cat = io.load(&ds, &key, Some(&io.store.id()))?;
+                if !cat.backups.is_empty() {
+                    let snaps: Vec<&str> =
+                        cat.backups.iter().map(|b| b.snapshot.as_str()).collect();
+                    out.push(serde_json::json!({ "dataset": ds, "snapshots": snaps }));
+                }
+            }
+            answer(&serde_json::json!({ "datasets": out }))
+        }
         Cmd::Check {
             store,
             dataset,
