@@ -863,63 +863,12 @@ fn children_are_said_to_be_left_out() {
     );
 }
 
-/// `--recursive`: a dataset and its children, each its own chain from one `zfs snapshot -r`: every dataset's
-/// records name the same snapshot; no run says children are left out; a child made later begins with a full; the
-/// tree restores whole (`zstream-restore --recursive`), each dataset byte for byte, and at the first night the later
-/// child is said to be left out (made after) while the rest restore.
+/// `--recursive` on zfs-fuse (tests/src/scenarios.rs; the guest runs the same).
 #[test]
 fn a_tree_is_backed_up_and_restored_with_recursive() {
     use zstream_tests::host::{Host, Local};
     let local = Local::start();
     let p = local.pool(256);
     let site = Site::new(&p, format!("file://{}/store", p.dir), Vec::new());
-    let ds = site.dataset.clone();
-    local.ok(&format!("zfs create {ds}/a; zfs create {ds}/a/b"));
-    for rel in ["src", "src/a", "src/a/b"] {
-        site.change_in(rel, 0);
-    }
-    let r = site.backup(&day(0), &["--recursive"]);
-    ok(&r);
-    assert!(!r.stderr().contains("are not in this backup"), "{}", r.describe());
-    let first: Vec<String> = [ds.clone(), format!("{ds}/a"), format!("{ds}/a/b")]
-        .iter()
-        .map(|d| {
-            let recs = site.records_of(d);
-            assert_eq!(recs.len(), 1, "{d}: {recs:?}");
-            recs[0]["snapshot"].as_str().unwrap().to_string()
-        })
-        .collect();
-    assert!(first.iter().all(|s| *s == first[0]), "one snapshot name: {first:?}");
-
-    local.ok(&format!("zfs create {ds}/c"));
-    for rel in ["src", "src/a", "src/a/b", "src/c"] {
-        site.change_in(rel, 1);
-    }
-    ok(&site.backup(&day(1), &["--recursive"]));
-    let kinds = |d: &str| -> Vec<String> {
-        site.records_of(d)
-            .iter()
-            .map(|r| r["kind"].as_str().unwrap().to_string())
-            .collect()
-    };
-    assert_eq!(kinds(&ds), ["full", "incremental"]);
-    assert_eq!(kinds(&format!("{ds}/a/b")), ["full", "incremental"]);
-    assert_eq!(kinds(&format!("{ds}/c")), ["full"], "a child made later begins with a full");
-
-    ok(&site.restore(&day(2), "src", "back", &["--recursive"]));
-    for rel in ["", "/a", "/a/b", "/c"] {
-        local.same_tree(
-            &site.mounted(&format!("src{rel}")),
-            &site.mounted(&format!("back{rel}")),
-        );
-    }
-    let r = site.restore(&day(2), &format!("src@{}", first[0]), "old", &["--recursive"]);
-    ok(&r);
-    assert!(
-        r.stderr().contains(&format!("{ds}/c: its backups begin after")),
-        "{}",
-        r.describe()
-    );
-    local.ok(&format!("zfs list {pool}/old/a/b", pool = p.name));
-    assert!(local.sh(&format!("zfs list {}/old/c", p.name)).code() != Some(0));
+    zstream_tests::scenarios::tree(&site);
 }

@@ -13,6 +13,14 @@ fn site_on<'a, 'h>(p: &'a Pool<'h>) -> Site<'a, Pool<'h>> {
     Site::new(p, format!("file://{}/store", p.dir), Vec::new())
 }
 
+/// `--recursive` on OpenZFS (tests/src/scenarios.rs; zfs-fuse runs the same).
+#[test]
+fn a_tree_is_backed_up_and_restored_with_recursive() {
+    let g = guest::shared();
+    let p = g.pool(512);
+    scenarios::tree(&site_on(&p));
+}
+
 #[test]
 fn the_cycle_end_to_end() {
     let g = guest::shared();
