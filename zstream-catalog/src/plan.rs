@@ -568,16 +568,35 @@ mod tests {
     /// `plan`, the catalog's listing also holding `listed` (names that are no valid entry, beyond the problems
     /// described one by one).
     fn plan_listing(source: &[SourceSnap], listed: &[ListedName]) -> BackupPlan {
-        let b = full_a();
+        plan_of(full_a(), source, listed, &opts(false))
+    }
+
+    /// Tonight's options: a full every 30 days, `--raw` or not.
+    fn opts(raw: bool) -> BackupOpts {
+        BackupOpts {
+            full_every: 30 * 86_400,
+            prefix: "zstream-".into(),
+            raw,
+            ..BackupOpts::default()
+        }
+    }
+
+    /// The plan at `NOW` with `b` the catalog's only record (its object in the store as recorded).
+    fn plan_of(
+        b: Backup,
+        source: &[SourceSnap],
+        listed: &[ListedName],
+        opts: &BackupOpts,
+    ) -> BackupPlan {
         let store = crate::testkit::store();
-        let cat = Catalog::new(&b.dataset, vec![b.clone()], vec![], vec![], vec![], false)
-            .with_listed(listed.iter().cloned());
         let objects = [Listed {
             url: store.object_url(&b.dataset, "a"),
             snapshot: Some("a".into()),
             size: b.object.bytes,
             storage_class: "STANDARD".into(),
         }];
+        let cat = Catalog::new(&b.dataset.clone(), vec![b], vec![], vec![], vec![], false)
+            .with_listed(listed.iter().cloned());
         backup(&BackupIn {
             store: &store,
             cat: &cat,
@@ -585,11 +604,7 @@ mod tests {
             source,
             now: NOW,
             newest_read_back: Some(Ok(())),
-            opts: &BackupOpts {
-                full_every: 30 * 86_400,
-                prefix: "zstream-".into(),
-                ..BackupOpts::default()
-            },
+            opts,
         })
     }
 
@@ -647,39 +662,8 @@ mod tests {
     #[test]
     fn a_chain_is_raw_or_plain_from_its_full_on() {
         let src = [snap("a", 10, false)];
-        let raw = |on: bool| BackupOpts {
-            full_every: 30 * 86_400,
-            prefix: "zstream-".into(),
-            raw: on,
-            ..BackupOpts::default()
-        };
-        let with = |mut b: Backup, opts: &BackupOpts| {
-            let store = crate::testkit::store();
-            let cat = Catalog::new(
-                &b.dataset.clone(),
-                vec![b.clone()],
-                vec![],
-                vec![],
-                vec![],
-                false,
-            );
-            b.object.storage_class = "STANDARD".into();
-            let objects = [Listed {
-                url: store.object_url(&b.dataset, "a"),
-                snapshot: Some("a".into()),
-                size: b.object.bytes,
-                storage_class: "STANDARD".into(),
-            }];
-            backup(&BackupIn {
-                store: &store,
-                cat: &cat,
-                objects: Some(&objects),
-                source: &src,
-                now: NOW,
-                newest_read_back: Some(Ok(())),
-                opts,
-            })
-        };
+        let with = |b: Backup, opts: &BackupOpts| plan_of(b, &src, &[], opts);
+        let raw = opts;
         assert_eq!(with(full_a(), &raw(false)).kind, Some(Kind::Incremental));
         let p = with(full_a(), &raw(true));
         assert_eq!(p.kind, Some(Kind::Full));
