@@ -205,18 +205,15 @@ fn an_incremental_from_the_store_s_bookmark_once_the_snapshot_is_gone() {
     site.same_as(&copy, "older");
 }
 
-/// An encrypted dataset (native encryption, a raw key in a file): with its key unloaded the run fails (exit 1)
-/// before it takes a snapshot or writes an entry, in one line that says so; with it loaded the run says once
-/// that the dataset is sent decrypted, and the restore is the source's files, byte for byte, not encrypted.
-#[test]
-fn an_encrypted_dataset_is_sent_decrypted_only_with_its_key_loaded() {
-    let g = guest::shared();
-    let p = g.pool(512);
+/// A site whose dataset is natively encrypted with a raw key in a file of the pool's scratch directory; the key
+/// file's path.
+fn encrypted_site<'a, 'h>(p: &'a Pool<'h>) -> (Site<'a, Pool<'h>>, String) {
     let key = format!("{}/dataset.key", p.dir);
-    g.ok(&format!("head -c 32 /dev/urandom > {}", guest::quote(&key)));
+    p.host
+        .ok(&format!("head -c 32 /dev/urandom > {}", guest::quote(&key)));
     let keylocation = format!("keylocation=file://{key}");
     let site = Site::with_dataset(
-        &p,
+        p,
         format!("file://{}/store", p.dir),
         Vec::new(),
         &[
@@ -228,6 +225,17 @@ fn an_encrypted_dataset_is_sent_decrypted_only_with_its_key_loaded() {
             &keylocation,
         ],
     );
+    (site, key)
+}
+
+/// An encrypted dataset (native encryption, a raw key in a file): with its key unloaded the run fails (exit 1)
+/// before it takes a snapshot or writes an entry, in one line that says so; with it loaded the run says once
+/// that the dataset is sent decrypted, and the restore is the source's files, byte for byte, not encrypted.
+#[test]
+fn an_encrypted_dataset_is_sent_decrypted_only_with_its_key_loaded() {
+    let g = guest::shared();
+    let p = g.pool(512);
+    let (site, _) = encrypted_site(&p);
     let ds = site.dataset.clone();
     site.change(0);
     g.ok(&format!("zfs unmount {ds}; zfs unload-key {ds}"));
@@ -289,22 +297,7 @@ const RAW: u64 = 1 << 24;
 fn raw_sends_keep_an_encrypted_dataset_under_its_own_key() {
     let g = guest::shared();
     let p = g.pool(512);
-    let key = format!("{}/dataset.key", p.dir);
-    g.ok(&format!("head -c 32 /dev/urandom > {}", guest::quote(&key)));
-    let keylocation = format!("keylocation=file://{key}");
-    let site = Site::with_dataset(
-        &p,
-        format!("file://{}/store", p.dir),
-        Vec::new(),
-        &[
-            "-o",
-            "encryption=on",
-            "-o",
-            "keyformat=raw",
-            "-o",
-            &keylocation,
-        ],
-    );
+    let (site, key) = encrypted_site(&p);
     let ds = site.dataset.clone();
     let locked = |locked: bool| {
         g.ok(&if locked {
