@@ -78,6 +78,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Cmd::ResumeToken(a) => datasets::resume_token(&ctx, a),
         Cmd::Send(a) => datasets::send(&ctx, a),
         Cmd::Snapshots(a) => datasets::snapshots(&ctx, a),
+        Cmd::Datasets(a) => datasets::tree(&ctx, a),
         Cmd::DestroySnapshots(a) => datasets::destroy_snapshots(&ctx, a),
         Cmd::Scrub(a) => session::scrub(&ctx, &a.name, opt_key(&a.name, &a.keys)?.as_ref()),
         Cmd::Cost(a) => report::cost_of_pool(&ctx, &a),

@@ -114,10 +114,14 @@ pub enum Cmd {
     /// The resume token of a receive into DATASET that was cut off (`zfs send -t TOKEN` finishes it), or nothing;
     /// --discard drops the partial receive instead.
     ResumeToken(ResumeTokenArgs),
-    /// Send DATASET@SNAP from the pool to stdout (`-i` from --from): up if down, `zfs send`, down again.
+    /// Send DATASET@SNAP from the pool to stdout (`-i` from --from): up if down, `zfs send` (`-L -c -e`, or raw
+    /// `-w` for a dataset received raw), down again.
     Send(SendArgs),
-    /// The snapshots of DATASET in the pool, oldest first, with guids and sizes (the backup cycle's catalog).
+    /// The snapshots of DATASET in the pool, oldest first, with guids and sizes (the backup cycle's catalog), and
+    /// whether the dataset was received raw.
     Snapshots(SnapshotsArgs),
+    /// DATASET and the datasets below it in the pool, parents first (a recursive restore's tree).
+    Datasets(SnapshotsArgs),
     /// Destroy snapshots of DATASET in the pool (the backup cycle's pruning).
     DestroySnapshots(DestroySnapshotsArgs),
     /// Scrub the pool now: up if down, `zpool scrub` to the end, the result in a tag, down again.

@@ -94,6 +94,10 @@ pub fn snapshots(ctx: &Ctx, a: SnapshotsArgs) -> anyhow::Result<()> {
             prop.insert((name.to_string(), p.to_string()), v.to_string());
         }
     }
+    // Received raw, the dataset is its own encryption root (the pool's datasets otherwise inherit the pool's).
+    let raw = prop
+        .get(&(ds.clone(), "encryptionroot".to_string()))
+        .is_some_and(|root| *root == ds);
     for n in names.lines().filter(|l| !l.is_empty()) {
         let get = |p: &str| {
             prop.get(&(n.to_string(), p.to_string()))
@@ -104,7 +108,30 @@ pub fn snapshots(ctx: &Ctx, a: SnapshotsArgs) -> anyhow::Result<()> {
         zstream_common::pipe::print_line(serde_json::json!({
             "snapshot": snap, "guid": get("guid"),
             "referenced": get("referenced").parse::<u64>().unwrap_or(0),
+            "raw": raw,
         }))?;
+    }
+    Ok(())
+}
+
+/// Prints DATASET and the datasets below it in the pool, one a line (named below the pool, as `receive` took
+/// them), parents first; nothing when the pool holds none.
+pub fn tree(ctx: &Ctx, a: SnapshotsArgs) -> anyhow::Result<()> {
+    check_dataset(&a.dataset)?;
+    let ds = format!("{}/{}", a.name, a.dataset);
+    let key = opt_key(&a.name, &a.keys)?;
+    let out = session::with_up(ctx, &a.name, key.as_ref(), |host| {
+        ctx.ssh.run(
+            host,
+            &format!("listing the datasets of {ds}"),
+            &script::tree(&ds),
+            Input::Nothing,
+        )
+    })?;
+    for name in out.lines() {
+        if let Some(rel) = name.strip_prefix(&format!("{}/", a.name)) {
+            zstream_common::pipe::print_line(rel)?;
+        }
     }
     Ok(())
 }

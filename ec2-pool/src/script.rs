@@ -154,11 +154,16 @@ pub fn unlock(pool: &str) -> String {
     )
 }
 
-/// Mounts what can be (for looking at files: `up --mount`).
+/// Mounts what can be (for looking at files: `up --mount`). A dataset received raw keeps its source's key, which
+/// the pool's does not open (its keystatus stays `unavailable`): it is left unmounted, and said.
 pub fn mount(pool: &str) -> String {
     format!(
         "$s zfs list -H -o name,canmount,mounted -t filesystem -r {} | while read -r ds can mounted; do\n\
-         \x20 if [ \"$can\" = on ] && [ \"$mounted\" = no ]; then $s zfs mount \"$ds\"; fi\n\
+         \x20 if [ \"$can\" = on ] && [ \"$mounted\" = no ]; then\n\
+         \x20   if [ \"$($s zfs get -H -o value keystatus \"$ds\" 2>/dev/null)\" = unavailable ]; then\n\
+         \x20     echo \"$ds: not mounted: it was received raw, under its source's key\" >&2\n\
+         \x20   else $s zfs mount \"$ds\"; fi\n\
+         \x20 fi\n\
          done\n",
         quote(pool)
     )
@@ -233,29 +238,49 @@ pub fn scrub(pool: &str) -> String {
 }
 
 /// The snapshots of `dataset` (not of its children), oldest first, one name a line; then `--`; then `zfs get`'s
-/// `NAME guid VALUE` and `NAME referenced VALUE` lines for them. Nothing when the dataset does not exist.
+/// `NAME guid VALUE` and `NAME referenced VALUE` lines for them, and the dataset's own `encryptionroot` line
+/// (none where ZFS has no native encryption). Nothing when the dataset does not exist.
 pub fn snapshots(dataset: &str) -> String {
     let d = quote(dataset);
     format!(
         "if $s zfs list -H -o name {d} >/dev/null 2>&1; then\n\
          \x20 names=$($s zfs list -H -t snapshot -o name -s createtxg -d 1 {d})\n\
          \x20 printf '%s\\n--\\n' \"$names\"\n\
+         \x20 $s zfs get -H -p -o name,property,value encryptionroot {d} 2>/dev/null || true\n\
          \x20 if [ -n \"$names\" ]; then printf '%s\\n' \"$names\" | tr '\\n' '\\0' \
          | xargs -0 $s zfs get -H -p -o name,property,value guid,referenced; fi\n\
          fi\n"
     )
 }
 
-/// Sends `snapshot` (from `from`, a snapshot name of the same dataset) to stdout.
+/// Sends `snapshot` (from `from`, a snapshot name of the same dataset) to stdout, its blocks as the pool stores
+/// them: raw (`-w`) when the dataset is its own encryption root (it was received raw, under its source's key, which
+/// the pool's does not open, and only a raw send can read it), else `-L -c -e` where this zfs has them (a stream
+/// of large and compressed blocks, which a receiving pool needs the large_blocks and lz4/zstd features to take).
 pub fn send(snapshot: &str, from: Option<&str>) -> String {
+    let dataset = snapshot.split_once('@').map_or(snapshot, |(d, _)| d);
+    let mut s = format!(
+        "if [ \"$($s zfs get -H -o value encryptionroot {d} 2>/dev/null || true)\" = {d} ]; then o=-w\n\
+         else case $($s zfs send -L -c -e 2>&1 || true) in *'invalid option'*) o= ;; *) o='-L -c -e' ;; esac; fi\n",
+        d = quote(dataset)
+    );
     match from {
-        Some(f) => format!(
-            "$s zfs send -i {} {}\n",
+        Some(f) => s.push_str(&format!(
+            "$s zfs send $o -i {} {}\n",
             quote(&format!("@{f}")),
             quote(snapshot)
-        ),
-        None => format!("$s zfs send {}\n", quote(snapshot)),
+        )),
+        None => s.push_str(&format!("$s zfs send $o {}\n", quote(snapshot))),
     }
+    s
+}
+
+/// `dataset` and the datasets below it, one name a line, parents first; nothing when it does not exist.
+pub fn tree(dataset: &str) -> String {
+    let d = quote(dataset);
+    format!(
+        "if $s zfs list -H -o name {d} >/dev/null 2>&1; then $s zfs list -H -o name -t filesystem,volume -r {d}; fi\n"
+    )
 }
 
 /// Destroys snapshots, each by its full name.
@@ -349,6 +374,8 @@ mod tests {
             discard_partial("p/tank/home"),
             snapshots("p/tank/home"),
             send("p/tank/home@b", Some("a")),
+            send("p/tank/home@b", None),
+            tree("p/tank/home"),
             destroy_snapshots(&devs),
         ] {
             let full = format!("{PRELUDE}{s}");
@@ -362,6 +389,68 @@ mod tests {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
+    }
+
+    /// `send`'s choice of options, run for real against a `zfs` that answers as each kind of ZFS does: OpenZFS
+    /// (takes -L -c -e; encryptionroot is the pool's, or the dataset's own after a raw receive) and zfs-fuse
+    /// (invalid option, no such property).
+    #[test]
+    fn send_takes_the_blocks_as_stored_where_it_can() {
+        // GET answers `zfs get -H -o value encryptionroot DATASET`; PROBE `zfs send -L -c -e` with no snapshot.
+        let sends = |get: &str, probe: &str, from: Option<&str>| -> String {
+            let dir = tempfile::tempdir().unwrap();
+            let log = dir.path().join("calls");
+            let p = dir.path().join("zfs");
+            std::fs::write(
+                &p,
+                format!(
+                    "#!/bin/sh\nif [ \"$1\" = get ]; then {get}; fi\n\
+                     if [ \"$1\" = send ] && [ $# = 4 ]; then {probe}; fi\n\
+                     echo \"zfs $*\" >> '{}'\n",
+                    log.display()
+                ),
+            )
+            .unwrap();
+            let mut perm = std::fs::metadata(&p).unwrap().permissions();
+            std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+            std::fs::set_permissions(&p, perm).unwrap();
+            let full = format!("{PRELUDE}{}", send("p/tank/home@b", from));
+            let out = Command::new("sh")
+                .args(["-c", &full])
+                .env("PATH", format!("{}:/usr/bin:/bin", dir.path().display()))
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::fs::read_to_string(&log).unwrap()
+        };
+        // OpenZFS, a dataset under the pool's key: the probe is refused for its missing snapshot, not its options.
+        let (pools, usage) = ("echo p; exit 0", "echo 'missing snapshot argument' >&2; exit 2");
+        assert_eq!(
+            sends(pools, usage, None),
+            "zfs send -L -c -e p/tank/home@b\n"
+        );
+        assert_eq!(
+            sends(pools, usage, Some("a")),
+            "zfs send -L -c -e -i @a p/tank/home@b\n"
+        );
+        // Received raw: its own encryption root, sent raw.
+        assert_eq!(
+            sends("echo p/tank/home; exit 0", usage, Some("a")),
+            "zfs send -w -i @a p/tank/home@b\n"
+        );
+        // zfs-fuse: no encryptionroot property, no -L.
+        assert_eq!(
+            sends(
+                "echo \"bad property list: invalid property 'encryptionroot'\" >&2; exit 2",
+                "echo \"invalid option 'L'\" >&2; exit 2",
+                None
+            ),
+            "zfs send p/tank/home@b\n"
+        );
     }
 
     /// The first start's install, run for real with the instance's commands replaced by ones that record their

@@ -250,6 +250,14 @@ hold_tag() {
     if [ -n "$HOLD_TAG" ]; then echo "$HOLD_TAG"; else printf 'zstream-%s' "$(printf '%s' "$DEST" | sha256sum | cut -c1-12)"; fi
 }
 
+# say_locked: a raw backup (--raw) arrives encrypted under the source dataset's own key: received, not readable
+# until that key is loaded; said after a restore into TARGET.
+say_locked() {
+    if [ "$(zfs get -H -o value keystatus "$TARGET" 2>/dev/null)" = unavailable ]; then
+        say "$TARGET is encrypted with $DATASET's own key (a raw backup): zfs load-key -L LOCATION $TARGET (the source's key or passphrase), then zfs mount $TARGET"
+    fi
+}
+
 # receive_all ARGS...: zfs receive ARGS, then the rest of stdin drained. A receive may stop reading inside the
 # stream's END record (zfs-fuse's does, when the record arrives in two writes); the stage before it must still
 # see the whole stream through, or it reports a closed pipe and zstream-hash --check never reaches its digest.
@@ -393,6 +401,8 @@ release_holds() {
 # loaded: checked before anything is taken, so a run with the key unloaded fails in one line and leaves no
 # snapshot behind (a failed send would). With --raw it is sent as stored, under its own key, and needs none.
 # zfs-fuse has no `encryption` property: nothing to check there.
+# shellcheck disable=SC2034 # SOURCE_ENCRYPTED is read by pool.sh
+SOURCE_ENCRYPTED=''
 encryption_check() {
     local enc
     enc=$(zfs get -H -o value encryption "$DATASET" 2>/dev/null) || enc=''
@@ -402,6 +412,8 @@ encryption_check() {
         return 0
         ;;
     esac
+    # shellcheck disable=SC2034 # read by pool.sh
+    SOURCE_ENCRYPTED=1
     if [ -n "${RAW:-}" ]; then
         say "$DATASET is encrypted ($enc): sent raw, its blocks under its own key inside the seal; a restore is encrypted with that key and is read only once it is loaded (zfs load-key)"
         return 0
@@ -409,6 +421,14 @@ encryption_check() {
     [ "$(zfs get -H -o value keystatus "$DATASET" 2>/dev/null)" = available ] \
         || fail "$EX_RUNTIME" "$DATASET is encrypted ($enc) and its key is not loaded: zfs load-key $DATASET, then run again (nothing was taken)"
     say "$DATASET is encrypted ($enc): sent decrypted, so the store holds it under the seal's keys alone, and a restore is not encrypted unless its TARGET is below an encrypted dataset"
+}
+
+# warn_children: children are not in DATASET's stream (each dataset is its own chain): said on every run, so
+# that nobody learns it from a restore that holds empty directories where they were.
+warn_children() {
+    local children
+    children=$(zfs list -H -o name -t filesystem,volume -r "$DATASET" 2>/dev/null | sed 1d | wc -l)
+    [ "$children" = 0 ] || [ -n "${ZSTREAM_RECURSIVE:-}" ] || say "$DATASET: WARNING: its $children child dataset(s) are not in this backup (give --recursive, or back each up by name)"
 }
 
 # --- Recursive backups: DATASET and every dataset below it, each its own chain (its own records, base, prune and
@@ -420,9 +440,9 @@ encryption_check() {
 # --prune-only), then runs this script on each dataset of the tree with the same options and --snapshot; exits
 # with the worst of their codes.
 recursive_backup() {
-    [[ $DEST != ec2-pool:* ]] || usage_error "--recursive is not for ec2-pool:NAME"
     local name=${SNAPSHOT#*@} ds code worst=0 n=1 datasets=()
     zfs list -H -o name "$DATASET" >/dev/null 2>&1 || fail "$EX_RUNTIME" "$DATASET: no such dataset"
+    ! is_pool || pool_hold_up
     mapfile -t datasets < <(zfs list -H -o name -t filesystem,volume -r "$DATASET")
     if [ -z "$PRUNE_ONLY" ] && [ -z "$name" ]; then
         local base

@@ -1,10 +1,11 @@
 # Sourced by zstream-backup, zstream-restore and zstream-verify when DEST is ec2-pool:NAME: the same cycle with
 # an ec2-pool (a ZFS pool on EC2, natively encrypted) as the store. The pool is its own catalog: its snapshots of
 # DATASET, with their guids, are what it holds, and a snapshot is there only once `zfs receive` finished it, so
-# the commit point is the received snapshot read back by guid. Streams go in raw through `ec2-pool receive`
+# the commit point is the received snapshot read back by guid. Streams go in unsealed through `ec2-pool receive`
 # (SSH encrypts them on the way, the pool at rest); the seal and parity stages are for stores that cannot check
 # what they hold, and ZFS checks every block on the instance. Each run brings the pool up for its work and down
-# again however it ends.
+# again however it ends. The sends are the S3 cycle's: blocks as stored (`-L -c -e`, or `-w` with --raw), from
+# the source's snapshot or this store's bookmark of it, and --recursive makes each dataset of a tree its chain.
 # shellcheck shell=bash
 
 is_pool() { [[ $DEST == ec2-pool:* ]]; }
@@ -43,6 +44,8 @@ pool_lock() {
 # up and down again for that one read.
 pool_up() {
     [ -z "$DRY_RUN" ] || return 0
+    # A --recursive run brought the pool up for every dataset of its tree, and brings it down at its end.
+    [ "${ZSTREAM_POOL_UP:-}" != "$(pool_name)" ] || return 0
     pool_lock
     AT_EXIT+=(pool_down)
     ec2-pool up "$(pool_name)" "$@" || fail "$EX_RUNTIME" "$(pool_name): the pool did not come up"
@@ -51,8 +54,32 @@ pool_up() {
 pool_down() { ec2-pool down "$(pool_name)" || { say "$(pool_name): bringing the pool down failed"; STATUS=$EX_RUNTIME; }; }
 
 # pool_snapshots DATASET: the pool's snapshots of DATASET, oldest first, as a JSON array of
-# {snapshot, guid, referenced}.
+# {snapshot, guid, referenced, raw} (raw: the dataset was received raw, under the source's own key).
 pool_snapshots() { ec2-pool snapshots "$(pool_name)" "$1" | jq -s -c .; }
+
+# pool_hold_up: a --recursive run brings the pool up once for its whole tree: each dataset's run (this script
+# again) finds it up and leaves it so; this run brings it down at its end.
+pool_hold_up() {
+    pool_keys
+    pool_up "${POOL_KEYS[@]}"
+    export ZSTREAM_POOL_UP
+    ZSTREAM_POOL_UP=$(pool_name)
+}
+
+# source_base DATASET GUID: the source's snapshot of DATASET with this guid as `zfs send -i` takes it (@NAME),
+# or, when that snapshot is gone, a bookmark of it (#NAME); nothing when neither is there. By guid: a name can be
+# reused, a guid cannot.
+source_base() {
+    local name guid _txg snap='' mark=''
+    while IFS=$'\t' read -r name guid _txg; do
+        [ "$guid" = "$2" ] || continue
+        case $name in
+            *@*) snap="@${name#*@}" ;;
+            *'#'*) [ -n "$mark" ] || mark="#${name#*#}" ;;
+        esac
+    done < <(source_snapshots "$1")
+    printf '%s' "${snap:-$mark}"
+}
 
 # snapshot_epoch NAME: the time in a zstream-<UTC time> snapshot name, by the cycle's clock; nothing otherwise.
 snapshot_epoch() {
@@ -86,11 +113,10 @@ pool_prune() {
         say "$DATASET: prune: nothing in $(pool_name) is older than $KEEP_CYCLES x $FULL_EVERY"
         return 0
     fi
-    local newest newest_guid src_guid newest_ref old_ref why=()
+    local newest newest_guid newest_ref old_ref why=()
     newest=$(jq -r '.[-1].snapshot' <<<"$SNAPS")
     newest_guid=$(jq -r '.[-1].guid' <<<"$SNAPS")
-    src_guid=$(zfs get -Hp -o value guid "$DATASET@$newest" 2>/dev/null || true)
-    [ "$src_guid" = "$newest_guid" ] || why+=("the pool's newest snapshot @$newest is not the source's (guid $newest_guid, source ${src_guid:-none})")
+    [ -n "$(source_base "$DATASET" "$newest_guid")" ] || why+=("the pool's newest snapshot @$newest (guid $newest_guid) is at the source neither as a snapshot nor as a bookmark: the chain cannot continue")
     newest_ref=$(jq '.[-1].referenced' <<<"$SNAPS")
     old_ref=$(jq --arg s "${old[-1]}" '.[] | select(.snapshot == $s) | .referenced' <<<"$SNAPS")
     if [ -z "$ALLOW_SHRINK" ] && ! jq -e -n --argjson n "$newest_ref" --argjson o "$old_ref" --argjson r "$MIN_RATIO" '$n >= $r * $o' >/dev/null; then
@@ -135,6 +161,9 @@ pool_backup() {
     pool_keys
     [ -z "$FORCE_FULL" ] || usage_error "--full: an ec2-pool keeps one chain of snapshots, which every run continues"
     need_tools ec2-pool
+    encryption_check
+    send_form
+    warn_children
     pool_up "${POOL_KEYS[@]}"
     pool_resume
     SNAPS=$(pool_snapshots "$DATASET")
@@ -151,14 +180,25 @@ pool_backup() {
         pool_summary
         exit 0
     fi
-    local base='' base_guid=0
+    local base='' base_guid=0 from=''
     if [ "$(jq length <<<"$SNAPS")" -gt 0 ]; then
         base=$(jq -r '.[-1].snapshot' <<<"$SNAPS")
         base_guid=$(jq -r '.[-1].guid' <<<"$SNAPS")
-        local src
-        src=$(zfs get -Hp -o value guid "$DATASET@$base" 2>/dev/null || true)
-        [ "$src" = "$base_guid" ] || fail "$EX_RUNTIME" "$DATASET: the pool's newest snapshot @$base is not at the source (guid $base_guid, source ${src:-none}): the pool's chain cannot continue from here; receive into another dataset name, or destroy $(pool_name)/$DATASET"
+        # A chain keeps its form: a raw incremental goes only onto a dataset received raw, a decrypted one only
+        # onto one that was not (ZFS refuses the rest midway).
+        local was_raw want_raw=false
+        was_raw=$(jq -r '.[-1].raw // false' <<<"$SNAPS")
+        [ -z "$RAW" ] || [ -z "$SOURCE_ENCRYPTED" ] || want_raw=true
+        if [ "$was_raw" != "$want_raw" ]; then
+            if [ "$was_raw" = true ]; then
+                fail "$EX_USAGE" "$(pool_name)/$DATASET was received raw (under $DATASET's own key): its chain goes on raw only; give --raw (nothing was taken)"
+            fi
+            fail "$EX_USAGE" "$(pool_name)/$DATASET was received decrypted: its chain cannot go on raw; leave out --raw, or destroy $(pool_name)/$DATASET to start a raw chain (nothing was taken)"
+        fi
+        from=$(source_base "$DATASET" "$base_guid")
+        [ -n "$from" ] || fail "$EX_RUNTIME" "$DATASET: the pool's newest snapshot @$base (guid $base_guid) is at the source neither as a snapshot nor as a bookmark: the pool's chain cannot continue from here; receive into another dataset name, or destroy $(pool_name)/$DATASET"
         WHY="incremental from $base, the newest snapshot $(pool_name) holds"
+        [[ $from != '#'* ]] || WHY+=", sent from the bookmark $DATASET$from (the snapshot is gone at the source)"
     else
         WHY="full: $(pool_name) holds no snapshot of $DATASET"
     fi
@@ -167,8 +207,8 @@ pool_backup() {
         run zfs snapshot "$DATASET@$SNAP"
     fi
     say "$DATASET@$SNAP: $WHY"
-    local send=(zfs send)
-    [ -z "$base" ] || send+=(-i "@$base")
+    local send=(zfs send "${SEND_OPTS[@]}")
+    [ -z "$base" ] || send+=(-i "$from")
     send+=("$DATASET@$SNAP")
     local recv=(ec2-pool receive "$(pool_name)" "$DATASET" "${POOL_KEYS[@]}")
     # -F rolls the pool's copy back to its newest snapshot, the base, undoing what mounting it changed since.
@@ -199,7 +239,14 @@ pool_backup() {
         '{snapshot: $s, guid: $g, kind: (if $b == "" then "full" else "incremental" end), raw: {bytes: $h.bytes, sha256: $h.sha256}, stored: {bytes: $h.bytes}}')
     say "$DATASET@$SNAP: committed: $(jq -r .kind <<<"$COMMITTED"), $(jq -r .bytes <<<"$hash") bytes received into $(pool_name)"
     # After a finished cut receive, the hold is on an older snapshot than the base: every other one is released.
-    if [ -n "$RESUMED" ]; then move_hold "" "$SNAP" "$(jq -r '.[].snapshot' <<<"$SNAPS")"; else move_hold "$base" "$SNAP" "$(jq -r '.[].snapshot' <<<"$SNAPS")"; fi
+    if [ -n "$NO_HOLD" ]; then
+        release_holds
+    elif [ -n "$RESUMED" ]; then
+        move_hold "" "$SNAP" "$(jq -r '.[].snapshot' <<<"$SNAPS")"
+    else
+        move_hold "$base" "$SNAP" "$(jq -r '.[].snapshot' <<<"$SNAPS")"
+    fi
+    mark_base "$SNAP"
     local status=0
     pool_prune || status=$EX_RUNTIME
     pool_summary
@@ -211,6 +258,7 @@ pool_backup() {
 pool_restore() {
     pool_keys
     need_tools zfs jq zstream-hash ec2-pool
+    [ -z "$RECURSIVE" ] || pool_restore_tree
     pool_up "${POOL_KEYS[@]}"
     SNAPS=$(pool_snapshots "$DATASET")
     [ "$(jq length <<<"$SNAPS")" -gt 0 ] || fail "$EX_RUNTIME" "$(pool_name) holds no snapshot of $DATASET"
@@ -247,20 +295,53 @@ pool_restore() {
     [ -z "$failed" ] || fail "$(code_of "${failed##* }")" "$TARGET@$snap: FAILED at ${failed% *} (exit ${failed##* }; statuses: ${stages[*]})"
     [ "$(zfs get -Hp -o value guid "$TARGET@$snap")" = "$guid" ] || fail "$EX_INTEGRITY" "$TARGET@$snap was received but its guid is not $guid"
     say "$TARGET@$snap: restored from $(pool_name) (guid $guid)"
+    say_locked
     [ -z "$JSON" ] || jq -n -c --arg t "$TARGET" --arg s "$snap" --arg g "$guid" --arg f "$from" \
         '{target: $t, snapshot: $s, guid: $g, from: (if $f == "" then null else $f end)}'
     exit 0
 }
 
+# pool_restore_tree: zstream-restore --recursive from the pool: DATASET and each dataset below it the pool holds,
+# at one snapshot name (a recursive backup's snapshots share it), restored by this script one by one, parents
+# first, with the pool up once for them all.
+pool_restore_tree() {
+    pool_hold_up
+    local tree ds snaps snap first tgt code worst=0 left=0
+    mapfile -t tree < <(ec2-pool datasets "$(pool_name)" "$DATASET")
+    [ ${#tree[@]} -gt 0 ] || fail "$EX_RUNTIME" "$(pool_name) holds no $DATASET"
+    snap=${WANT:-$(pool_snapshots "$DATASET" | jq -r '.[-1].snapshot // empty')}
+    [ -n "$snap" ] || fail "$EX_RUNTIME" "$(pool_name) holds no snapshot of $DATASET"
+    for ds in "${tree[@]}"; do
+        tgt=$TARGET${ds#"$DATASET"}
+        snaps=$(pool_snapshots "$ds")
+        if jq -e --arg s "$snap" 'any(.[]; .snapshot == $s)' >/dev/null <<<"$snaps"; then
+            say "$ds@$snap -> $tgt (--recursive)"
+            code=0
+            "$0" "${CHILD_OPTS[@]}" "$DEST" "$ds@$snap" "$tgt" || code=$?
+            [ "$code" = 0 ] || { say "$ds@$snap: FAILED (exit $code); the other datasets go on"; [ "$worst" = 3 ] || worst=$code; }
+            continue
+        fi
+        first=$(jq -r '.[0].snapshot // empty' <<<"$snaps")
+        if [ -z "$first" ] || [[ $first > $snap ]]; then
+            say "$ds: its snapshots in $(pool_name) begin after @$snap${first:+ (@$first)}: it was made later; left out"
+        else
+            say "$ds: ERROR: no snapshot @$snap in $(pool_name), though it has earlier ones (its run failed that night?): not restored"
+            left=$((left + 1))
+        fi
+    done
+    [ "$left" = 0 ] || [ "$worst" != 0 ] || worst=$EX_INTEGRITY
+    exit "$worst"
+}
+
 # pool_verify: the pool's health and its last scrub, and for each DATASET its snapshots against the source: the
-# newest the pool holds is a snapshot the source still has, by guid (the base of the next run). ZFS checks every
+# newest the pool holds is at the source by guid, as a snapshot or a bookmark (the base of the next run). ZFS checks every
 # block it reads; a full read-back is the scrub ec2-pool runs on its schedule (or `ec2-pool scrub`).
 pool_verify() {
     need_tools zfs jq ec2-pool
     [ -n "$DATASETS" ] || usage_error "with ec2-pool:NAME, name the DATASET to verify"
     [ "$SAMPLE" = 0 ] || say "--sample: ZFS checks every block against its checksum as it reads; a full read-back of the pool is \`ec2-pool scrub $(pool_name)\`"
     pool_up
-    local status health problems=0 d snaps newest guid src scrub_at scrub_errors
+    local status health problems=0 d snaps newest guid scrub_at scrub_errors
     status=$(ec2-pool status "$(pool_name)" --json)
     health=$(jq -r '.pool.health // "unknown"' <<<"$status")
     [ "$health" = ONLINE ] || { problems=$((problems + 1)); say "$(pool_name): the pool is $health"; }
@@ -283,12 +364,11 @@ pool_verify() {
         snaps=$(pool_snapshots "$d")
         newest=$(jq -r '.[-1].snapshot // ""' <<<"$snaps")
         guid=$(jq -r '.[-1].guid // ""' <<<"$snaps")
-        src=$([ -z "$newest" ] || zfs get -Hp -o value guid "$d@$newest" 2>/dev/null || true)
         local state=ok
         if [ -z "$newest" ]; then
             state="no snapshot in the pool"
-        elif [ "$src" != "$guid" ]; then
-            state="the source has no @$newest of guid $guid: the next backup cannot continue the chain"
+        elif [ -z "$(source_base "$d" "$guid")" ]; then
+            state="the source has no @$newest of guid $guid, nor a bookmark of it: the next backup cannot continue the chain"
         fi
         [ "$state" = ok ] || problems=$((problems + 1))
         printf '%-28s %-10s %-32s %s\n' "$d" "$(jq length <<<"$snaps")" "${newest:--}" "$state" >&"$out"
