@@ -316,6 +316,31 @@ impl PoolSite {
         vec!["--ssh-from".into(), format!("{BACKUP_HOST}/32")]
     }
 
+    /// Asserts that the pool's key material (its raw key in hex, the LUKS passphrase) is in none of what the
+    /// instance recorded (every ssh argv and environment) nor in `printed` (what the commands printed).
+    #[track_caller]
+    pub fn assert_key_unseen(&self, printed: &[String]) {
+        let keys: Vec<zstream_seal::key::Key> = self
+            .keys
+            .iter()
+            .map(|k| zstream_seal::key::load(Path::new(k)).expect("a key file"))
+            .collect();
+        let k = ec2_pool::key::PoolKey::derive(&self.name, &keys).expect("the pool's key");
+        let needles = [
+            hex::encode(k.raw()),
+            String::from_utf8(k.luks_passphrase().to_vec()).expect("a text passphrase"),
+        ];
+        let mut hay = std::fs::read_to_string(self.state.join("record.jsonl")).unwrap_or_default();
+        hay.push_str(&printed.join("\n"));
+        assert!(!hay.is_empty(), "nothing recorded or printed to look in");
+        for n in &needles {
+            assert!(
+                !hay.contains(n.as_str()),
+                "key material in the record or the output"
+            );
+        }
+    }
+
     /// The fake instance's record: one JSON value per argv and environment it or a stand-in saw.
     pub fn record(&self) -> Vec<serde_json::Value> {
         std::fs::read_to_string(self.state.join("record.jsonl"))
