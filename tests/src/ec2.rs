@@ -337,8 +337,15 @@ impl PoolSite {
                     "ec2-pool-v1-derive.py {form}: {}",
                     String::from_utf8_lossy(&out.stderr)
                 );
-                let k = String::from_utf8(out.stdout).expect("text").trim().to_string();
-                assert_eq!(k.len(), 64, "ec2-pool-v1-derive.py {form}: not 32 bytes in hex");
+                let k = String::from_utf8(out.stdout)
+                    .expect("text")
+                    .trim()
+                    .to_string();
+                assert_eq!(
+                    k.len(),
+                    64,
+                    "ec2-pool-v1-derive.py {form}: not 32 bytes in hex"
+                );
                 k
             })
             .collect();
