@@ -428,7 +428,10 @@ mod tests {
             std::fs::read_to_string(&log).unwrap()
         };
         // OpenZFS, a dataset under the pool's key: the probe is refused for its missing snapshot, not its options.
-        let (pools, usage) = ("echo p; exit 0", "echo 'missing snapshot argument' >&2; exit 2");
+        let (pools, usage) = (
+            "echo p; exit 0",
+            "echo 'missing snapshot argument' >&2; exit 2",
+        );
         assert_eq!(
             sends(pools, usage, None),
             "zfs send -L -c -e p/tank/home@b\n"
