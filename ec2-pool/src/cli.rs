@@ -114,7 +114,7 @@ pub enum Cmd {
     /// The resume token of a receive into DATASET that was cut off (`zfs send -t TOKEN` finishes it), or nothing;
     /// --discard drops the partial receive instead.
     ResumeToken(ResumeTokenArgs),
-    /// Send DATASET@SNAP from the pool to stdout (`-i` from --from): up if down, `zfs send` (`-L -c -e`, or raw
+    /// Send DATASET@SNAP from the pool to stdout (`-i` from --from): up if down, `zfs send` (`-L -c`, or raw
     /// `-w` for a dataset received raw), down again.
     Send(SendArgs),
     /// The snapshots of DATASET in the pool, oldest first, with guids and sizes (the backup cycle's catalog), and

@@ -316,11 +316,15 @@ catalog() {
     printf '%s\n' "$out"
 }
 
-# --- Blocks sent as stored: `zfs send -L -c -e` where the source's zfs takes them (OpenZFS 0.7 and later), so a
-# stream carries large, compressed and embedded blocks as the pool holds them (smaller, and no recompression on
-# receive). Detected, not assumed: zfs-fuse and older ZFS reject the options ("invalid option") while parsing,
-# before they look for a snapshot (none is given here), and then the run sends plainly and says so once.
-# Switching a chain from plain to -L is safe on OpenZFS 2.0 and later (OpenZFS #10383); the reverse is refused.
+# --- Blocks sent as stored: `zfs send -L -c` where the source's zfs takes them (OpenZFS 0.7 and later), so a
+# stream carries large and compressed blocks as the pool holds them (smaller, and no recompression on receive).
+# Not -e: OpenZFS refuses a stream of embedded blocks into an encrypted dataset unless it is raw ("incompatible
+# embedded data stream feature with encrypted receive"; zfs-send(8)), so with -e neither an encrypted ec2-pool nor
+# a restore below an encrypted dataset could take it; without it an embedded block (data of at most 112 bytes,
+# compressed) goes as a small WRITE record, and the receive embeds it again where it can. Detected, not assumed:
+# zfs-fuse and older ZFS reject the options ("invalid option") while parsing, before they look for a snapshot
+# (none is given here), and then the run sends plainly and says so once. Switching a chain from plain to -L is
+# safe on OpenZFS 2.0 and later (OpenZFS #10383); the reverse is refused.
 
 # send_supports OPTION...: this zfs's `send` takes these options.
 send_supports() {
@@ -334,15 +338,15 @@ send_supports() {
 SEND_OPTS=()
 send_form() {
     if [ -n "${RAW:-}" ]; then
-        # Raw: the blocks as the pool stores them (compressed, large and embedded ones too: -w implies -L -c -e).
+        # Raw: the blocks as the pool stores them, encrypted (compressed and large ones too: -w implies -L -c -e).
         send_supports -w || fail "$EX_USAGE" "--raw: this zfs has no raw sends (zfs send -w: OpenZFS 0.8 and later)"
         SEND_OPTS=(-w)
-    elif send_supports -L -c -e; then
-        SEND_OPTS=(-L -c -e)
+    elif send_supports -L -c; then
+        SEND_OPTS=(-L -c)
     else
         # shellcheck disable=SC2034 # read by zstream-backup
         SEND_OPTS=()
-        say "this zfs sends no block as stored (no zfs send -L -c -e: zfs-fuse, or ZFS before OpenZFS 0.7): large blocks are split and compressed ones sent uncompressed"
+        say "this zfs sends no block as stored (no zfs send -L -c: zfs-fuse, or ZFS before OpenZFS 0.7): large blocks are split and compressed ones sent uncompressed"
     fi
 }
 
@@ -408,7 +412,7 @@ encryption_check() {
     enc=$(zfs get -H -o value encryption "$DATASET" 2>/dev/null) || enc=''
     case $enc in
     '' | off | -)
-        [ -z "${RAW:-}" ] || say "$DATASET is not encrypted: --raw sends its blocks as stored (as -L -c -e would)"
+        [ -z "${RAW:-}" ] || say "$DATASET is not encrypted: --raw sends its blocks as stored (as -L -c does, and embedded ones too)"
         return 0
         ;;
     esac

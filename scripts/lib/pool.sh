@@ -4,7 +4,7 @@
 # the commit point is the received snapshot read back by guid. Streams go in unsealed through `ec2-pool receive`
 # (SSH encrypts them on the way, the pool at rest); the seal and parity stages are for stores that cannot check
 # what they hold, and ZFS checks every block on the instance. Each run brings the pool up for its work and down
-# again however it ends. The sends are the S3 cycle's: blocks as stored (`-L -c -e`, or `-w` with --raw), from
+# again however it ends. The sends are the S3 cycle's: blocks as stored (`-L -c`, or `-w` with --raw), from
 # the source's snapshot or this store's bookmark of it, and --recursive makes each dataset of a tree its chain.
 # shellcheck shell=bash
 
@@ -15,6 +15,7 @@ pool_name() { printf '%s' "${DEST#ec2-pool:}"; }
 POOL_KEYS=()
 pool_keys() {
     local i
+    POOL_KEYS=()
     for ((i = 0; i < ${#SEAL_KEYS[@]}; i += 2)); do
         [ "${SEAL_KEYS[$i]}" = --key-file ] \
             || usage_error "ec2-pool:NAME takes key files (--keys), not passphrases: the pool's key is derived from key files"

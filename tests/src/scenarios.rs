@@ -8,7 +8,7 @@ use crate::proc::Run;
 /// What the tier's ZFS has, as the scenarios expect the scripts to find it (detected by them, never told).
 #[derive(Clone, Copy, Debug)]
 pub struct Tier {
-    /// `zfs send -L -c -e` (OpenZFS 0.7 and later; not zfs-fuse).
+    /// `zfs send -L -c` (OpenZFS 0.7 and later; not zfs-fuse).
     pub blocks_as_stored: bool,
     /// `zfs bookmark` (OpenZFS 0.6.4 and later, with the pool's feature; not zfs-fuse).
     pub bookmarks: bool,

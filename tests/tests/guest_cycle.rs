@@ -35,11 +35,13 @@ const LZ4: u64 = 1 << 17;
 const LARGE_BLOCKS: u64 = 1 << 19;
 const COMPRESSED: u64 = 1 << 22;
 
-/// Blocks sent as stored: a dataset of lz4 and 1 MiB records is backed up with `zfs send -L -c -e` (this zfs has
-/// them): the stored streams, read back, carry the compressed-stream, lz4, large-block and (where the pool has
-/// embedded blocks) embedded-data flags and are smaller than the data they hold; the run says nothing of sending
-/// plainly; the restore of the newest point and of the full alone are the source's files, byte for byte; a pool
-/// without the features (`zpool create -d`) refuses the stream, as the README says.
+/// Blocks sent as stored: a dataset of lz4 and 1 MiB records is backed up with `zfs send -L -c` (this zfs has
+/// them): the stored streams, read back, carry the compressed-stream, lz4 and large-block flags and are smaller
+/// than the data they hold, and not the embedded-data flag although the pool holds embedded blocks (`-e` is left
+/// out: OpenZFS refuses such a stream into an encrypted dataset); the run says nothing of sending plainly; the
+/// restore of the newest point and of the full alone are the source's files, byte for byte, and so is a restore
+/// below an encrypted dataset; a pool without the features (`zpool create -d`) refuses the stream, as the README
+/// says.
 #[test]
 fn blocks_are_sent_as_stored() {
     let g = guest::shared();
@@ -69,25 +71,28 @@ fn blocks_are_sent_as_stored() {
     g.ok(&format!("seq 1 100000 >> {}/text", guest::quote(&src)));
     scenarios::ok(&site.backup(&day(1), &[]));
 
-    let embedded = g
-        .ok(&format!(
+    // The pool holds embedded blocks (the small file), so a stream sent with -e would say so.
+    assert_eq!(
+        g.ok(&format!(
             "zpool get -H -o value feature@embedded_data {}",
             p.name
         ))
-        .trim()
-        == "active";
+        .trim(),
+        "active"
+    );
     let records = site.records();
     assert_eq!(records.len(), 2);
     for rec in &records {
         let info = site.stream_info(rec);
         let f = info["features"].as_u64().expect("features");
-        let want = COMPRESSED | LZ4 | LARGE_BLOCKS | if embedded { EMBED_DATA } else { 0 };
+        let want = COMPRESSED | LZ4 | LARGE_BLOCKS;
         assert_eq!(
             f & want,
             want,
             "{}: features {f:#x} lack {want:#x}",
             rec["snapshot"]
         );
+        assert_eq!(f & EMBED_DATA, 0, "{}: sent with -e", rec["snapshot"]);
     }
     // The full holds the 4 MiB of text, compressed: its stream is a fraction of it.
     let full_bytes = records[0]["raw"]["bytes"].as_u64().unwrap();
@@ -101,6 +106,23 @@ fn blocks_are_sent_as_stored() {
     let first = records[0]["snapshot"].as_str().unwrap();
     scenarios::ok(&site.restore(&day(2), &format!("src@{first}"), "older", &[]));
     site.same_as(&full_copy, "older");
+    // Below an encrypted dataset (the restored copy encrypted by the pool's own key): OpenZFS takes the stream.
+    let key = format!("{}/restore.key", p.dir);
+    g.ok(&format!(
+        "head -c 32 /dev/urandom > {k} && zfs create -o encryption=on -o keyformat=raw -o keylocation=file://{k} {e}",
+        k = guest::quote(&key),
+        e = guest::quote(&site.ds("enc"))
+    ));
+    scenarios::ok(&site.restore(&day(2), "src", "enc/copy", &[]));
+    g.same_tree(&src, &site.mounted("enc/copy"));
+    assert_eq!(
+        g.ok(&format!(
+            "zfs get -H -o value encryption {}",
+            guest::quote(&site.ds("enc/copy"))
+        ))
+        .trim(),
+        "aes-256-gcm"
+    );
 
     // A pool without those features (`zpool create -d`: none enabled) cannot receive the streams: the restore
     // fails, with OpenZFS's reason.

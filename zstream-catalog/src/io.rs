@@ -52,6 +52,15 @@ impl Problems {
     }
 }
 
+/// The most names one dataset's listing (its catalog entries, or its objects) is read for. Each night writes at
+/// most an intent and a record (and one object), so 100,000 is over a century of nightly backups: a listing
+/// longer than that was planted, and is refused rather than held, so that whoever can write the bucket cannot
+/// choose how much memory a run takes (about 300 bytes a name).
+pub const MAX_LISTED: usize = 100_000;
+/// The most names the whole catalog's listing (`datasets`: every dataset's entries) is read for: thousands of
+/// datasets, each with years of entries.
+pub const MAX_CATALOG_LISTED: usize = 2_000_000;
+
 pub struct Io {
     pub store: Store,
     opts: Options,
@@ -93,7 +102,8 @@ impl Io {
     /// that must find out whose records a copied store holds). A listing that fails is an error (the caller must
     /// not take "could not read" for "nothing there"); an entry that cannot be read, or fails its checks, or is
     /// another store's, is a problem, kept apart. Entries are read in batches and opened as they come: memory
-    /// holds the valid entries and a bounded list of problems, whatever was planted under the prefix.
+    /// holds the valid entries and a bounded list of problems, whatever was planted under the prefix, and a
+    /// listing of more than MAX_LISTED names is refused (on S3 at the page that passes it, before it is held).
     pub fn load(
         &self,
         dataset: &str,
@@ -103,7 +113,7 @@ impl Io {
         let prefix = self.store.catalog_prefix(dataset);
         let listed = self
             .target(&prefix, Use::Prefix)?
-            .list()
+            .list_at_most(MAX_LISTED)
             .with_context(|| format!("listing the catalog {prefix}"))?;
         let mut problems = Problems::default();
         let mut named = Vec::new();
@@ -228,7 +238,7 @@ impl Io {
         let prefix = self.store.data_prefix(dataset);
         let listed = self
             .target(&prefix, Use::Prefix)?
-            .list()
+            .list_at_most(MAX_LISTED)
             .with_context(|| format!("listing {prefix}"))?;
         Ok(Some(
             listed
@@ -248,7 +258,7 @@ impl Io {
         let prefix = format!("{}/catalog/", self.store.catalog);
         let mut out: Vec<String> = self
             .target(&prefix, Use::Prefix)?
-            .list()
+            .list_at_most(MAX_CATALOG_LISTED)
             .with_context(|| format!("listing the catalog {prefix}"))?
             .into_iter()
             .filter_map(|e| self.store.parse_entry(&e.name).map(|(ds, _, _)| ds))

@@ -63,6 +63,16 @@ pub struct Stale {
     pub kept: bool,
 }
 
+/// The error of a listing of more than `max` names (`Backend::list_at_most`).
+pub fn within(n: usize, max: usize) -> anyhow::Result<()> {
+    if n > max {
+        anyhow::bail!(
+            "more than {max} names, more than it is read for (were names planted there?); not read further"
+        );
+    }
+    Ok(())
+}
+
 pub trait Backend {
     /// Stores everything `input` yields as the object; returns its size. The object appears whole or not at all:
     /// any failure leaves the old object (if any) untouched and no new one. With `Replace::No` an object already
@@ -75,6 +85,14 @@ pub trait Backend {
     fn stat(&self) -> anyhow::Result<Entry>;
     /// The objects under this prefix.
     fn list(&self) -> anyhow::Result<Vec<Entry>>;
+    /// The objects under this prefix, or an error once there are more than `max`: for a reader that must hold
+    /// the listing and must not let whoever can write the prefix decide how much memory that takes. A service
+    /// that lists in pages stops at the page that passes `max`.
+    fn list_at_most(&self, max: usize) -> anyhow::Result<Vec<Entry>> {
+        let all = self.list()?;
+        within(all.len(), max)?;
+        Ok(all)
+    }
     fn remove(&self) -> anyhow::Result<()>;
     /// Makes an archived object readable: asks for a restore unless one is under way or done, and with `wait`
     /// waits until it is. Returns what it found or did, for stderr.

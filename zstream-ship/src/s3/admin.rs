@@ -5,7 +5,9 @@ use super::S3Target;
 use crate::aws::err;
 use crate::backend::{rfc3339, Entry, Stale, S3_SHA256};
 
-pub async fn list(t: &S3Target) -> anyhow::Result<Vec<Entry>> {
+/// The objects under the target's prefix; an error once there are more than `max` (`Backend::list_at_most`),
+/// checked at each page before its objects are looked at, so memory and requests stay bounded.
+pub async fn list(t: &S3Target, max: usize) -> anyhow::Result<Vec<Entry>> {
     let mut out = Vec::new();
     let mut pages = t
         .client
@@ -16,6 +18,7 @@ pub async fn list(t: &S3Target) -> anyhow::Result<Vec<Entry>> {
         .send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(err(format!("listing {}", t.url(&t.key))))?;
+        crate::backend::within(out.len().saturating_add(page.contents().len()), max)?;
         for o in page.contents() {
             let key = o.key().unwrap_or_default();
             let mut state =

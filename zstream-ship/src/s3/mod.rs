@@ -112,7 +112,11 @@ impl Backend for S3Target {
     }
 
     fn list(&self) -> anyhow::Result<Vec<Entry>> {
-        self.rt.block_on(admin::list(self))
+        self.rt.block_on(admin::list(self, usize::MAX))
+    }
+
+    fn list_at_most(&self, max: usize) -> anyhow::Result<Vec<Entry>> {
+        self.rt.block_on(admin::list(self, max))
     }
 
     fn remove(&self) -> anyhow::Result<()> {
