@@ -250,6 +250,18 @@ hold_tag() {
     if [ -n "$HOLD_TAG" ]; then echo "$HOLD_TAG"; else printf 'zstream-%s' "$(printf '%s' "$DEST" | sha256sum | cut -c1-12)"; fi
 }
 
+# mount_target: TARGET mounted once a restore's links are all in (they are received unmounted), where it is a
+# file system that mounts (canmount=on) and is not yet, and its key is loaded (a raw backup's is not: say_locked).
+# A mount that fails is said; TARGET holds the restore either way.
+mount_target() {
+    local type can mounted
+    # keystatus apart: zfs-fuse has no such property, and would refuse the whole list.
+    read -r type can mounted < <(zfs get -H -o value type,canmount,mounted "$TARGET" 2>/dev/null | tr '\n' ' ') || true
+    [ "${type:-}" = filesystem ] && [ "${can:-}" = on ] && [ "${mounted:-}" = no ] || return 0
+    [ "$(zfs get -H -o value keystatus "$TARGET" 2>/dev/null)" != unavailable ] || return 0
+    zfs mount "$TARGET" || say "$TARGET: zfs mount failed; it holds the restore, unmounted"
+}
+
 # say_locked: a raw backup (--raw) arrives encrypted under the source dataset's own key: received, not readable
 # until that key is loaded; said after a restore into TARGET.
 say_locked() {

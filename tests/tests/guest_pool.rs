@@ -275,6 +275,7 @@ fn pool_site(g: &Guest, tag: &str) -> (PoolSite, String) {
 /// every run, and the pool's key is in nothing recorded or printed. About 26 minutes here under load (a night
 /// takes 2 to 4 minutes: each ec2-pool step is EC2 calls and fresh ssh logins into an emulated guest).
 #[test]
+#[ignore = "the slow tier: scripts/test --slow (about 26 minutes here under load; CI's 90 minutes cannot hold it beside the rest)"]
 fn a_chain_resumed_and_continued_from_a_bookmark() {
     let t0 = Instant::now();
     let g = guest::shared();
@@ -481,6 +482,7 @@ fn a_chain_resumed_and_continued_from_a_bookmark() {
 /// the source's key, locked until that key is loaded, then the source's files byte for byte. The instance is down
 /// after every run, and the pool's key is in nothing recorded or printed.
 #[test]
+#[ignore = "the slow tier: scripts/test --slow (about 26 minutes here under load; CI's 90 minutes cannot hold it beside the rest)"]
 fn a_tree_and_a_raw_dataset() {
     let t0 = Instant::now();
     let g = guest::shared();
