@@ -164,6 +164,11 @@ pool_backup() {
     need_tools ec2-pool
     encryption_check
     send_form
+    # --raw of a dataset that is not encrypted keeps nothing under a key of its own, and its -w stream carries
+    # embedded blocks, which the pool's encryption refuses: sent as any plain one is (as the raw-form check says).
+    if [ -n "$RAW" ] && [ -z "$SOURCE_ENCRYPTED" ] && [ "${SEND_OPTS[*]}" = -w ]; then
+        SEND_OPTS=(-L -c)
+    fi
     warn_children
     pool_up "${POOL_KEYS[@]}"
     pool_resume
@@ -313,6 +318,7 @@ pool_restore_tree() {
     snap=${WANT:-$(pool_snapshots "$DATASET" | jq -r '.[-1].snapshot // empty')}
     [ -n "$snap" ] || fail "$EX_RUNTIME" "$(pool_name) holds no snapshot of $DATASET"
     for ds in "${tree[@]}"; do
+        [[ $ds == "$DATASET" || $ds == "$DATASET"/* ]] || fail "$EX_RUNTIME" "$(pool_name): '$ds' is not $DATASET or below it"
         tgt=$TARGET${ds#"$DATASET"}
         snaps=$(pool_snapshots "$ds")
         if jq -e --arg s "$snap" 'any(.[]; .snapshot == $s)' >/dev/null <<<"$snaps"; then
