@@ -387,7 +387,17 @@ pub fn check(
         }
         let (mut worst, mut bad, mut good, mut perf) = (0, Vec::new(), Vec::new(), Vec::new());
         for ds in datasets {
-            let cat = io.load(&ds, &key, Some(&io.store.id()))?;
+            // A catalog that cannot be read is UNKNOWN (the check could not look), but one the store's contents
+            // make unreadable (a planted listing) is CRITICAL: someone must look at it.
+            let cat = match io.load(&ds, &key, Some(&io.store.id())) {
+                Ok(cat) => cat,
+                Err(e) if zstream_common::exit::code_of(&e) == zstream_common::Code::Integrity => {
+                    bad.push(format!("{ds}: {e:#}"));
+                    worst = 2;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let s = verify::summary(&cat);
             let mut v = 0;
             if !cat.problems.is_empty() {

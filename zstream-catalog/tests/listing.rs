@@ -37,7 +37,8 @@ fn a_planted_listing_is_refused_not_held() {
     );
 
     // Under the dataset's prefix (`catalog/tank/home@`), as many names as the bound allows: still read (each a
-    // problem, not an entry), then one more: refused, exit 1, in one line that names the listing.
+    // problem, not an entry), then one more: refused, exit 3 (no honest writer makes so many), in one line that
+    // names the listing; and the monitoring check says CRITICAL (exit 2), not UNKNOWN.
     let out = String::from_utf8(first.stdout).unwrap();
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let record = v["record_url"]
@@ -64,13 +65,26 @@ fn a_planted_listing_is_refused_not_held() {
     std::fs::write(entries.join("home@planted-one-more"), b"").unwrap();
     let over = plan("");
     let err = String::from_utf8_lossy(&over.stderr);
-    assert_eq!(over.status.code(), Some(1), "{err}");
+    assert_eq!(over.status.code(), Some(3), "{err}");
     assert!(
         err.contains(&format!("more than {MAX_LISTED} names"))
             && err.contains("listing the catalog"),
         "{err}"
     );
     assert_eq!(err.lines().count(), 1, "{err}");
+    let check = Command::new(env!("CARGO_BIN_EXE_zstream-catalog"))
+        .args(["check", &dest, "tank/home", "--keys"])
+        .arg(&key)
+        .env("ZSTREAM_NOW", "2027-01-01T02:00:00Z")
+        .output()
+        .unwrap();
+    let line = String::from_utf8_lossy(&check.stdout);
+    assert_eq!(check.status.code(), Some(2), "{line}");
+    assert!(
+        line.starts_with("ZSTREAM CRITICAL - tank/home: listing the catalog")
+            && line.contains(&format!("more than {MAX_LISTED} names")),
+        "{line}"
+    );
 }
 
 /// `Command::output` with `input` on stdin.

@@ -63,12 +63,13 @@ pub struct Stale {
     pub kept: bool,
 }
 
-/// The error of a listing of more than `max` names (`Backend::list_at_most`).
+/// The error of a listing of more than `max` names (`Backend::list_at_most`): an integrity error (exit 3), since
+/// no honest writer of the store makes so many.
 pub fn within(n: usize, max: usize) -> anyhow::Result<()> {
     if n > max {
-        anyhow::bail!(
+        return Err(zstream_common::integrity(format!(
             "more than {max} names, more than it is read for (were names planted there?); not read further"
-        );
+        )));
     }
     Ok(())
 }
