@@ -447,6 +447,18 @@ warn_children() {
     [ "$children" = 0 ] || [ -n "${ZSTREAM_RECURSIVE:-}" ] || say "$DATASET: WARNING: its $children child dataset(s) are not in this backup (give --recursive, or back each up by name)"
 }
 
+# direct_children_at DATASET SNAP: the datasets directly below DATASET that hold @SNAP (those `zfs snapshot -r`
+# took), one a line: a recursive run's record counts them (zstream-catalog commit --children), so that a restore of
+# the tree can tell a child whose records were all deleted from one that never was.
+direct_children_at() {
+    local kid listed
+    listed=$(zfs list -H -o name -t filesystem,volume -r "$1") || fail "$EX_RUNTIME" "$1: listing its children failed"
+    while IFS='' read -r kid; do
+        [[ $kid == "$1"/* && ${kid#"$1"/} != */* ]] || continue
+        ! zfs list -H -o name "$kid@$2" >/dev/null 2>&1 || printf '%s\n' "$kid"
+    done <<<"$listed"
+}
+
 # --- Recursive backups: DATASET and every dataset below it, each its own chain (its own records, base, prune and
 # restore of one child alone), from one `zfs snapshot -r`, so that the tree is one point in time. Chosen over one
 # `zfs send -R` stream: a child's failure or damage then costs that child's night, not the tree's, and every

@@ -322,6 +322,13 @@ impl<'p, G: Ground + ?Sized> Site<'p, G> {
         self.entries_of(&self.dataset)
     }
 
+    /// Removes every catalog entry of `dataset`, as someone who can write the store and holds no key can.
+    pub fn delete_entries_of(&self, dataset: &str) {
+        for (name, _) in self.entries_of(dataset) {
+            self.ship(&["rm", &name]).expect_code(0);
+        }
+    }
+
     fn entries_of(&self, dataset: &str) -> Vec<(String, String)> {
         let prefix = format!("{}/catalog/{dataset}@", self.catalog);
         let ls = self.ship(&["ls", "--json", &prefix]);

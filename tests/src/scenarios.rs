@@ -152,7 +152,8 @@ pub fn cycle<G: Ground + ?Sized>(site: &Site<G>, tier: Tier) {
 /// `--recursive`: a dataset and its children, each its own chain from one `zfs snapshot -r`: every dataset's
 /// records name the same snapshot; no run says children are left out; a child made later begins with a full; the
 /// tree restores whole (`zstream-restore --recursive`), each dataset byte for byte, and at the first night the
-/// later child is said to be left out (made after) while the rest restore.
+/// later child is said to be left out (made after) while the rest restore. Each record counts its children; once
+/// someone without the keys deletes every record of a child, the tree's restore says so and exits 3.
 pub fn tree<G: Ground + ?Sized>(site: &Site<G>) {
     let h = site.host();
     let ds = site.dataset.clone();
@@ -229,4 +230,34 @@ pub fn tree<G: Ground + ?Sized>(site: &Site<G>) {
             .code(),
         Some(0)
     );
+
+    // The children each record counts: the direct ones that hold its snapshot.
+    let counts = |d: &str| -> Vec<u64> {
+        site.records_of(d)
+            .iter()
+            .map(|r| {
+                r["children"]["count"]
+                    .as_u64()
+                    .expect("a recursive record counts its children")
+            })
+            .collect()
+    };
+    assert_eq!(counts(&ds), [1, 2], "{ds}: a, then a and c");
+    assert_eq!(counts(&format!("{ds}/a")), [1, 1]);
+    assert_eq!(counts(&format!("{ds}/a/b")), [0, 0]);
+
+    // Every record of a grandchild deleted: nothing lists it any more, its parent's record still counts it.
+    site.delete_entries_of(&format!("{ds}/a/b"));
+    let r = site.restore(&day(2), "src", "gone", &["--recursive"]);
+    assert_eq!(r.code(), Some(3), "{}", r.describe());
+    assert!(
+        r.stderr().contains(&format!(
+            "{ds}/a@{}: ERROR: its record names 1 child dataset(s); the catalog holds valid backups at",
+            snap(&site.records()[1])
+        )),
+        "{}",
+        r.describe()
+    );
+    // The rest of the tree is restored all the same.
+    h.same_tree(&site.mounted("src/c"), &site.mounted("gone/c"));
 }

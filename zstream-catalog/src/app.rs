@@ -150,6 +150,10 @@ pub enum Cmd {
         /// zstream-ship put --json's output.
         #[arg(long, value_name = "FILE")]
         stored: PathBuf,
+        /// A recursive run: the names of DATASET's direct children that hold the snapshot, one a line (the
+        /// record keeps their count and digest, which a recursive restore checks).
+        #[arg(long, value_name = "FILE")]
+        children: Option<PathBuf>,
         /// The snapshot's guid and createtxg at the source (`zfs get -Hp -o value guid,createtxg`).
         #[arg(long, value_name = "GUID")]
         guid: u64,
@@ -235,7 +239,8 @@ pub enum Cmd {
         metrics: Option<PathBuf>,
     },
     /// The datasets the catalog holds valid backups of, DATASET and those below it, each with its snapshots in
-    /// the catalog's order: what a recursive restore works through.
+    /// the catalog's order, and the tree at one snapshot checked against the children each record names: what a
+    /// recursive restore works through.
     Datasets {
         #[command(flatten)]
         store: StoreArgs,
@@ -244,6 +249,9 @@ pub enum Cmd {
         keys: KeyArgs,
         #[arg(long, value_name = "HEX")]
         public_key: Option<String>,
+        /// The tree's snapshot (default: DATASET's newest backup).
+        #[arg(long, value_name = "NAME")]
+        snapshot: Option<String>,
     },
     /// A monitoring plugin (Nagios, Icinga): one line with perfdata; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
     Check {

@@ -5,10 +5,12 @@ use crate::app::{Cmd, KeyArgs, ParArgs, PolicyArgs, StoreArgs};
 use crate::io::Io;
 use crate::layout::{self, Kind as Name, Store};
 use crate::plan::{self, Action, BackupOpts, BackupPlan};
-use crate::record::{self, Accept, Backup, Entry, Intent, Object, Par, Policy, Raw, Seal};
+use crate::record::{
+    self, Accept, Backup, Children, Entry, Intent, Object, Par, Policy, Raw, Seal,
+};
 use crate::sign::{PublicKey, Secrets};
 use crate::view::Catalog;
-use crate::{clock, cost, metrics, prune, restore, verify};
+use crate::{clock, cost, metrics, prune, restore, tree, verify};
 use anyhow::{anyhow, Context};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -180,6 +182,7 @@ pub fn run(cmd: Cmd) -> anyhow::Result<()> {
             plan,
             hash,
             stored,
+            children,
             guid,
             createtxg,
             storage_class,
@@ -190,7 +193,12 @@ pub fn run(cmd: Cmd) -> anyhow::Result<()> {
             &open_store(&store)?,
             &dataset,
             &secrets(&keys)?,
-            CommitFiles { plan, hash, stored },
+            CommitFiles {
+                plan,
+                hash,
+                stored,
+                children,
+            },
             (guid, createtxg),
             storage_class,
             seal_chunk_size,
@@ -379,12 +387,16 @@ pub fn run(cmd: Cmd) -> anyhow::Result<()> {
             dataset,
             keys,
             public_key,
+            snapshot,
         } => {
             layout::check_dataset(&dataset).map_err(usage)?;
+            if let Some(s) = &snapshot {
+                layout::check_snapshot(s).map_err(usage)?;
+            }
             let io = Io::new(open_store(&store)?);
             let key = key_of(&keys, public_key.as_deref())?;
             let below = format!("{dataset}/");
-            let mut out = Vec::new();
+            let mut nodes = Vec::new();
             for ds in io.datasets()? {
                 // A name listed is not yet a dataset: only one with a valid record counts.
                 if (ds != dataset && !ds.starts_with(&below)) || layout::check_dataset(&ds).is_err()
@@ -393,12 +405,14 @@ pub fn run(cmd: Cmd) -> anyhow::Result<()> {
                 }
                 let cat = io.load(&ds, &key, Some(&io.store.id()))?;
                 if !cat.backups.is_empty() {
-                    let snaps: Vec<&str> =
-                        cat.backups.iter().map(|b| b.snapshot.as_str()).collect();
-                    out.push(serde_json::json!({ "dataset": ds, "snapshots": snaps }));
+                    nodes.push(tree::Node {
+                        dataset: ds,
+                        snapshots: cat.backups.iter().map(|b| b.snapshot.clone()).collect(),
+                        children: cat.backups.iter().map(|b| b.children.clone()).collect(),
+                    });
                 }
             }
-            answer(&serde_json::json!({ "datasets": out }))
+            answer(&tree::tree(&dataset, snapshot.as_deref(), &nodes))
         }
         Cmd::Check {
             store,
@@ -604,6 +618,28 @@ struct CommitFiles {
     plan: std::path::PathBuf,
     hash: std::path::PathBuf,
     stored: std::path::PathBuf,
+    children: Option<std::path::PathBuf>,
+}
+
+/// The children file of a recursive run: each line a direct child of DATASET, each once.
+fn read_children(dataset: &str, path: &std::path::Path) -> anyhow::Result<Children> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let names: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+    let mut seen = std::collections::BTreeSet::new();
+    for name in &names {
+        let direct = name
+            .rsplit_once('/')
+            .is_some_and(|(parent, _)| parent == dataset);
+        if !direct || layout::check_dataset(name).is_err() || !seen.insert(*name) {
+            return Err(usage(format!(
+                "{}: {} is not a direct child of {dataset}, or is named twice",
+                path.display(),
+                layout::printable(name)
+            )));
+        }
+    }
+    Ok(Children::of(&names))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -695,6 +731,11 @@ fn commit(
         },
         // As the plan said it would be sent (the script sends as its plan says).
         send: serde_json::from_value(plan["send"].clone()).context("the plan's send")?,
+        children: files
+            .children
+            .as_deref()
+            .map(|p| read_children(dataset, p))
+            .transpose()?,
         object: Object {
             name: object,
             bytes,
@@ -871,4 +912,37 @@ pub fn seen_all(io: &Io, cat: &Catalog) -> HashMap<String, Result<verify::Seen, 
         .iter()
         .map(|b| (b.snapshot.clone(), io.seen(b)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn children(dataset: &str, text: &str) -> anyhow::Result<Children> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("children");
+        std::fs::write(&p, text).unwrap();
+        read_children(dataset, &p)
+    }
+
+    #[test]
+    fn a_children_file_names_direct_children_once_each() {
+        let c = children("tank/home", "tank/home/bob\ntank/home/alice\n").unwrap();
+        assert_eq!(c, Children::of(&["tank/home/alice", "tank/home/bob"]));
+        assert_eq!(children("tank/home", "").unwrap().count, 0);
+        for bad in [
+            "tank/home/a/b\n",
+            "tank/homework\n",
+            "tank/other/a\n",
+            "tank/home/a\ntank/home/a\n",
+            "tank/home/a b\x1b\n",
+        ] {
+            let e = children("tank/home", bad).unwrap_err();
+            assert_eq!(
+                zstream_common::exit::code_of(&e),
+                Code::Usage,
+                "{bad:?}: {e:#}"
+            );
+        }
+    }
 }

@@ -125,6 +125,35 @@ impl SendForm {
     }
 }
 
+/// A recursive run's word on the dataset's direct children at the snapshot (those `zfs snapshot -r` took below
+/// it): how many, and the SHA-256 of their full names sorted bytewise, each followed by a newline. A recursive
+/// restore compares it with the children the catalog holds valid records of at that snapshot, so that a child
+/// whose records were all deleted is an error rather than a tree restored without it, exit 0. A digest, not the
+/// names: an entry stays small (MAX_ENTRY_BYTES) however wide the tree.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Children {
+    pub count: u64,
+    pub sha256: String,
+}
+
+impl Children {
+    /// Of these names, in any order (each once).
+    pub fn of<S: AsRef<str>>(names: &[S]) -> Children {
+        use sha2::{Digest, Sha256};
+        let mut sorted: Vec<&str> = names.iter().map(AsRef::as_ref).collect();
+        sorted.sort_unstable();
+        let mut h = Sha256::new();
+        for n in &sorted {
+            h.update(n.as_bytes());
+            h.update(b"\n");
+        }
+        Children {
+            count: sorted.len() as u64,
+            sha256: hex::encode(h.finalize()),
+        }
+    }
+}
+
 /// A stored snapshot: the commit point.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Backup {
@@ -150,6 +179,9 @@ pub struct Backup {
     pub raw: Raw,
     #[serde(default, skip_serializing_if = "SendForm::is_plain")]
     pub send: SendForm,
+    /// Written by a recursive run only (`None`: not part of a tree, or a record from before; nothing to compare).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub children: Option<Children>,
     pub object: Object,
     pub seal: Seal,
     pub par: Par,
@@ -335,8 +367,14 @@ fn check(e: &Entry, (dataset, snapshot, kind): (&str, &str, Name)) -> Result<(),
                     b.object.name
                 ));
             }
-            if b.raw.sha256.len() != 64 || !b.raw.sha256.bytes().all(|c| c.is_ascii_hexdigit()) {
+            if !is_sha256_hex(&b.raw.sha256) {
                 return Err("raw.sha256 is not 64 hex digits".into());
+            }
+            if b.children
+                .as_ref()
+                .is_some_and(|c| !is_sha256_hex(&c.sha256))
+            {
+                return Err("children.sha256 is not 64 hex digits".into());
             }
         }
         Entry::Intent(i) => {
@@ -347,6 +385,10 @@ fn check(e: &Entry, (dataset, snapshot, kind): (&str, &str, Name)) -> Result<(),
         }
     }
     Ok(())
+}
+
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|c| c.is_ascii_hexdigit())
 }
 
 impl Backup {
@@ -424,6 +466,7 @@ pub fn open_v1(stored: &[u8], name: (&str, &str)) -> Result<Backup, String> {
         seq: 1,
         raw: r.raw,
         send: SendForm::default(),
+        children: None,
         object: Object {
             name: object,
             bytes: r.stored.bytes,

@@ -17,7 +17,7 @@
 //! this generator disagree; `cargo run -p zstream-catalog --example catalog-testkit docs/formats` rewrites them.
 
 use crate::layout::Store;
-use crate::record::{self, Backup, Entry, Intent, Kind};
+use crate::record::{self, Backup, Children, Entry, Intent, Kind};
 use crate::sign::{PublicKey, Secrets};
 use crate::view::{Catalog, Problem};
 use zstream_seal::key::Key;
@@ -55,6 +55,7 @@ pub fn example() -> Backup {
             sha256: "9ef701dcbb891b4ff7e94baeb64b26f912a2419305ea1efc484f412e0d69baad".into(),
         },
         send: SendForm::default(),
+        children: None,
         object: Object {
             name: "data/tank/home@zstream-20270131T020000Z.zstream".into(),
             bytes: 13_639_890,
@@ -132,6 +133,16 @@ fn name_of(e: &Entry) -> String {
     )
 }
 
+/// The children of the vectors' recursive example: tank/home's, as `zfs snapshot -r` took them.
+pub const CHILDREN: [&str; 2] = ["tank/home/bob", "tank/home/alice"];
+
+fn recursive(b: &Backup) -> Backup {
+    Backup {
+        children: Some(Children::of(&CHILDREN)),
+        ..b.clone()
+    }
+}
+
 /// Every case.
 pub fn cases() -> Vec<Case> {
     let s = secrets();
@@ -154,6 +165,31 @@ pub fn cases() -> Vec<Case> {
                 Entry::Backup(raw).signed(&s).as_bytes(),
             )
         },
+        single(
+            "valid-recursive-backup",
+            "valid",
+            &name,
+            None,
+            "the example record of a recursive run, which counts its direct children tank/home/alice and \
+             tank/home/bob (\"children\" after \"raw\"; the vectors' children_example), signed",
+            Entry::Backup(recursive(&b)).signed(&s).as_bytes(),
+        ),
+        single(
+            "refused-children-not-hex",
+            "refused",
+            &name,
+            Some("children.sha256 is not 64 hex digits"),
+            "the recursive example with its children digest cut short, signed",
+            Entry::Backup(Backup {
+                children: Some(Children {
+                    count: 2,
+                    sha256: "0".repeat(63),
+                }),
+                ..b.clone()
+            })
+            .signed(&s)
+            .as_bytes(),
+        ),
         single(
             "refused-edited",
             "refused",
@@ -424,6 +460,9 @@ pub fn open_view(body: &[u8], key: &PublicKey) -> Catalog {
 pub fn vectors() -> String {
     let s = secrets();
     let e = Entry::Backup(example());
+    let mut names = CHILDREN.to_vec();
+    names.sort_unstable();
+    let hashed: String = names.iter().map(|n| format!("{n}\n")).collect();
     serde_json::to_string_pretty(&serde_json::json!({
         "comment": "zstream-catalog v2 test vectors (docs/formats/catalog-v2.md): the signing key derived from two key files' materials, its public key, the store id of the example's store, and the example record signed with it. Ed25519 is deterministic: the signature is reproducible.",
         "key_materials": keys().iter().map(|k| hex::encode(k.bytes())).collect::<Vec<_>>(),
@@ -437,6 +476,12 @@ pub fn vectors() -> String {
         "store_id": store().id(),
         "body": e.body(),
         "stored": e.signed(&s),
+        "children_example": {
+            "comment": "a recursive run's record counts its dataset's direct children: SHA-256 of their full names sorted bytewise, each followed by a newline (testkit: valid-recursive-backup)",
+            "names": CHILDREN,
+            "hashed": hashed,
+            "children": Children::of(&CHILDREN),
+        },
     }))
     .expect("JSON")
         + "\n"
