@@ -160,10 +160,34 @@ fn the_cycle_into_a_pool() {
     )
     .expect_code(0);
     assert_same_tree(&copies[5], &src.path("r2"));
-    let more = cyc.script(
+    // r2 changed since its snapshot (read with atime on, and written): as from S3, the incremental is refused
+    // until --force discards the change.
+    std::fs::write(src.path("r2").join("mine"), b"written in the restored copy").unwrap();
+    let refused = cyc.script(
         "zstream-restore",
         &day(8),
         &["--keys", &keys, &cyc.dest, &cyc.dataset, &src.ds("r2")],
+    );
+    refused.expect_code(1);
+    assert!(
+        refused
+            .stderr()
+            .contains("has changed since its newest snapshot")
+            && refused.stderr().contains("give --force"),
+        "{}",
+        refused.describe()
+    );
+    let more = cyc.script(
+        "zstream-restore",
+        &day(8),
+        &[
+            "--keys",
+            &keys,
+            "--force",
+            &cyc.dest,
+            &cyc.dataset,
+            &src.ds("r2"),
+        ],
     );
     more.expect_code(0);
     assert!(

@@ -288,16 +288,22 @@ pool_restore() {
     fi
     local send=(ec2-pool send "$(pool_name)" "$DATASET@$snap" "${POOL_KEYS[@]}")
     [ -z "$from" ] || send+=(--from "$from")
+    # As from S3: an incremental into a TARGET changed since its newest snapshot is refused unless --force
+    # discards the changes (-F).
     local recv=(receive_all)
-    [ -z "$from" ] || recv+=(-F)
+    [ -z "$from" ] || [ -z "$FORCE" ] || recv+=(-F)
     recv+=("$TARGET")
     say "plan: $(quoted "${send[@]}") | zstream-hash --zfs -q | zfs receive $(quoted "${recv[@]:1}") (${from:+incremental from @$from, }the pool is on EC2: no retrieval wait or charge beyond the instance's hour)"
     if [ -n "$DRY_RUN" ]; then
         exit 0
     fi
     local stages failed
-    "${send[@]}" | zstream-hash --zfs -q | "${recv[@]}" && stages=("${PIPESTATUS[@]}") || stages=("${PIPESTATUS[@]}")
+    "${send[@]}" 2>"$WORK/stage.0.err" | zstream-hash --zfs -q 2>"$WORK/stage.1.err" | "${recv[@]}" 2>"$WORK/stage.2.err" \
+        && stages=("${PIPESTATUS[@]}") || stages=("${PIPESTATUS[@]}")
     failed=$(first_failed "ec2-pool send" zstream-hash "zfs receive" -- "${stages[@]}")
+    if [ "${failed% *}" = "zfs receive" ] && [ -n "$from" ] && grep -q "modified" "$WORK/failed.err"; then
+        fail "$EX_RUNTIME" "$TARGET has changed since its newest snapshot (written to, or only read: with atime=on ZFS counts a read's access time as a change; zfs set atime=off $TARGET keeps reads from doing so); give --force to discard those changes"
+    fi
     [ -z "$failed" ] || fail "$(code_of "${failed##* }")" "$TARGET@$snap: FAILED at ${failed% *} (exit ${failed##* }; statuses: ${stages[*]})"
     [ "$(zfs get -Hp -o value guid "$TARGET@$snap")" = "$guid" ] || fail "$EX_INTEGRITY" "$TARGET@$snap was received but its guid is not $guid"
     say "$TARGET@$snap: restored from $(pool_name) (guid $guid)"
