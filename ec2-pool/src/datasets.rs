@@ -2,11 +2,27 @@
 //! receive a stream, finish or drop a cut receive, send one back, list and destroy snapshots.
 
 use crate::app::{check_dataset, opt_key, Ctx};
-use crate::cli::{DestroySnapshotsArgs, ReceiveArgs, ResumeTokenArgs, SendArgs, SnapshotsArgs};
+use crate::cli::{
+    DestroySnapshotsArgs, OptKeys, ReceiveArgs, ResumeTokenArgs, SendArgs, SnapshotsArgs,
+};
 use crate::key::PoolKey;
 use crate::remote::Input;
 use crate::{script, session};
 use zstream_common::{say, usage};
+
+/// Runs `script` on the pool's instance, with the pool up (its key loaded when key files are given), and returns
+/// what it printed: the one way every listing and destroy here reaches the pool.
+fn run_on(
+    ctx: &Ctx,
+    (name, keys): (&str, &OptKeys),
+    step: &str,
+    script: &str,
+) -> anyhow::Result<String> {
+    let key = opt_key(name, keys)?;
+    session::with_up(ctx, name, key.as_ref(), |host| {
+        ctx.ssh.run(host, step, script, Input::Nothing)
+    })
+}
 
 pub fn receive(ctx: &Ctx, a: ReceiveArgs) -> anyhow::Result<()> {
     check_dataset(&a.dataset)?;
@@ -28,24 +44,21 @@ pub fn receive(ctx: &Ctx, a: ReceiveArgs) -> anyhow::Result<()> {
 pub fn resume_token(ctx: &Ctx, a: ResumeTokenArgs) -> anyhow::Result<()> {
     check_dataset(&a.dataset)?;
     let target = format!("{}/{}", a.name, a.dataset);
-    let key = opt_key(&a.name, &a.keys)?;
-    let out = session::with_up(ctx, &a.name, key.as_ref(), |host| {
-        if a.discard {
-            ctx.ssh.run(
-                host,
-                &format!("dropping the partial receive into {target}"),
-                &script::discard_partial(&target),
-                Input::Nothing,
-            )
-        } else {
-            ctx.ssh.run(
-                host,
-                &format!("reading {target}'s resume token"),
-                &script::resume_token(&target),
-                Input::Nothing,
-            )
-        }
-    })?;
+    let out = if a.discard {
+        run_on(
+            ctx,
+            (&a.name, &a.keys),
+            &format!("dropping the partial receive into {target}"),
+            &script::discard_partial(&target),
+        )?
+    } else {
+        run_on(
+            ctx,
+            (&a.name, &a.keys),
+            &format!("reading {target}'s resume token"),
+            &script::resume_token(&target),
+        )?
+    };
     if a.discard {
         say!("the partial receive into {target} was dropped");
         return Ok(());
@@ -77,15 +90,12 @@ pub fn send(ctx: &Ctx, a: SendArgs) -> anyhow::Result<()> {
 pub fn snapshots(ctx: &Ctx, a: SnapshotsArgs) -> anyhow::Result<()> {
     check_dataset(&a.dataset)?;
     let ds = format!("{}/{}", a.name, a.dataset);
-    let key = opt_key(&a.name, &a.keys)?;
-    let out = session::with_up(ctx, &a.name, key.as_ref(), |host| {
-        ctx.ssh.run(
-            host,
-            &format!("listing the snapshots of {ds}"),
-            &script::snapshots(&ds),
-            Input::Nothing,
-        )
-    })?;
+    let out = run_on(
+        ctx,
+        (&a.name, &a.keys),
+        &format!("listing the snapshots of {ds}"),
+        &script::snapshots(&ds),
+    )?;
     let (names, props) = out.split_once("\n--\n").unwrap_or(("", ""));
     let mut prop = std::collections::HashMap::new();
     for l in props.lines() {
@@ -119,15 +129,12 @@ pub fn snapshots(ctx: &Ctx, a: SnapshotsArgs) -> anyhow::Result<()> {
 pub fn tree(ctx: &Ctx, a: SnapshotsArgs) -> anyhow::Result<()> {
     check_dataset(&a.dataset)?;
     let ds = format!("{}/{}", a.name, a.dataset);
-    let key = opt_key(&a.name, &a.keys)?;
-    let out = session::with_up(ctx, &a.name, key.as_ref(), |host| {
-        ctx.ssh.run(
-            host,
-            &format!("listing the datasets of {ds}"),
-            &script::tree(&ds),
-            Input::Nothing,
-        )
-    })?;
+    let out = run_on(
+        ctx,
+        (&a.name, &a.keys),
+        &format!("listing the datasets of {ds}"),
+        &script::tree(&ds),
+    )?;
     for name in out.lines() {
         if let Some(rel) = name.strip_prefix(&format!("{}/", a.name)) {
             zstream_common::pipe::print_line(rel)?;
@@ -152,15 +159,12 @@ pub fn destroy_snapshots(ctx: &Ctx, a: DestroySnapshotsArgs) -> anyhow::Result<(
         .iter()
         .map(|s| format!("{}/{}@{s}", a.name, a.dataset))
         .collect();
-    let key = opt_key(&a.name, &a.keys)?;
-    session::with_up(ctx, &a.name, key.as_ref(), |host| {
-        ctx.ssh.run(
-            host,
-            "destroying snapshots",
-            &script::destroy_snapshots(&full),
-            Input::Nothing,
-        )
-    })?;
+    run_on(
+        ctx,
+        (&a.name, &a.keys),
+        "destroying snapshots",
+        &script::destroy_snapshots(&full),
+    )?;
     say!("destroyed {}", full.join(", "));
     Ok(())
 }

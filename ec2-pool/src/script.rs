@@ -392,6 +392,30 @@ mod tests {
         }
     }
 
+    /// A command NAME in DIR whose body (sh) stands for the instance's own, for a test that runs a script.
+    fn fake_command(dir: &std::path::Path, name: &str, body: &str) {
+        let p = dir.join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        let mut perm = std::fs::metadata(&p).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+        std::fs::set_permissions(&p, perm).unwrap();
+    }
+
+    /// Runs SCRIPT after the prelude, as root without sudo, DIR's commands first on the PATH; it must succeed.
+    fn run_with(dir: &std::path::Path, script: &str) {
+        let out = Command::new("sh")
+            .args(["-c", &format!("{PRELUDE}{script}")])
+            .env("PATH", format!("{}:/usr/bin:/bin", dir.display()))
+            .env_remove("SUDO_USER")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{script}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// `send`'s choice of options, run for real against a `zfs` that answers as each kind of ZFS does: OpenZFS
     /// (takes -L -c; encryptionroot is the pool's, or the dataset's own after a raw receive) and zfs-fuse
     /// (invalid option, no such property).
@@ -401,31 +425,17 @@ mod tests {
         let sends = |get: &str, probe: &str, from: Option<&str>| -> String {
             let dir = tempfile::tempdir().unwrap();
             let log = dir.path().join("calls");
-            let p = dir.path().join("zfs");
-            std::fs::write(
-                &p,
-                format!(
-                    "#!/bin/sh\nif [ \"$1\" = get ]; then {get}; fi\n\
+            fake_command(
+                dir.path(),
+                "zfs",
+                &format!(
+                    "if [ \"$1\" = get ]; then {get}; fi\n\
                      if [ \"$1\" = send ] && [ $# = 3 ]; then {probe}; fi\n\
-                     echo \"zfs $*\" >> '{}'\n",
+                     echo \"zfs $*\" >> '{}'",
                     log.display()
                 ),
-            )
-            .unwrap();
-            let mut perm = std::fs::metadata(&p).unwrap().permissions();
-            std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
-            std::fs::set_permissions(&p, perm).unwrap();
-            let full = format!("{PRELUDE}{}", send("p/tank/home@b", from));
-            let out = Command::new("sh")
-                .args(["-c", &full])
-                .env("PATH", format!("{}:/usr/bin:/bin", dir.path().display()))
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
             );
+            run_with(dir.path(), &send("p/tank/home@b", from));
             std::fs::read_to_string(&log).unwrap()
         };
         // OpenZFS, a dataset under the pool's key: the probe is refused for its missing snapshot, not its options.
@@ -462,30 +472,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("calls");
         for cmd in ["apt-get", "cloud-init"] {
-            let p = dir.path().join(cmd);
-            std::fs::write(
-                &p,
-                format!("#!/bin/sh\necho \"{cmd} $*\" >> '{}'\n", log.display()),
-            )
-            .unwrap();
-            let mut perm = std::fs::metadata(&p).unwrap().permissions();
-            std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
-            std::fs::set_permissions(&p, perm).unwrap();
+            fake_command(
+                dir.path(),
+                cmd,
+                &format!("echo \"{cmd} $*\" >> '{}'", log.display()),
+            );
         }
         // Root (no sudo), no zpool on the PATH: the install runs; no swap asked.
-        let path = format!("{}:/usr/bin:/bin", dir.path().display());
-        let full = format!("{PRELUDE}{}", prepare("/nonexistent/swap", 0, 0));
-        let out = Command::new("sh")
-            .args(["-c", &full])
-            .env("PATH", &path)
-            .env_remove("SUDO_USER")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        run_with(dir.path(), &prepare("/nonexistent/swap", 0, 0));
         let calls = std::fs::read_to_string(&log).unwrap();
         let lines: Vec<&str> = calls.lines().collect();
         assert_eq!(lines[0], "cloud-init status --wait", "{calls}");
