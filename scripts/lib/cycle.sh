@@ -459,6 +459,13 @@ direct_children_at() {
     done <<<"$listed"
 }
 
+# worst_of A B: the exit code of a run whose parts exited A and B (a tree's datasets): integrity (3) over runtime
+# and usage (1, 2, a signal: the later kept) over try-later (75: nothing failed, something waits) over 0.
+worst_of() {
+    if [ "$(exit_rank "$2")" -ge "$(exit_rank "$1")" ]; then echo "$2"; else echo "$1"; fi
+}
+exit_rank() { case $1 in 0) echo 0 ;; 75) echo 1 ;; 3) echo 3 ;; *) echo 2 ;; esac; }
+
 # --- Recursive backups: DATASET and every dataset below it, each its own chain (its own records, base, prune and
 # restore of one child alone), from one `zfs snapshot -r`, so that the tree is one point in time. Chosen over one
 # `zfs send -R` stream: a child's failure or damage then costs that child's night, not the tree's, and every
@@ -496,12 +503,7 @@ recursive_backup() {
         code=0
         ZSTREAM_RECURSIVE=1 "$0" "${CHILD_OPTS[@]}" "${snap_opt[@]}" "$ds" "${ARGS[1]}" || code=$?
         [ "$code" = 0 ] || say "$ds: FAILED (exit $code); the other datasets go on"
-        # The worst: integrity over runtime over usage; 75 (another run holds a lock) only when nothing failed.
-        case $code in
-            3) worst=3 ;;
-            1 | 2) [ "$worst" = 3 ] || worst=$code ;;
-            75) [ "$worst" != 0 ] || worst=75 ;;
-        esac
+        worst=$(worst_of "$worst" "$code")
     done
     exit "$worst"
 }

@@ -318,7 +318,7 @@ pool_restore() {
 # first, with the pool up once for them all.
 pool_restore_tree() {
     pool_hold_up
-    local tree ds snaps snap first tgt code worst=0 left=0
+    local tree ds snaps snap first tgt code worst=0
     mapfile -t tree < <(ec2-pool datasets "$(pool_name)" "$DATASET")
     [ ${#tree[@]} -gt 0 ] || fail "$EX_RUNTIME" "$(pool_name) holds no $DATASET"
     snap=${WANT:-$(pool_snapshots "$DATASET" | jq -r '.[-1].snapshot // empty')}
@@ -331,7 +331,8 @@ pool_restore_tree() {
             say "$ds@$snap -> $tgt (--recursive)"
             code=0
             "$0" "${CHILD_OPTS[@]}" "$DEST" "$ds@$snap" "$tgt" || code=$?
-            [ "$code" = 0 ] || { say "$ds@$snap: FAILED (exit $code); the other datasets go on"; [ "$worst" = 3 ] || worst=$code; }
+            [ "$code" = 0 ] || say "$ds@$snap: FAILED (exit $code); the other datasets go on"
+            worst=$(worst_of "$worst" "$code")
             continue
         fi
         first=$(jq -r '.[0].snapshot // empty' <<<"$snaps")
@@ -339,10 +340,9 @@ pool_restore_tree() {
             say "$ds: its snapshots in $(pool_name) begin after @$snap${first:+ (@$first)}: it was made later; left out"
         else
             say "$ds: ERROR: no snapshot @$snap in $(pool_name), though it has earlier ones (its run failed that night?): not restored"
-            left=$((left + 1))
+            worst=$(worst_of "$worst" "$EX_INTEGRITY")
         fi
     done
-    [ "$left" = 0 ] || [ "$worst" != 0 ] || worst=$EX_INTEGRITY
     exit "$worst"
 }
 

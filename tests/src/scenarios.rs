@@ -252,7 +252,7 @@ pub fn tree<G: Ground + ?Sized>(site: &Site<G>) {
     assert_eq!(r.code(), Some(3), "{}", r.describe());
     assert!(
         r.stderr().contains(&format!(
-            "{ds}/a@{}: ERROR: its record names 1 child dataset(s); the catalog holds valid backups at",
+            "{ds}/a@{}: ERROR: its record names 1 direct child dataset(s); the catalog holds valid backups at",
             snap(&site.records()[1])
         )),
         "{}",
