@@ -451,12 +451,20 @@ warn_children() {
 # took), one a line: a recursive run's record counts them (zstream-catalog commit --children), so that a restore of
 # the tree can tell a child whose records were all deleted from one that never was.
 direct_children_at() {
-    local kid listed
-    listed=$(zfs list -H -o name -t filesystem,volume -r "$1") || fail "$EX_RUNTIME" "$1: listing its children failed"
+    local held kid
+    held=$(held_at "$1" "$2") || fail "$EX_RUNTIME" "$1: listing the datasets that hold @$2 failed"
     while IFS='' read -r kid; do
         [[ $kid == "$1"/* && ${kid#"$1"/} != */* ]] || continue
-        ! zfs list -H -o name "$kid@$2" >/dev/null 2>&1 || printf '%s\n' "$kid"
-    done <<<"$listed"
+        printf '%s\n' "$kid"
+    done <<<"$held"
+}
+
+# held_at DATASET SNAP: DATASET and the datasets below it that hold @SNAP, parents first, one a line; fails when
+# zfs cannot list them (a child left out of a count by an error would be a child nobody misses).
+held_at() {
+    zfs list -H -o name -t snapshot -r "$1" | awk -v s="@$2" '
+        length($0) > length(s) && substr($0, length($0) - length(s) + 1) == s { print substr($0, 1, length($0) - length(s)) }' \
+        | LC_ALL=C sort
 }
 
 # worst_of A B: the exit code of a run whose parts exited A and B (a tree's datasets): integrity (3) over runtime
@@ -478,7 +486,6 @@ recursive_backup() {
     local name=${SNAPSHOT#*@} ds code worst=0 n=1 datasets=()
     zfs list -H -o name "$DATASET" >/dev/null 2>&1 || fail "$EX_RUNTIME" "$DATASET: no such dataset"
     ! is_pool || pool_hold_up
-    mapfile -t datasets < <(zfs list -H -o name -t filesystem,volume -r "$DATASET")
     if [ -z "$PRUNE_ONLY" ] && [ -z "$name" ]; then
         local base
         base="zstream-$(date -u -d "@$NOW" +%Y%m%dT%H%M%SZ)"
@@ -491,9 +498,20 @@ recursive_backup() {
         if [ -n "$DRY_RUN" ]; then
             say "dry-run: would run: zfs snapshot -r $DATASET@$name"
         else
-            say "$DATASET: taking $DATASET@$name and the same of its ${#datasets[@]} dataset(s) (zfs snapshot -r)"
+            say "$DATASET: taking $DATASET@$name and the same of every dataset below it (zfs snapshot -r)"
             zfs snapshot -r "$DATASET@$name"
         fi
+    fi
+    # The datasets the tree's snapshot holds, listed after it was taken: one created or renamed meanwhile is not
+    # half in the tree (named by its parent's record, never backed up). A dry run, or a prune alone, took none: the
+    # datasets there are now.
+    if [ -n "$DRY_RUN" ] || [ -z "$name" ]; then
+        mapfile -t datasets < <(zfs list -H -o name -t filesystem,volume -r "$DATASET")
+    else
+        local held
+        held=$(held_at "$DATASET" "$name") || fail "$EX_RUNTIME" "$DATASET: listing the datasets that hold @$name failed"
+        mapfile -t datasets <<<"$held"
+        [ "${datasets[0]:-}" = "$DATASET" ] || fail "$EX_RUNTIME" "$DATASET@$name: no such snapshot"
     fi
     # A dry run took no snapshot: each dataset's own dry run says what it would take.
     local snap_opt=()

@@ -260,4 +260,28 @@ pub fn tree<G: Ground + ?Sized>(site: &Site<G>) {
     );
     // The rest of the tree is restored all the same.
     h.same_tree(&site.mounted("src/c"), &site.mounted("gone/c"));
+
+    // Every record of the tree's root deleted: its children alone are no restore of the tree, at the snapshot
+    // asked for either.
+    let newest = snap(&site.records()[1]);
+    site.delete_entries_of(&ds);
+    let r = site.restore(
+        &day(2),
+        &format!("src@{newest}"),
+        "rootless",
+        &["--recursive"],
+    );
+    assert_eq!(r.code(), Some(3), "{}", r.describe());
+    assert!(
+        r.stderr()
+            .contains(&format!("{ds}: no valid backup at @{newest}")),
+        "{}",
+        r.describe()
+    );
+    assert_ne!(
+        h.sh(&format!("zfs list {}", quote(&site.ds("rootless/c"))))
+            .code(),
+        Some(0),
+        "nothing of the tree is restored without its root"
+    );
 }

@@ -252,6 +252,12 @@ pub enum Cmd {
         /// The tree's snapshot (default: DATASET's newest backup).
         #[arg(long, value_name = "NAME")]
         snapshot: Option<String>,
+        /// The records of this store id, for the whole tree (default: as a restore of DATASET chooses).
+        #[arg(long, value_name = "ID")]
+        store_id: Option<String>,
+        /// Count datasets whose catalog holds only version 1 records (unsigned).
+        #[arg(long)]
+        v1: bool,
     },
     /// A monitoring plugin (Nagios, Icinga): one line with perfdata; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
     Check {

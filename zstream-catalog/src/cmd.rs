@@ -388,6 +388,8 @@ pub fn run(cmd: Cmd) -> anyhow::Result<()> {
             keys,
             public_key,
             snapshot,
+            store_id,
+            v1,
         } => {
             layout::check_dataset(&dataset).map_err(usage)?;
             if let Some(s) = &snapshot {
@@ -395,16 +397,20 @@ pub fn run(cmd: Cmd) -> anyhow::Result<()> {
             }
             let io = Io::new(open_store(&store)?);
             let key = key_of(&keys, public_key.as_deref())?;
-            let below = format!("{dataset}/");
+            // One store's records for the whole tree, chosen as a restore of DATASET chooses (its own, or a copy
+            // of one other store's): each dataset's restore is then told that id, so that no child falls back to
+            // another store's records on its own (someone who deleted a child's records could copy in another
+            // store's, signed with the same keys).
+            let root = load_for_restore(&io, &dataset, &key, store_id.as_deref())?;
+            let id = store_id
+                .or_else(|| root.backups.first().map(|b| b.store.clone()))
+                .unwrap_or_else(|| io.store.id());
             let mut nodes = Vec::new();
-            for ds in io.datasets()? {
-                // A name listed is not yet a dataset: only one with a valid record counts.
-                if (ds != dataset && !ds.starts_with(&below)) || layout::check_dataset(&ds).is_err()
-                {
-                    continue;
-                }
-                let cat = io.load(&ds, &key, Some(&io.store.id()))?;
-                if !cat.backups.is_empty() {
+            for ds in io.datasets_under(&dataset)? {
+                // A name listed is not yet a dataset: only one with a valid record counts (a version 1 record,
+                // unsigned, only when asked).
+                let cat = io.load(&ds, &key, Some(&id))?;
+                if !cat.backups.is_empty() && (v1 || !cat.v1) {
                     nodes.push(tree::Node {
                         dataset: ds,
                         snapshots: cat.backups.iter().map(|b| b.snapshot.clone()).collect(),
@@ -412,7 +418,9 @@ pub fn run(cmd: Cmd) -> anyhow::Result<()> {
                     });
                 }
             }
-            answer(&tree::tree(&dataset, snapshot.as_deref(), &nodes))
+            let mut out = serde_json::to_value(tree::tree(&dataset, snapshot.as_deref(), &nodes))?;
+            out["store_id"] = id.into();
+            answer(&out)
         }
         Cmd::Check {
             store,

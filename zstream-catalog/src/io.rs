@@ -253,6 +253,29 @@ impl Io {
         ))
     }
 
+    /// DATASET, if CATALOG holds entries of it, and the datasets below it that it holds entries of: two listings
+    /// (`DATASET@`, `DATASET/`), not the whole catalog's.
+    pub fn datasets_under(&self, dataset: &str) -> anyhow::Result<Vec<String>> {
+        let mut out = Vec::new();
+        let below = format!("{}/catalog/{dataset}/", self.store.catalog);
+        for (prefix, max) in [
+            (self.store.catalog_prefix(dataset), MAX_LISTED),
+            (below, MAX_CATALOG_LISTED),
+        ] {
+            out.extend(
+                self.target(&prefix, Use::Prefix)?
+                    .list_at_most(max)
+                    .with_context(|| format!("listing {prefix}"))?
+                    .into_iter()
+                    .filter_map(|e| self.store.parse_entry(&e.name).map(|(ds, _, _)| ds))
+                    .filter(|ds| ds == dataset || ds.starts_with(&format!("{dataset}/"))),
+            );
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
     /// The datasets CATALOG holds entries of.
     pub fn datasets(&self) -> anyhow::Result<Vec<String>> {
         let prefix = format!("{}/catalog/", self.store.catalog);

@@ -52,8 +52,13 @@ pub struct Tree<'a> {
     /// The snapshot asked for, else DATASET's newest; None when DATASET has no backup.
     pub snapshot: Option<&'a str>,
     pub datasets: Vec<Entry<'a>>,
-    /// Every dataset that should be restored has a backup at the snapshot, and every record's children are there.
+    /// DATASET has a backup at the snapshot, so does every dataset that should, and every record's children are
+    /// there.
     pub whole: bool,
+    /// What the restore should say although the tree may be whole: DATASET's record at the snapshot counts no
+    /// children (written before records counted them), so a child whose records were all deleted would go
+    /// unnoticed.
+    pub warnings: Vec<String>,
 }
 
 /// The tree at `snapshot` (default: `dataset`'s newest) of `nodes`, which hold `dataset` and datasets below it.
@@ -70,6 +75,7 @@ pub fn tree<'a>(dataset: &'a str, snapshot: Option<&'a str>, nodes: &'a [Node]) 
             snapshot: None,
             datasets: nodes.iter().map(|n| entry(n, None, None)).collect(),
             whole: false,
+            warnings: Vec::new(),
         };
     };
     let at_snap = |n: &Node| n.snapshots.iter().position(|s| s == snap);
@@ -80,7 +86,17 @@ pub fn tree<'a>(dataset: &'a str, snapshot: Option<&'a str>, nodes: &'a [Node]) 
             found.entry(parent).or_default().push(&n.dataset);
         }
     }
-    let mut whole = true;
+    // The tree is DATASET's: without its backup at the snapshot there is nothing to restore the rest below.
+    let root = nodes.iter().find(|n| n.dataset == dataset);
+    let root_at = root.and_then(|n| at_snap(n).map(|i| &n.children[i]));
+    let mut whole = root_at.is_some();
+    let mut warnings = Vec::new();
+    if let Some(None) = root_at {
+        warnings.push(format!(
+            "{dataset}@{snap}'s record counts no children (written before records counted them): a child whose \
+             records were all deleted would not be noticed"
+        ));
+    }
     let datasets = nodes
         .iter()
         .map(|n| {
@@ -108,6 +124,7 @@ pub fn tree<'a>(dataset: &'a str, snapshot: Option<&'a str>, nodes: &'a [Node]) 
         snapshot: Some(snap),
         datasets,
         whole,
+        warnings,
     }
 }
 
@@ -235,6 +252,32 @@ mod tests {
         let t = tree("tank/home", None, &nodes);
         assert_eq!(at(&t, "tank/home/a").at, Some(At::Missing));
         assert!(!t.whole);
+    }
+
+    #[test]
+    fn a_tree_whose_root_has_no_backup_at_the_snapshot_is_not_whole() {
+        // Every record of the root deleted, or only those at or before the snapshot: its children alone are no
+        // restore of the tree.
+        let nodes = [node("tank/home/a", &[(S1, Some(&[]))])];
+        assert!(!tree("tank/home", Some(S1), &nodes).whole);
+        let nodes = [
+            node("tank/home", &[(S2, Some(&["tank/home/a"]))]),
+            node("tank/home/a", &[(S1, Some(&[])), (S2, Some(&[]))]),
+        ];
+        let t = tree("tank/home", Some(S1), &nodes);
+        assert_eq!(at(&t, "tank/home").at, Some(At::Later));
+        assert!(!t.whole);
+        // No nodes at all, a snapshot asked for: nothing is whole.
+        assert!(!tree("tank/home", Some(S1), &[]).whole);
+    }
+
+    #[test]
+    fn a_root_record_without_children_is_warned_of() {
+        let nodes = [node("tank/home", &[(S1, None), (S2, Some(&[]))])];
+        let t = tree("tank/home", Some(S1), &nodes);
+        assert!(t.whole);
+        assert_eq!(t.warnings.len(), 1, "{:?}", t.warnings);
+        assert!(tree("tank/home", None, &nodes).warnings.is_empty());
     }
 
     #[test]
