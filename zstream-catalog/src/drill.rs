@@ -139,6 +139,7 @@ fn unreadable(ds: &str, store: &Store, why: &str) -> Row {
         state: format!("could not be read: {why}"),
         ok: false,
         readable: false,
+        more: 0,
     }
 }
 

@@ -35,7 +35,19 @@ pub struct Row {
     pub ok: bool,
     /// Its object can be read now (a sample may read it without asking for a restore).
     pub readable: bool,
+    /// A row that stands for this many more objects nothing names, past the ones listed one by one.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub more: u64,
 }
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// The objects nothing names that a dataset's report lists one by one; the rest are one row with their count, so
+/// that objects planted by whoever can write the store cannot make the report (held for every dataset until the
+/// end) as large as their number.
+pub const MAX_ORPHAN_ROWS: usize = 1000;
 
 /// What monitoring needs of a dataset: counts, the newest backup and full, the newest chain, broken links, bytes
 /// by class (README, "Monitoring").
@@ -97,6 +109,7 @@ pub fn verify(i: &VerifyIn) -> Vec<Row> {
         state,
         ok,
         readable: false,
+        more: 0,
     };
     for p in &cat.problems {
         rows.push(row(
@@ -217,6 +230,7 @@ pub fn verify(i: &VerifyIn) -> Vec<Row> {
         }
         rows.push(r);
     }
+    let (mut listed, mut unlisted, mut unlisted_bytes) = (0usize, 0u64, 0u64);
     if let Some(objs) = i.objects {
         for o in objs {
             let snap = o.snapshot.as_deref();
@@ -243,6 +257,14 @@ pub fn verify(i: &VerifyIn) -> Vec<Row> {
                     false,
                 ),
             };
+            if !ok {
+                if listed == MAX_ORPHAN_ROWS {
+                    unlisted += 1;
+                    unlisted_bytes += o.size;
+                    continue;
+                }
+                listed += 1;
+            }
             rows.push(Row {
                 dataset: ds.clone(),
                 snapshot: None,
@@ -254,8 +276,27 @@ pub fn verify(i: &VerifyIn) -> Vec<Row> {
                 state,
                 ok,
                 readable: false,
+                more: 0,
             });
         }
+    }
+    if unlisted > 0 {
+        rows.push(Row {
+            dataset: ds.clone(),
+            snapshot: None,
+            kind: None,
+            class: None,
+            bytes: Some(unlisted_bytes),
+            url: crate::layout::printable(&i.store.data_prefix(ds)),
+            sha256: None,
+            state: format!(
+                "object without a valid record or intent: {unlisted} more, not listed one by one (past \
+                 {MAX_ORPHAN_ROWS}): kept"
+            ),
+            ok: false,
+            readable: false,
+            more: unlisted,
+        });
     }
     rows
 }
@@ -275,7 +316,8 @@ pub fn future(newest: &Backup, now: i64) -> String {
 pub fn orphans(rows: &[Row]) -> usize {
     rows.iter()
         .filter(|r| r.snapshot.is_none() && r.state.starts_with("object without"))
-        .count()
+        .map(|r| if r.more > 0 { r.more as usize } else { 1 })
+        .sum()
 }
 
 /// Healthy: something was checked, and nothing is wrong.
@@ -329,5 +371,36 @@ mod tests {
             r.iter().any(|x| x.state.contains("1h 0m after this clock")),
             "{r:?}"
         );
+    }
+
+    #[test]
+    fn planted_objects_past_the_bound_are_one_row_and_still_counted() {
+        let store = Store::new("s3://b/site", None).unwrap();
+        let cat = Catalog::new("tank/home", vec![], vec![], vec![], vec![], false);
+        let n = MAX_ORPHAN_ROWS + 1500;
+        let objects: Vec<Listed> = (0..n)
+            .map(|k| Listed {
+                snapshot: Some(format!("planted-{k}")),
+                url: format!("s3://b/site/data/tank/home@planted-{k}.zstream"),
+                size: 10,
+                storage_class: "STANDARD".into(),
+            })
+            .collect();
+        let rows = verify(&VerifyIn {
+            store: &store,
+            cat: &cat,
+            objects: Some(&objects),
+            seen: &HashMap::new(),
+            now: 0,
+        });
+        let orphan_rows = rows
+            .iter()
+            .filter(|r| r.state.starts_with("object without"))
+            .count();
+        assert_eq!(orphan_rows, MAX_ORPHAN_ROWS + 1, "{:?}", rows.first());
+        assert_eq!(orphans(&rows), n);
+        let last = rows.last().unwrap();
+        assert_eq!((last.more, last.bytes), (1500, Some(15_000)));
+        assert!(!healthy(&rows));
     }
 }

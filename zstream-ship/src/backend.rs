@@ -88,7 +88,8 @@ pub trait Backend {
     fn list(&self) -> anyhow::Result<Vec<Entry>>;
     /// The objects under this prefix, or an error once there are more than `max`: for a reader that must hold
     /// the listing and must not let whoever can write the prefix decide how much memory that takes. A service
-    /// that lists in pages stops at the page that passes `max`.
+    /// that lists in pages stops at the page that passes `max`, and sends no request per object (an archived
+    /// object's state is "archived" whether or not a restore of it is under way: `stat` tells).
     fn list_at_most(&self, max: usize) -> anyhow::Result<Vec<Entry>> {
         let all = self.list()?;
         within(all.len(), max)?;

@@ -5,9 +5,19 @@ use super::S3Target;
 use crate::aws::err;
 use crate::backend::{rfc3339, Entry, Stale, S3_SHA256};
 
+/// How much a listing says of an archived object's restore.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Heads {
+    /// A HEAD of each archived object (the listing does not say whether a restore is under way): `ls`.
+    Each,
+    /// Its class alone ("archived"): a bounded reader's listing (`list_at_most`), which must not let whoever
+    /// can write the prefix make it send a request per planted object.
+    None,
+}
+
 /// The objects under the target's prefix; an error once there are more than `max` (`Backend::list_at_most`),
 /// checked at each page before its objects are looked at, so memory and requests stay bounded.
-pub async fn list(t: &S3Target, max: usize) -> anyhow::Result<Vec<Entry>> {
+pub async fn list(t: &S3Target, max: usize, heads: Heads) -> anyhow::Result<Vec<Entry>> {
     let mut out = Vec::new();
     let mut pages = t
         .client
@@ -23,7 +33,7 @@ pub async fn list(t: &S3Target, max: usize) -> anyhow::Result<Vec<Entry>> {
             let key = o.key().unwrap_or_default();
             let mut state =
                 State::from_parts(o.storage_class().map(|c| c.as_str().into()).as_ref(), None);
-            if state != State::Available {
+            if state != State::Available && heads == Heads::Each {
                 // The listing does not say whether a restore is under way; a HEAD does.
                 let h = t
                     .client

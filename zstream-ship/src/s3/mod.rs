@@ -112,11 +112,12 @@ impl Backend for S3Target {
     }
 
     fn list(&self) -> anyhow::Result<Vec<Entry>> {
-        self.rt.block_on(admin::list(self, usize::MAX))
+        self.rt
+            .block_on(admin::list(self, usize::MAX, admin::Heads::Each))
     }
 
     fn list_at_most(&self, max: usize) -> anyhow::Result<Vec<Entry>> {
-        self.rt.block_on(admin::list(self, max))
+        self.rt.block_on(admin::list(self, max, admin::Heads::None))
     }
 
     fn remove(&self) -> anyhow::Result<()> {
