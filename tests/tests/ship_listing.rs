@@ -1,0 +1,78 @@
+//! zstream-ship's bounded listing (`Backend::list_at_most`: how zstream-catalog reads a dataset's entries and
+//! objects, at most 100,000 names) on moto's server through the real AWS SDK, with a bound small enough to pass
+//! in a test: it stops at the page that passes the bound, before it holds that page's objects, and sends no
+//! request per object, archived or not (someone who can write the bucket decides how many there are).
+//!
+//! This binary holds one test: it sets the process's AWS environment for the SDK, which no other test may share.
+
+use zstream_ship::app::{backend, Use};
+use zstream_ship::options::Options;
+use zstream_tests::moto::Moto;
+
+#[test]
+fn a_bounded_listing_stops_at_the_page_that_passes_it_and_sends_no_head() {
+    let moto = Moto::start();
+    moto.bucket("listing");
+    for (k, v) in moto.env() {
+        std::env::set_var(k, v);
+    }
+    // 2,001 archived objects: three pages (S3's page is 1,000 names), planted with boto3 as anyone could.
+    let script = format!(
+        "import boto3\n\
+         s3 = boto3.client('s3', endpoint_url='{}', region_name='us-east-1')\n\
+         for i in range(2001):\n    s3.put_object(Bucket='listing', Key='catalog/x/%04d' % i, Body=b'x', StorageClass='DEEP_ARCHIVE')\n",
+        moto.endpoint()
+    );
+    let py = zstream_tests::moto::venv().join("bin/python");
+    let out = std::process::Command::new(&py)
+        .args(["-c", &script])
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e} (scripts/test installs moto's venv)", py.display()));
+    assert!(
+        out.status.success(),
+        "boto3: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let target = backend("s3://listing/catalog/x/", Use::Prefix, &Options::default()).unwrap();
+    let sent = |from: usize| -> Vec<String> { moto.requests()[from..].to_vec() };
+    let pages = |reqs: &[String]| {
+        reqs.iter()
+            .filter(|l| l.contains("\"GET /listing/?list-type=2"))
+            .count()
+    };
+    let before = moto.requests().len();
+    let err = target.list_at_most(1_000).unwrap_err();
+    assert_eq!(
+        zstream_common::exit::code_of(&err),
+        zstream_common::Code::Integrity,
+        "{err:#}"
+    );
+    assert!(
+        format!("{err:#}").contains("more than 1000 names"),
+        "{err:#}"
+    );
+    let refused = sent(before);
+    assert_eq!(
+        pages(&refused),
+        2,
+        "the second page passes the bound: the third is not asked for: {refused:#?}"
+    );
+    assert!(
+        refused.iter().all(|l| !l.contains("\"HEAD ")),
+        "no HEAD: {refused:#?}"
+    );
+
+    let before = moto.requests().len();
+    let all = target.list_at_most(2_001).unwrap();
+    assert_eq!(all.len(), 2_001);
+    assert!(all
+        .iter()
+        .all(|e| e.storage_class == "DEEP_ARCHIVE" && e.restore == "archived"));
+    let listed = sent(before);
+    assert_eq!(pages(&listed), 3, "{listed:#?}");
+    assert!(
+        listed.iter().all(|l| !l.contains("\"HEAD ")),
+        "no HEAD: {listed:#?}"
+    );
+}
