@@ -20,7 +20,10 @@ use zstream_tests::cycle::workspace;
 use zstream_tests::guest::{Guest, LIMIT};
 use zstream_tests::proc::output_within;
 
-/// The .deb of this tree: scripts/package over the binaries the tests run (its cargo build finds them built).
+/// The .deb of this tree: scripts/package over the binaries the tests run, as they are (`--prebuilt`): a cargo
+/// build here would relink them under the tests running beside this one (`cargo build --bins` and `cargo test`
+/// resolve features apart, so each relinks what the other built; a test in another lane once found zstream-ship
+/// missing for that moment).
 fn package(dir: &Path) -> PathBuf {
     let profile_dir = bin("zstream-hash")
         .parent()
@@ -32,10 +35,14 @@ fn package(dir: &Path) -> PathBuf {
         "dev"
     };
     let mut c = Command::new(workspace().join("scripts/package"));
-    c.args(["--profile", profile, "--out"]).arg(dir).env(
-        "CARGO_TARGET_DIR",
-        profile_dir.parent().expect("the target directory"),
-    );
+    c.args(["--profile", profile, "--out"])
+        .arg(dir)
+        .arg("--prebuilt")
+        .arg(&profile_dir)
+        .env(
+            "CARGO_TARGET_DIR",
+            profile_dir.parent().expect("the target directory"),
+        );
     let out = output_within(c, b"", LIMIT, "scripts/package");
     assert!(
         out.status.success(),

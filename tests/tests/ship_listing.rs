@@ -1,13 +1,16 @@
 //! zstream-ship's bounded listing (`Backend::list_at_most`: how zstream-catalog reads a dataset's entries and
 //! objects, at most 100,000 names) on moto's server through the real AWS SDK, with a bound small enough to pass
 //! in a test: it stops at the page that passes the bound, before it holds that page's objects, and sends no
-//! request per object, archived or not (someone who can write the bucket decides how many there are).
+//! request per object, archived or not (someone who can write the bucket decides how many there are); grouped
+//! (`list_groups_at_most`, the catalog's list of datasets) it pages through one name per dataset.
 //!
 //! This binary holds one test: it sets the process's AWS environment for the SDK, which no other test may share.
 
 use zstream_ship::app::{backend, Use};
 use zstream_ship::options::Options;
 use zstream_tests::moto::Moto;
+
+const PREFIX: &str = "s3://listing/catalog/";
 
 #[test]
 fn a_bounded_listing_stops_at_the_page_that_passes_it_and_sends_no_head() {
@@ -16,11 +19,12 @@ fn a_bounded_listing_stops_at_the_page_that_passes_it_and_sends_no_head() {
     for (k, v) in moto.env() {
         std::env::set_var(k, v);
     }
-    // 2,001 archived objects: three pages (S3's page is 1,000 names), planted with boto3 as anyone could.
+    // 2,001 archived objects, entries of three datasets by their names: three pages (S3's page is 1,000 names),
+    // planted with boto3 as anyone could.
     let script = format!(
         "import boto3\n\
          s3 = boto3.client('s3', endpoint_url='{}', region_name='us-east-1')\n\
-         for i in range(2001):\n    s3.put_object(Bucket='listing', Key='catalog/x/%04d' % i, Body=b'x', StorageClass='DEEP_ARCHIVE')\n",
+         for i in range(2001):\n    s3.put_object(Bucket='listing', Key='catalog/d%d@%04d.json' % (i % 3, i), Body=b'x', StorageClass='DEEP_ARCHIVE')\n",
         moto.endpoint()
     );
     let py = zstream_tests::moto::venv().join("bin/python");
@@ -34,7 +38,7 @@ fn a_bounded_listing_stops_at_the_page_that_passes_it_and_sends_no_head() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let target = backend("s3://listing/catalog/x/", Use::Prefix, &Options::default()).unwrap();
+    let target = backend(PREFIX, Use::Prefix, &Options::default()).unwrap();
     let sent = |from: usize| -> Vec<String> { moto.requests()[from..].to_vec() };
     let pages = |reqs: &[String]| {
         reqs.iter()
@@ -74,5 +78,20 @@ fn a_bounded_listing_stops_at_the_page_that_passes_it_and_sends_no_head() {
     assert!(
         listed.iter().all(|l| !l.contains("\"HEAD ")),
         "no HEAD: {listed:#?}"
+    );
+
+    // Grouped at `@` (how zstream-catalog lists the datasets): one name per dataset, from one page.
+    let before = moto.requests().len();
+    let groups = target.list_groups_at_most(PREFIX, '@', 3).unwrap();
+    assert_eq!(
+        groups,
+        ["d0@", "d1@", "d2@"].map(|g| format!("{PREFIX}{g}"))
+    );
+    assert_eq!(pages(&sent(before)), 1, "{:#?}", sent(before));
+    let err = target.list_groups_at_most(PREFIX, '@', 2).unwrap_err();
+    assert_eq!(
+        zstream_common::exit::code_of(&err),
+        zstream_common::Code::Integrity,
+        "{err:#}"
     );
 }

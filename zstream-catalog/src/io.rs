@@ -253,42 +253,44 @@ impl Io {
         ))
     }
 
-    /// DATASET, if CATALOG holds entries of it, and the datasets below it that it holds entries of: two listings
-    /// (`DATASET@`, `DATASET/`), not the whole catalog's.
+    /// DATASET, if CATALOG holds entries of it, and the datasets below it that it holds entries of: one listing
+    /// of the names that begin with DATASET, not the whole catalog.
     pub fn datasets_under(&self, dataset: &str) -> anyhow::Result<Vec<String>> {
-        let mut out = Vec::new();
-        let below = format!("{}/catalog/{dataset}/", self.store.catalog);
-        for (prefix, max) in [
-            (self.store.catalog_prefix(dataset), MAX_LISTED),
-            (below, MAX_CATALOG_LISTED),
-        ] {
-            out.extend(
-                self.target(&prefix, Use::Prefix)?
-                    .list_at_most(max)
-                    .with_context(|| format!("listing {prefix}"))?
-                    .into_iter()
-                    .filter_map(|e| self.store.parse_entry(&e.name).map(|(ds, _, _)| ds))
-                    .filter(|ds| ds == dataset || ds.starts_with(&format!("{dataset}/"))),
-            );
-        }
-        out.sort();
-        out.dedup();
+        let below = format!("{dataset}/");
+        let mut out = self.datasets_in(&format!("{}/catalog/{dataset}", self.store.catalog))?;
+        out.retain(|ds| ds == dataset || ds.starts_with(&below));
         Ok(out)
     }
 
     /// The datasets CATALOG holds entries of.
     pub fn datasets(&self) -> anyhow::Result<Vec<String>> {
-        let prefix = format!("{}/catalog/", self.store.catalog);
+        self.datasets_in(&format!("{}/catalog/", self.store.catalog))
+    }
+
+    /// The datasets with entries under PREFIX (a part of the catalog): one name per dataset from the listing (S3
+    /// lists them so: the bound, MAX_CATALOG_LISTED, counts datasets and stray names, not entries).
+    fn datasets_in(&self, prefix: &str) -> anyhow::Result<Vec<String>> {
+        let catalog = format!("{}/catalog/", self.store.catalog);
         let mut out: Vec<String> = self
-            .target(&prefix, Use::Prefix)?
-            .list_at_most(MAX_CATALOG_LISTED)
-            .with_context(|| format!("listing the catalog {prefix}"))?
+            .groups(prefix, MAX_CATALOG_LISTED)?
             .into_iter()
-            .filter_map(|e| self.store.parse_entry(&e.name).map(|(ds, _, _)| ds))
+            .filter_map(|g| {
+                let ds = g.strip_prefix(&catalog)?.strip_suffix('@')?;
+                crate::layout::check_dataset(ds)
+                    .is_ok()
+                    .then(|| ds.to_string())
+            })
             .collect();
         out.sort();
         out.dedup();
         Ok(out)
+    }
+
+    /// The names under PREFIX grouped at `@` (`Backend::list_groups_at_most`).
+    fn groups(&self, prefix: &str, max: usize) -> anyhow::Result<Vec<String>> {
+        self.target(prefix, Use::Prefix)?
+            .list_groups_at_most(prefix, '@', max)
+            .with_context(|| format!("listing the catalog {prefix}"))
     }
 
     pub fn stat(&self, url: &str) -> anyhow::Result<ShipEntry> {

@@ -74,6 +74,14 @@ pub fn within(n: usize, max: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// NAME cut after the first DELIM that follows PREFIX (whole when there is none).
+pub fn group_of(name: String, prefix: &str, delim: char) -> String {
+    match name.strip_prefix(prefix).and_then(|rest| rest.find(delim)) {
+        Some(i) => name[..prefix.len() + i + delim.len_utf8()].to_string(),
+        None => name,
+    }
+}
+
 pub trait Backend {
     /// Stores everything `input` yields as the object; returns its size. The object appears whole or not at all:
     /// any failure leaves the old object (if any) untouched and no new one. With `Replace::No` an object already
@@ -94,6 +102,26 @@ pub trait Backend {
         let all = self.list()?;
         within(all.len(), max)?;
         Ok(all)
+    }
+    /// The names under `prefix` (the URL this target was opened with) cut after the first `delim` that follows
+    /// it, each once (S3's common prefixes: `…/catalog/tank/home@` for every entry of that dataset), and the
+    /// names without one whole; an error once there are more than `max`. For a reader that needs the groups, not
+    /// every object: S3 groups as it lists, so memory and pages go by groups, not objects.
+    fn list_groups_at_most(
+        &self,
+        prefix: &str,
+        delim: char,
+        max: usize,
+    ) -> anyhow::Result<Vec<String>> {
+        let mut out: Vec<String> = self
+            .list()?
+            .into_iter()
+            .map(|e| group_of(e.name, prefix, delim))
+            .collect();
+        out.sort();
+        out.dedup();
+        within(out.len(), max)?;
+        Ok(out)
     }
     fn remove(&self) -> anyhow::Result<()>;
     /// Makes an archived object readable: asks for a restore unless one is under way or done, and with `wait`

@@ -4,7 +4,7 @@
 //! a whole new one, and a SIGTERM or SIGINT removes the temporary file before the process dies. Temporary files
 //! left by a SIGKILLed put are what `gc` finds.
 
-use crate::backend::{exists, rfc3339, Backend, Entry, Replace, Stale, Stored};
+use crate::backend::{exists, group_of, rfc3339, within, Backend, Entry, Replace, Stale, Stored};
 use anyhow::Context;
 use rustix::fs::{fgetxattr, fsetxattr, XattrFlags};
 use rustix::io::Errno;
@@ -55,14 +55,28 @@ impl FileTarget {
 
     /// Every file below the prefix, with its path relative to the prefix's directory.
     fn walk(&self) -> anyhow::Result<Vec<(String, PathBuf, fs::Metadata)>> {
-        let (dir, start) = self.prefix();
         let mut out = Vec::new();
+        self.walk_each(|name, path, meta| {
+            out.push((name, path, meta));
+            Ok(())
+        })?;
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    /// Each file under the prefix (its name below the prefix's directory, its path, its metadata), in no order,
+    /// holding none of them: `walk` collects, `list_groups_at_most` keeps one name per group.
+    fn walk_each(
+        &self,
+        mut f: impl FnMut(String, PathBuf, fs::Metadata) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let (dir, start) = self.prefix();
         let mut todo = vec![(dir.clone(), String::new())];
         while let Some((d, rel)) = todo.pop() {
             let rd = match fs::read_dir(&d) {
                 Ok(rd) => rd,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound && rel.is_empty() => {
-                    return Ok(out)
+                    return Ok(())
                 }
                 Err(e) => return Err(e).with_context(|| format!("listing {}", d.display())),
             };
@@ -77,12 +91,11 @@ impl FileTarget {
                         todo.push((entry.path(), format!("{name}/")));
                     }
                 } else if meta.is_file() && meant(&name).starts_with(&start) {
-                    out.push((name, entry.path(), meta));
+                    f(name, entry.path(), meta)?;
                 }
             }
         }
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -269,6 +282,23 @@ impl Backend for FileTarget {
             .collect())
     }
 
+    fn list_groups_at_most(
+        &self,
+        prefix: &str,
+        delim: char,
+        max: usize,
+    ) -> anyhow::Result<Vec<String>> {
+        let mut groups = std::collections::BTreeSet::new();
+        self.walk_each(|name, path, m| {
+            if !is_partial(&name) {
+                groups.insert(group_of(entry(&path, &m, None).name, prefix, delim));
+                within(groups.len(), max)?;
+            }
+            Ok(())
+        })?;
+        Ok(groups.into_iter().collect())
+    }
+
     fn read_many(
         &self,
         urls: &[String],
@@ -340,5 +370,37 @@ mod tests {
         assert_eq!(super::meant("pool/.fs@a.zstream-partial.12.x"), "pool/fs@a");
         assert_eq!(super::meant("pool/fs@a"), "pool/fs@a");
         assert_eq!(super::meant(".hidden"), ".hidden");
+    }
+
+    #[test]
+    fn groups_are_one_name_each_cut_after_the_delimiter() {
+        use crate::backend::Backend;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("catalog");
+        std::fs::create_dir_all(root.join("tank/home")).unwrap();
+        for f in [
+            "tank/home@a.json",
+            "tank/home@b.json",
+            "tank/home/x@c.json",
+            "tank/homework@d.json",
+            "stray",
+        ] {
+            std::fs::write(root.join(f), b"{}").unwrap();
+        }
+        let prefix = format!("file://{}/", root.display());
+        let t = super::FileTarget {
+            path: root.join(""),
+        };
+        let groups = t.list_groups_at_most(&prefix, '@', 4).unwrap();
+        let want: Vec<String> = ["stray", "tank/home/x@", "tank/home@", "tank/homework@"]
+            .iter()
+            .map(|g| format!("{prefix}{g}"))
+            .collect();
+        assert_eq!(groups, want);
+        let err = t.list_groups_at_most(&prefix, '@', 3).unwrap_err();
+        assert_eq!(
+            zstream_common::exit::code_of(&err),
+            zstream_common::Code::Integrity
+        );
     }
 }

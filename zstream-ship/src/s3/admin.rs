@@ -65,6 +65,40 @@ pub async fn list(t: &S3Target, max: usize, heads: Heads) -> anyhow::Result<Vec<
     Ok(out)
 }
 
+/// The groups of names under the target's prefix (`Backend::list_groups_at_most`): S3's common prefixes for
+/// `delim`, and the keys without it, as URLs; an error once there are more than `max`, checked at each page.
+pub async fn list_groups(t: &S3Target, delim: char, max: usize) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut pages = t
+        .client
+        .list_objects_v2()
+        .bucket(&t.bucket)
+        .prefix(&t.key)
+        .delimiter(delim.to_string())
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(err(format!("listing {}", t.url(&t.key))))?;
+        let n = page.common_prefixes().len() + page.contents().len();
+        crate::backend::within(out.len().saturating_add(n), max)?;
+        out.extend(
+            page.common_prefixes()
+                .iter()
+                .filter_map(|p| p.prefix())
+                .map(|p| t.url(p)),
+        );
+        out.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| o.key())
+                .map(|k| t.url(k)),
+        );
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
 /// One object by its HEAD, with the checksum S3 stored for it.
 pub async fn stat(t: &S3Target) -> anyhow::Result<Entry> {
     let h = t.head().await?;

@@ -116,6 +116,15 @@ impl Backend for S3Target {
             .block_on(admin::list(self, usize::MAX, admin::Heads::Each))
     }
 
+    fn list_groups_at_most(
+        &self,
+        _prefix: &str,
+        delim: char,
+        max: usize,
+    ) -> anyhow::Result<Vec<String>> {
+        self.rt.block_on(admin::list_groups(self, delim, max))
+    }
+
     fn list_at_most(&self, max: usize) -> anyhow::Result<Vec<Entry>> {
         self.rt.block_on(admin::list(self, max, admin::Heads::None))
     }
