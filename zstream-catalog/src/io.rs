@@ -57,8 +57,8 @@ impl Problems {
 /// longer than that was planted, and is refused rather than held, so that whoever can write the bucket cannot
 /// choose how much memory a run takes (about 300 bytes a name).
 pub const MAX_LISTED: usize = 100_000;
-/// The most names the whole catalog's listing (`datasets`: every dataset's entries) is read for: thousands of
-/// datasets, each with years of entries.
+/// The most names the whole catalog's listing of datasets (`datasets`: one name per dataset, and any stray name) is
+/// read for: a thousand times the thousands of datasets a large site has.
 pub const MAX_CATALOG_LISTED: usize = 2_000_000;
 
 pub struct Io {
