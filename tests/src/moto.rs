@@ -118,6 +118,28 @@ impl Moto {
             .collect()
     }
 
+    /// Runs a Python script with boto3 (moto's own dependency, in its venv) in this server's environment, as
+    /// another AWS client would: `s3` is an S3 client of this server. Panics unless it succeeds.
+    pub fn boto3(&self, script: &str) {
+        let py = venv().join("bin/python");
+        let full = format!(
+            "import boto3\ns3 = boto3.client('s3', endpoint_url='{}', region_name='us-east-1')\n{script}",
+            self.endpoint()
+        );
+        let out = std::process::Command::new(&py)
+            .args(["-c", &full])
+            .envs(self.env())
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("{}: {e} (scripts/test installs moto's venv)", py.display())
+            });
+        assert!(
+            out.status.success(),
+            "boto3: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// A new bucket (moto takes unsigned requests).
     pub fn bucket(&self, name: &str) {
         let r = self.request("PUT", &format!("/{name}"), "");

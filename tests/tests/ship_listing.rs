@@ -21,21 +21,9 @@ fn a_bounded_listing_stops_at_the_page_that_passes_it_and_sends_no_head() {
     }
     // 2,001 archived objects, entries of three datasets by their names: three pages (S3's page is 1,000 names),
     // planted with boto3 as anyone could.
-    let script = format!(
-        "import boto3\n\
-         s3 = boto3.client('s3', endpoint_url='{}', region_name='us-east-1')\n\
-         for i in range(2001):\n    s3.put_object(Bucket='listing', Key='catalog/d%d@%04d.json' % (i % 3, i), Body=b'x', StorageClass='DEEP_ARCHIVE')\n",
-        moto.endpoint()
-    );
-    let py = zstream_tests::moto::venv().join("bin/python");
-    let out = std::process::Command::new(&py)
-        .args(["-c", &script])
-        .output()
-        .unwrap_or_else(|e| panic!("{}: {e} (scripts/test installs moto's venv)", py.display()));
-    assert!(
-        out.status.success(),
-        "boto3: {}",
-        String::from_utf8_lossy(&out.stderr)
+    moto.boto3(
+        "for i in range(2001):\n    s3.put_object(Bucket='listing', Key='catalog/d%d@%04d.json' % (i % 3, i), \
+         Body=b'x', StorageClass='DEEP_ARCHIVE')\n",
     );
 
     let target = backend(PREFIX, Use::Prefix, &Options::default()).unwrap();

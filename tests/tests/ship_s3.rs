@@ -205,24 +205,10 @@ fn objects_of_other_tools_are_checked_by_whatever_checksum_s3_stored() {
     // Another tool: boto3 (moto's own dependency, in its venv), which stores a CRC32 by default and any of S3's
     // algorithms when asked; moto computes and keeps the checksum of what it received.
     let algos = ["CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"];
-    let script = format!(
-        "import boto3\n\
-         s3 = boto3.client('s3', endpoint_url='{}', region_name='us-east-1')\n\
-         data = bytes(i % 251 for i in range(1 << 20))\n\
-         for a in {algos:?}:\n    s3.put_object(Bucket='others', Key=a, Body=data, ChecksumAlgorithm=a)\n",
-        moto.endpoint()
-    );
-    let py = zstream_tests::moto::venv().join("bin/python");
-    let out = std::process::Command::new(&py)
-        .args(["-c", &script])
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .output()
-        .unwrap_or_else(|e| panic!("{}: {e} (scripts/test installs moto's venv)", py.display()));
-    assert!(
-        out.status.success(),
-        "boto3: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    moto.boto3(&format!(
+        "data = bytes(i % 251 for i in range(1 << 20))\n\
+         for a in {algos:?}:\n    s3.put_object(Bucket='others', Key=a, Body=data, ChecksumAlgorithm=a)\n"
+    ));
     let data: Vec<u8> = (0..1u32 << 20).map(|i| (i % 251) as u8).collect();
     let proxy = Proxy::start(
         moto.port,
@@ -273,9 +259,7 @@ fn objects_other_clients_uploaded_in_parts_are_checked_part_by_part() {
     std::fs::write(&file, &data).unwrap();
     let venv = zstream_tests::moto::venv();
     let script = format!(
-        "import boto3\n\
-         from boto3.s3.transfer import TransferConfig\n\
-         s3 = boto3.client('s3', endpoint_url='{endpoint}', region_name='us-east-1')\n\
+        "from boto3.s3.transfer import TransferConfig\n\
          data = open('{file}', 'rb').read()\n\
          parts = TransferConfig(multipart_threshold=8 << 20, multipart_chunksize=8 << 20)\n\
          s3.upload_file('{file}', 'others', 'boto3-default', Config=parts)\n\
@@ -296,7 +280,6 @@ fn objects_other_clients_uploaded_in_parts_are_checked_part_by_part() {
          for o in s3.list_objects_v2(Bucket='others')['Contents']:\n    \
              assert o['ETag'].strip('\"').split('-')[1:], ('not uploaded in parts', o)\n    \
              assert o['Size'] == len(data), o\n",
-        endpoint = moto.endpoint(),
         file = file.display(),
     );
     // The AWS CLI first: the boto3 script then checks that every object was uploaded in parts (its ETag's -N).
@@ -325,21 +308,7 @@ fn objects_other_clients_uploaded_in_parts_are_checked_part_by_part() {
         "aws s3 cp: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = std::process::Command::new(venv.join("bin/python"))
-        .args(["-c", &script])
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "{}: {e} (scripts/test installs moto's venv)",
-                venv.display()
-            )
-        });
-    assert!(
-        out.status.success(),
-        "boto3: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    moto.boto3(&script);
     let corrupt = Proxy::start(
         moto.port,
         Schedule {

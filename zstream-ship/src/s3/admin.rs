@@ -15,17 +15,18 @@ pub enum Heads {
     None,
 }
 
+/// A ListObjectsV2 of the target's prefix.
+fn listing(
+    t: &S3Target,
+) -> aws_sdk_s3::operation::list_objects_v2::builders::ListObjectsV2FluentBuilder {
+    t.client.list_objects_v2().bucket(&t.bucket).prefix(&t.key)
+}
+
 /// The objects under the target's prefix; an error once there are more than `max` (`Backend::list_at_most`),
 /// checked at each page before its objects are looked at, so memory and requests stay bounded.
 pub async fn list(t: &S3Target, max: usize, heads: Heads) -> anyhow::Result<Vec<Entry>> {
     let mut out = Vec::new();
-    let mut pages = t
-        .client
-        .list_objects_v2()
-        .bucket(&t.bucket)
-        .prefix(&t.key)
-        .into_paginator()
-        .send();
+    let mut pages = listing(t).into_paginator().send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(err(format!("listing {}", t.url(&t.key))))?;
         crate::backend::within(out.len().saturating_add(page.contents().len()), max)?;
@@ -69,11 +70,7 @@ pub async fn list(t: &S3Target, max: usize, heads: Heads) -> anyhow::Result<Vec<
 /// `delim`, and the keys without it, as URLs; an error once there are more than `max`, checked at each page.
 pub async fn list_groups(t: &S3Target, delim: char, max: usize) -> anyhow::Result<Vec<String>> {
     let mut out = Vec::new();
-    let mut pages = t
-        .client
-        .list_objects_v2()
-        .bucket(&t.bucket)
-        .prefix(&t.key)
+    let mut pages = listing(t)
         .delimiter(delim.to_string())
         .into_paginator()
         .send();
