@@ -402,8 +402,10 @@ pub fn run(cmd: Cmd) -> anyhow::Result<()> {
             // another store's records on its own (someone who deleted a child's records could copy in another
             // store's, signed with the same keys).
             let root = load_for_restore(&io, &dataset, &key, store_id.as_deref())?;
+            // (Version 1 records name no store: their catalog is this store's.)
             let id = store_id
                 .or_else(|| root.backups.first().map(|b| b.store.clone()))
+                .filter(|id| !id.is_empty())
                 .unwrap_or_else(|| io.store.id());
             let mut nodes = Vec::new();
             for ds in io.datasets_under(&dataset)? {

@@ -253,12 +253,12 @@ impl Io {
         ))
     }
 
-    /// DATASET, if CATALOG holds entries of it, and the datasets below it that it holds entries of: one listing
-    /// of the names that begin with DATASET, not the whole catalog.
+    /// DATASET itself (its catalog, valid or not, is the caller's to load) and the datasets below it that CATALOG
+    /// holds entries of: one listing of `DATASET/`, not the whole catalog. (A prefix that stops inside a name,
+    /// `…/catalog/tank/home`, is a directory to file:// when `tank/home/` exists: it would not see `tank/home@…`.)
     pub fn datasets_under(&self, dataset: &str) -> anyhow::Result<Vec<String>> {
-        let below = format!("{dataset}/");
-        let mut out = self.datasets_in(&format!("{}/catalog/{dataset}", self.store.catalog))?;
-        out.retain(|ds| ds == dataset || ds.starts_with(&below));
+        let mut out = vec![dataset.to_string()];
+        out.extend(self.datasets_in(&format!("{}/catalog/{dataset}/", self.store.catalog))?);
         Ok(out)
     }
 
