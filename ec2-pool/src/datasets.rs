@@ -44,21 +44,18 @@ pub fn receive(ctx: &Ctx, a: ReceiveArgs) -> anyhow::Result<()> {
 pub fn resume_token(ctx: &Ctx, a: ResumeTokenArgs) -> anyhow::Result<()> {
     check_dataset(&a.dataset)?;
     let target = format!("{}/{}", a.name, a.dataset);
-    let out = if a.discard {
-        run_on(
-            ctx,
-            (&a.name, &a.keys),
-            &format!("dropping the partial receive into {target}"),
-            &script::discard_partial(&target),
-        )?
+    let (step, script) = if a.discard {
+        (
+            format!("dropping the partial receive into {target}"),
+            script::discard_partial(&target),
+        )
     } else {
-        run_on(
-            ctx,
-            (&a.name, &a.keys),
-            &format!("reading {target}'s resume token"),
-            &script::resume_token(&target),
-        )?
+        (
+            format!("reading {target}'s resume token"),
+            script::resume_token(&target),
+        )
     };
+    let out = run_on(ctx, (&a.name, &a.keys), &step, &script)?;
     if a.discard {
         say!("the partial receive into {target} was dropped");
         return Ok(());

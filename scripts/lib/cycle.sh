@@ -314,6 +314,14 @@ code_of() {
     esac
 }
 
+# fail_if_target_changed FAILED WHAT: when the stage that failed (first_failed's answer) is zfs receive refusing
+# TARGET as changed since its newest snapshot ("destination ... has been modified"), fails saying how --force
+# discards the change (a restore from S3 and from a pool alike); WHAT begins the message.
+fail_if_target_changed() {
+    { [ "${1% *}" = "zfs receive" ] && grep -q "modified" "$WORK/failed.err"; } || return 0
+    fail "$EX_RUNTIME" "$2$TARGET has changed since its newest snapshot (written to, or only read: with atime=on ZFS counts a read's access time as a change; zfs set atime=off $TARGET keeps reads from doing so); give --force to discard those changes"
+}
+
 # catalog CMD ARGS...: zstream-catalog CMD for this store, its answer (JSON) on stdout, what it says on stderr
 # passed on; a refusal exits the script with the same code and reason.
 catalog() {

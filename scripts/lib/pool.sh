@@ -301,9 +301,7 @@ pool_restore() {
     "${send[@]}" 2>"$WORK/stage.0.err" | zstream-hash --zfs -q 2>"$WORK/stage.1.err" | "${recv[@]}" 2>"$WORK/stage.2.err" \
         && stages=("${PIPESTATUS[@]}") || stages=("${PIPESTATUS[@]}")
     failed=$(first_failed "ec2-pool send" zstream-hash "zfs receive" -- "${stages[@]}")
-    if [ "${failed% *}" = "zfs receive" ] && [ -n "$from" ] && grep -q "modified" "$WORK/failed.err"; then
-        fail "$EX_RUNTIME" "$TARGET has changed since its newest snapshot (written to, or only read: with atime=on ZFS counts a read's access time as a change; zfs set atime=off $TARGET keeps reads from doing so); give --force to discard those changes"
-    fi
+    [ -z "$from" ] || fail_if_target_changed "$failed" ""
     [ -z "$failed" ] || fail "$(code_of "${failed##* }")" "$TARGET@$snap: FAILED at ${failed% *} (exit ${failed##* }; statuses: ${stages[*]})"
     [ "$(zfs get -Hp -o value guid "$TARGET@$snap")" = "$guid" ] || fail "$EX_INTEGRITY" "$TARGET@$snap was received but its guid is not $guid"
     say "$TARGET@$snap: restored from $(pool_name) (guid $guid)"

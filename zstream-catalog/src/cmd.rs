@@ -407,11 +407,11 @@ pub fn run(cmd: Cmd) -> anyhow::Result<()> {
                 .or_else(|| root.backups.first().map(|b| b.store.clone()))
                 .filter(|id| !id.is_empty())
                 .unwrap_or_else(|| io.store.id());
+            // DATASET's catalog is `root` (read with `id`, as every dataset below it is then read).
             let mut nodes = Vec::new();
-            for ds in io.datasets_under(&dataset)? {
+            let mut add = |ds: String, cat: Catalog| {
                 // A name listed is not yet a dataset: only one with a valid record counts (a version 1 record,
                 // unsigned, only when asked).
-                let cat = io.load(&ds, &key, Some(&id))?;
                 if !cat.backups.is_empty() && (v1 || !cat.v1) {
                     nodes.push(tree::Node {
                         dataset: ds,
@@ -419,6 +419,11 @@ pub fn run(cmd: Cmd) -> anyhow::Result<()> {
                         children: cat.backups.iter().map(|b| b.children.clone()).collect(),
                     });
                 }
+            };
+            add(dataset.clone(), root);
+            for ds in io.datasets_below(&dataset)? {
+                let cat = io.load(&ds, &key, Some(&id))?;
+                add(ds, cat);
             }
             let mut out = serde_json::to_value(tree::tree(&dataset, snapshot.as_deref(), &nodes))?;
             out["store_id"] = id.into();

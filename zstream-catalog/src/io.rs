@@ -253,13 +253,11 @@ impl Io {
         ))
     }
 
-    /// DATASET itself (its catalog, valid or not, is the caller's to load) and the datasets below it that CATALOG
-    /// holds entries of: one listing of `DATASET/`, not the whole catalog. (A prefix that stops inside a name,
-    /// `…/catalog/tank/home`, is a directory to file:// when `tank/home/` exists: it would not see `tank/home@…`.)
-    pub fn datasets_under(&self, dataset: &str) -> anyhow::Result<Vec<String>> {
-        let mut out = vec![dataset.to_string()];
-        out.extend(self.datasets_in(&format!("{}/catalog/{dataset}/", self.store.catalog))?);
-        Ok(out)
+    /// The datasets below DATASET that CATALOG holds entries of: one listing of `DATASET/`, not the whole catalog.
+    /// (Not of `…/catalog/DATASET` to take DATASET's own entries too: file:// takes a prefix that stops inside a
+    /// name for the directory of that name when it exists, and would not see `DATASET@…` beside it.)
+    pub fn datasets_below(&self, dataset: &str) -> anyhow::Result<Vec<String>> {
+        self.datasets_in(&format!("{}/catalog/{dataset}/", self.store.catalog))
     }
 
     /// The datasets CATALOG holds entries of.

@@ -63,12 +63,10 @@ pub struct Tree<'a> {
 
 /// The tree at `snapshot` (default: `dataset`'s newest) of `nodes`, which hold `dataset` and datasets below it.
 pub fn tree<'a>(dataset: &'a str, snapshot: Option<&'a str>, nodes: &'a [Node]) -> Tree<'a> {
-    let snapshot = snapshot.or_else(|| {
-        nodes
-            .iter()
-            .find(|n| n.dataset == dataset)
-            .and_then(|n| n.snapshots.last().map(String::as_str))
-    });
+    // The tree is DATASET's: its newest snapshot by default, and without its backup at the snapshot there is
+    // nothing to restore the rest below.
+    let root = nodes.iter().find(|n| n.dataset == dataset);
+    let snapshot = snapshot.or_else(|| root.and_then(|n| n.snapshots.last().map(String::as_str)));
     let Some(snap) = snapshot else {
         return Tree {
             dataset,
@@ -86,8 +84,6 @@ pub fn tree<'a>(dataset: &'a str, snapshot: Option<&'a str>, nodes: &'a [Node]) 
             found.entry(parent).or_default().push(&n.dataset);
         }
     }
-    // The tree is DATASET's: without its backup at the snapshot there is nothing to restore the rest below.
-    let root = nodes.iter().find(|n| n.dataset == dataset);
     let root_at = root.and_then(|n| at_snap(n).map(|i| &n.children[i]));
     let mut whole = root_at.is_some();
     let mut warnings = Vec::new();

@@ -110,10 +110,15 @@ fn meant(name: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// A file's name as a listing gives it.
+fn url_of(path: &Path) -> String {
+    format!("file://{}", path.display())
+}
+
 /// A file as `ls` and `stat` show it.
 fn entry(path: &Path, m: &fs::Metadata, checksum: Option<String>) -> Entry {
     Entry {
-        name: format!("file://{}", path.display()),
+        name: url_of(path),
         size: m.len(),
         storage_class: "FILE".into(),
         restore: "available".into(),
@@ -289,9 +294,9 @@ impl Backend for FileTarget {
         max: usize,
     ) -> anyhow::Result<Vec<String>> {
         let mut groups = std::collections::BTreeSet::new();
-        self.walk_each(|name, path, m| {
+        self.walk_each(|name, path, _| {
             if !is_partial(&name) {
-                groups.insert(group_of(entry(&path, &m, None).name, prefix, delim));
+                groups.insert(group_of(url_of(&path), prefix, delim));
                 within(groups.len(), max)?;
             }
             Ok(())
